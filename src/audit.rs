@@ -1,0 +1,206 @@
+//! Append-only, hash-chained audit log. Every change that matters to money writes its record in
+//! the same transaction as the change. Each school has its own chain (it shards with the school
+//! and schools never wait on each other); installation-wide changes go on the `system` chain.
+//!
+//! `hash = SHA-256(prev_hash ␟ seq ␟ at ␟ actor ␟ action ␟ entity ␟ entity_id ␟ details)`, so
+//! removing, reordering or altering any record breaks every hash after it.
+
+use crate::error::Result;
+use crate::store::{now, Store, Tx};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Chain {
+    System,
+    School(i64),
+}
+
+impl Chain {
+    pub fn key(&self) -> String {
+        match self {
+            Chain::System => "system".into(),
+            Chain::School(id) => format!("school:{id}"),
+        }
+    }
+
+    fn school_id(&self) -> Option<i64> {
+        match self {
+            Chain::System => None,
+            Chain::School(id) => Some(*id),
+        }
+    }
+}
+
+/// One record to append.
+pub struct Entry<'a> {
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub entity: &'a str,
+    pub entity_id: Option<i64>,
+    pub details: serde_json::Value,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn link_hash(
+    prev: &str,
+    seq: i64,
+    at: &str,
+    actor: &str,
+    action: &str,
+    entity: &str,
+    entity_id: Option<i64>,
+    details: &str,
+) -> String {
+    let mut h = Sha256::new();
+    let id = entity_id.map(|i| i.to_string()).unwrap_or_default();
+    for part in [
+        prev,
+        &seq.to_string(),
+        at,
+        actor,
+        action,
+        entity,
+        &id,
+        details,
+    ] {
+        h.update(part.as_bytes());
+        h.update([0x1f]);
+    }
+    hex::encode(h.finalize())
+}
+
+/// Appends `entry` to `chain` inside `tx`. Incrementing the chain head locks it until commit, so
+/// records are chained in commit order.
+pub async fn record(tx: &mut Tx, chain: &Chain, entry: Entry<'_>) -> Result<()> {
+    let key = chain.key();
+    sqlx::query("INSERT INTO audit_chains (chain, seq, head) VALUES ($1, 0, '') ON CONFLICT (chain) DO NOTHING")
+        .bind(&key)
+        .execute(&mut **tx)
+        .await?;
+    let head =
+        sqlx::query("UPDATE audit_chains SET seq = seq + 1 WHERE chain = $1 RETURNING seq, head")
+            .bind(&key)
+            .fetch_one(&mut **tx)
+            .await?;
+    let seq: i64 = head.try_get("seq")?;
+    let prev: String = head.try_get("head")?;
+    let at = now();
+    let details = entry.details.to_string();
+    let hash = link_hash(
+        &prev,
+        seq,
+        &at,
+        entry.actor,
+        entry.action,
+        entry.entity,
+        entry.entity_id,
+        &details,
+    );
+    sqlx::query(
+        "INSERT INTO audit_log (chain, seq, school_id, at, actor, action, entity, entity_id, details, prev_hash, hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(&key)
+    .bind(seq)
+    .bind(chain.school_id())
+    .bind(&at)
+    .bind(entry.actor)
+    .bind(entry.action)
+    .bind(entry.entity)
+    .bind(entry.entity_id)
+    .bind(&details)
+    .bind(&prev)
+    .bind(&hash)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE audit_chains SET head = $1 WHERE chain = $2")
+        .bind(&hash)
+        .bind(&key)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ChainReport {
+    pub chain: String,
+    pub records: i64,
+    /// True when every record's hash matches its content and its predecessor.
+    pub intact: bool,
+    /// The first sequence number whose record does not verify.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_bad_seq: Option<i64>,
+    pub head: String,
+}
+
+/// Recomputes every link of `chain`, in pages so a long chain needs little memory.
+pub async fn verify(store: &Store, chain: &str) -> Result<ChainReport> {
+    let mut prev = String::new();
+    let mut expected_seq = 1i64;
+    let mut records = 0i64;
+    loop {
+        let rows = sqlx::query(
+            "SELECT seq, at, actor, action, entity, entity_id, details, prev_hash, hash FROM audit_log
+             WHERE chain = $1 AND seq >= $2 ORDER BY seq LIMIT 5000",
+        )
+        .bind(chain)
+        .bind(expected_seq)
+        .fetch_all(store.reader())
+        .await?;
+        if rows.is_empty() {
+            break;
+        }
+        for r in rows {
+            let seq: i64 = r.try_get("seq")?;
+            let stored_prev: String = r.try_get("prev_hash")?;
+            let hash: String = r.try_get("hash")?;
+            let recomputed = link_hash(
+                &prev,
+                seq,
+                &r.try_get::<String, _>("at")?,
+                &r.try_get::<String, _>("actor")?,
+                &r.try_get::<String, _>("action")?,
+                &r.try_get::<String, _>("entity")?,
+                r.try_get::<Option<i64>, _>("entity_id")?,
+                &r.try_get::<String, _>("details")?,
+            );
+            if seq != expected_seq || stored_prev != prev || recomputed != hash {
+                return Ok(ChainReport {
+                    chain: chain.into(),
+                    records,
+                    intact: false,
+                    first_bad_seq: Some(expected_seq),
+                    head: prev,
+                });
+            }
+            records += 1;
+            expected_seq += 1;
+            prev = hash;
+        }
+    }
+    // The head must point at the last record, or records were cut off the end.
+    let head: Option<String> = sqlx::query_scalar("SELECT head FROM audit_chains WHERE chain = $1")
+        .bind(chain)
+        .fetch_optional(store.reader())
+        .await?;
+    let intact = head.as_deref().unwrap_or("") == prev;
+    Ok(ChainReport {
+        chain: chain.into(),
+        records,
+        intact,
+        first_bad_seq: if intact { None } else { Some(expected_seq) },
+        head: prev,
+    })
+}
+
+/// Every chain's key, for a full verification.
+pub async fn chains(store: &Store) -> Result<Vec<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT chain FROM audit_chains ORDER BY chain")
+            .fetch_all(store.reader())
+            .await?,
+    )
+}

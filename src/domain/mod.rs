@@ -1,0 +1,10 @@
+//! Pure types and rules: no I/O, no async, no SQL, no HTTP.
+
+pub mod access;
+pub mod catalog;
+pub mod code;
+pub mod import;
+pub mod invoice;
+pub mod money;
+pub mod period;
+pub mod text;

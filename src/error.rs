@@ -1,0 +1,154 @@
+//! One error type for the library, and the one place that turns it into an HTTP status and a
+//! `{"error":{"code","message"}}` body. Internals are logged, never sent.
+
+use crate::domain::import::{ImportError, RowError};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("a bearer API token is required")]
+    Unauthenticated,
+    #[error("this role may not do that")]
+    Forbidden,
+    /// Also answers for objects outside the caller's scope, so their existence does not leak.
+    #[error("{what} not found")]
+    NotFound {
+        code: &'static str,
+        what: &'static str,
+    },
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("the request body is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("{message}")]
+    UnsupportedMediaType { message: String },
+    #[error(transparent)]
+    Import(#[from] ImportError),
+    #[error("database error")]
+    Db(#[from] sqlx::Error),
+    #[error("migration error")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(code: &'static str, what: &'static str) -> Self {
+        Self::NotFound { code, what }
+    }
+
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Error::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            Error::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            Error::NotFound { code, .. } => (StatusCode::NOT_FOUND, code),
+            Error::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+            Error::Invalid { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
+            Error::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
+            Error::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            Error::UnsupportedMediaType { .. } => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            Error::Import(e) => match e {
+                ImportError::Empty => (StatusCode::UNPROCESSABLE_ENTITY, "import_empty"),
+                ImportError::Encoding { .. } => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "import_encoding")
+                }
+                ImportError::Header(_) => (StatusCode::UNPROCESSABLE_ENTITY, "import_header"),
+                ImportError::TooManyRows => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "import_too_many_rows")
+                }
+                ImportError::Rows(_) => (StatusCode::UNPROCESSABLE_ENTITY, "import_rejected"),
+            },
+            // A unique key another request won a race for is a conflict, not a failure.
+            Error::Db(sqlx::Error::Database(d)) if d.is_unique_violation() => {
+                (StatusCode::CONFLICT, "conflict")
+            }
+            Error::Db(sqlx::Error::PoolTimedOut) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            Error::Db(_) | Error::Migrate(_) | Error::Internal(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+        }
+    }
+
+    fn public_message(&self) -> String {
+        match self {
+            Error::Db(sqlx::Error::Database(d)) if d.is_unique_violation() => {
+                "the request conflicts with a record another request created; retry".into()
+            }
+            Error::Db(sqlx::Error::PoolTimedOut) => "the service is busy; retry shortly".into(),
+            Error::Db(_) | Error::Migrate(_) | Error::Internal(_) => {
+                "internal error; it has been logged".into()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable, stable: e.g. `invoice_not_found`, `import_rejected`.
+    pub code: String,
+    /// For people; may change.
+    pub message: String,
+    /// For `import_rejected`: every bad row with its line number and reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows: Option<Vec<RowError>>,
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if status.is_server_error() {
+            tracing::error!(error = ?self, "request failed");
+        }
+        let rows = match &self {
+            Error::Import(ImportError::Rows(rows)) => Some(rows.clone()),
+            _ => None,
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: code.to_string(),
+                message: self.public_message(),
+                rows,
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}

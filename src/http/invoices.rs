@@ -1,0 +1,347 @@
+//! Invoices: issue, import, read, list, void; look up by payment code.
+
+use super::extract::{require, ApiBytes, ApiJson, ApiPath, ApiQuery, BodyLimit, BILLERS, READERS};
+use super::{AppState, List};
+use crate::domain::access::Caller;
+use crate::domain::code::PaymentCode;
+use crate::domain::import::parse_date;
+use crate::domain::invoice::LineRequest;
+use crate::domain::money::Vnd;
+use crate::domain::period::Period;
+use crate::domain::text::{clean_text, identifier};
+use crate::error::{Error, ErrorBody, Result};
+use crate::store::invoices::{ImportSummary, Invoice, InvoiceFilter, InvoiceStatus, NewInvoice};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::Json;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Deserializer};
+use std::str::FromStr;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Import files may be large: 100,000 lines are about 12 MB.
+pub const IMPORT_LIMIT: usize = 64 * 1024 * 1024;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    let import = OpenApiRouter::new()
+        .routes(routes!(import_invoices))
+        .layer(axum::Extension(BodyLimit(IMPORT_LIMIT)))
+        .layer(DefaultBodyLimit::max(IMPORT_LIMIT));
+    OpenApiRouter::new()
+        .routes(routes!(create_invoice, list_invoices))
+        .routes(routes!(get_invoice))
+        .routes(routes!(void_invoice))
+        .routes(routes!(invoice_by_code))
+        .merge(import)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LineIn {
+    Charge(ChargeIn),
+    Reduction(ReductionIn),
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChargeIn {
+    pub item_code: String,
+    /// Whole đồng, more than 0.
+    #[schema(value_type = i64)]
+    pub amount: Vnd,
+    /// Defaults to the item's name.
+    pub description: Option<String>,
+    /// Required to bill above the item's cap; recorded and shown to auditors.
+    pub cap_override_reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReductionIn {
+    /// The charged item this reduction applies to.
+    pub item_code: String,
+    /// Percent of that line: an integer (`70`) or a decimal string (`"33.33"`).
+    #[schema(value_type = String, example = "70")]
+    #[serde(deserialize_with = "percent")]
+    pub percent: Decimal,
+    /// The policy group, e.g. "Hộ nghèo".
+    pub policy_group: String,
+    /// Reference to the evidence, e.g. the decision number.
+    pub evidence_ref: String,
+}
+
+/// Integers or decimal strings; a JSON float would be rounded by the parser before we saw it.
+fn percent<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Decimal, D::Error> {
+    use serde::de::Error as _;
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Number(n) if n.is_u64() || n.is_i64() => {
+            Ok(Decimal::from(n.as_i64().unwrap_or(i64::MAX)))
+        }
+        serde_json::Value::String(s) => Decimal::from_str(s.trim())
+            .map_err(|_| D::Error::custom("percent is a number such as \"33.33\"")),
+        _ => Err(D::Error::custom(
+            "percent is an integer or a decimal string such as \"33.33\"",
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateInvoice {
+    pub student_id: i64,
+    /// `YYYY-MM`.
+    #[schema(example = "2025-09")]
+    pub period: String,
+    /// `YYYY-MM-DD`.
+    #[schema(example = "2025-09-15")]
+    pub due_date: String,
+    /// The school's own reference. Sending the same reference and content again returns the
+    /// existing invoice (200); different content is a 409.
+    pub external_ref: Option<String>,
+    /// The voided invoice this one reissues.
+    pub replaces_invoice_id: Option<i64>,
+    pub lines: Vec<LineIn>,
+}
+
+#[utoipa::path(post, path = "/api/v1/schools/{school_id}/invoices", tag = "invoices", security(("bearer" = [])),
+    params(("school_id" = i64, Path)), request_body = CreateInvoice,
+    responses((status = 201, description = "Issued", body = Invoice), (status = 200, description = "Already issued with this external_ref and content", body = Invoice),
+        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_invoice(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(school_id): ApiPath<i64>,
+    ApiJson(body): ApiJson<CreateInvoice>,
+) -> Result<(StatusCode, Json<Invoice>)> {
+    require(&caller, BILLERS)?;
+    let school = st.store.school_in_scope(&caller, school_id).await?;
+    let period =
+        Period::parse(&body.period).map_err(|e| Error::invalid("invalid_period", e.to_string()))?;
+    let due_date = parse_date(&body.due_date)
+        .ok_or_else(|| Error::invalid("invalid_due_date", "due_date is written YYYY-MM-DD"))?;
+    let external_ref = body
+        .external_ref
+        .as_deref()
+        .map(|r| identifier(r, "external_ref", 64))
+        .transpose()
+        .map_err(|e| Error::invalid("invalid_external_ref", e.to_string()))?;
+    let catalog = st
+        .store
+        .school_catalog(school.id, school.department_id)
+        .await?;
+    let mut lines = Vec::with_capacity(body.lines.len());
+    for (i, l) in body.lines.into_iter().enumerate() {
+        let item_code = |c: &str| {
+            identifier(c, "item_code", 32)
+                .map_err(|e| Error::invalid("invalid_lines", format!("line {}: {e}", i + 1)))
+        };
+        lines.push(match l {
+            LineIn::Charge(c) => {
+                let code = item_code(&c.item_code)?;
+                let item = catalog.get(&code).cloned().ok_or_else(|| {
+                    Error::invalid(
+                        "unknown_fee_item",
+                        format!("line {}: item {code} is not in the school's catalog", i + 1),
+                    )
+                })?;
+                LineRequest::Charge {
+                    item,
+                    amount: c.amount,
+                    description: c.description,
+                    cap_override_reason: c.cap_override_reason,
+                }
+            }
+            LineIn::Reduction(r) => LineRequest::Reduction {
+                item_code: item_code(&r.item_code)?,
+                percent: r.percent,
+                policy_group: r.policy_group,
+                evidence_ref: r.evidence_ref,
+            },
+        });
+    }
+    let req = NewInvoice {
+        student_id: body.student_id,
+        period,
+        due_date,
+        external_ref,
+        replaces_invoice_id: body.replaces_invoice_id,
+        lines,
+    };
+    let (invoice, created) = st
+        .store
+        .create_invoice(&caller.actor(), &school, req)
+        .await?;
+    Ok((
+        if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        Json(invoice),
+    ))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct InvoiceQuery {
+    /// `open` or `void`.
+    pub status: Option<String>,
+    /// `YYYY-MM`.
+    pub period: Option<String>,
+    pub class: Option<String>,
+    pub student_id: Option<i64>,
+    /// `true`: only invoices with a line billed above its item's cap.
+    pub above_cap: Option<bool>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/schools/{school_id}/invoices", tag = "invoices", security(("bearer" = [])),
+    params(("school_id" = i64, Path), InvoiceQuery),
+    responses((status = 200, body = List<Invoice>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn list_invoices(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(school_id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<InvoiceQuery>,
+) -> Result<Json<List<Invoice>>> {
+    require(&caller, READERS)?;
+    let school = st.store.school_in_scope(&caller, school_id).await?;
+    let bad = |code: &'static str, message: String| Error::BadRequest { code, message };
+    let status = match q.status.as_deref() {
+        None => None,
+        Some("open") => Some(InvoiceStatus::Open),
+        Some("void") => Some(InvoiceStatus::Void),
+        Some(_) => return Err(bad("invalid_status", "status is open or void".into())),
+    };
+    let period = q
+        .period
+        .as_deref()
+        .map(Period::parse)
+        .transpose()
+        .map_err(|e| bad("invalid_period", e.to_string()))?;
+    let class_name = q
+        .class
+        .as_deref()
+        .map(|c| clean_text(c, "class", 32))
+        .transpose()
+        .map_err(|e| bad("invalid_class", e.to_string()))?;
+    let filter = InvoiceFilter {
+        status,
+        period: period.map(|p| p.to_string()),
+        class_name,
+        student_id: q.student_id,
+        above_cap: q.above_cap,
+    };
+    let page = super::extract::page(q.limit, &q.cursor)?;
+    Ok(Json(
+        st.store
+            .list_invoices(school.id, &filter, page)
+            .await?
+            .into(),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/schools/{school_id}/invoices/{invoice_id}", tag = "invoices", security(("bearer" = [])),
+    params(("school_id" = i64, Path), ("invoice_id" = i64, Path)),
+    responses((status = 200, body = Invoice), (status = 404, body = ErrorBody)))]
+async fn get_invoice(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath((school_id, id)): ApiPath<(i64, i64)>,
+) -> Result<Json<Invoice>> {
+    require(&caller, READERS)?;
+    let school = st.store.school_in_scope(&caller, school_id).await?;
+    Ok(Json(st.store.invoice_in_school(school.id, id).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VoidInvoice {
+    /// Why the invoice is voided; kept with it and in the audit log.
+    pub reason: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/schools/{school_id}/invoices/{invoice_id}/void", tag = "invoices", security(("bearer" = [])),
+    params(("school_id" = i64, Path), ("invoice_id" = i64, Path)), request_body = VoidInvoice,
+    responses((status = 200, body = Invoice), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn void_invoice(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath((school_id, id)): ApiPath<(i64, i64)>,
+    ApiJson(body): ApiJson<VoidInvoice>,
+) -> Result<Json<Invoice>> {
+    require(&caller, BILLERS)?;
+    let school = st.store.school_in_scope(&caller, school_id).await?;
+    let reason = clean_text(&body.reason, "reason", 500)
+        .map_err(|e| Error::invalid("invalid_reason", e.to_string()))?;
+    Ok(Json(
+        st.store
+            .void_invoice(&caller.actor(), school.id, id, &reason)
+            .await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/schools/{school_id}/invoices/import", tag = "invoices", security(("bearer" = [])),
+    params(("school_id" = i64, Path)),
+    request_body(content = String, content_type = "text/csv", description = "UTF-8 CSV, one row per invoice line; columns in the README"),
+    responses((status = 201, description = "Imported", body = ImportSummary), (status = 200, description = "Nothing new: every invoice was already imported", body = ImportSummary),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, description = "Rejected whole; every bad row listed", body = ErrorBody)))]
+async fn import_invoices(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(school_id): ApiPath<i64>,
+    headers: HeaderMap,
+    ApiBytes(body): ApiBytes,
+) -> Result<(StatusCode, Json<ImportSummary>)> {
+    require(&caller, BILLERS)?;
+    let school = st.store.school_in_scope(&caller, school_id).await?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("multipart/") || content_type.starts_with("application/json") {
+        return Err(Error::UnsupportedMediaType {
+            message: "send the CSV file itself as the body, with Content-Type: text/csv (curl --data-binary @file.csv)".into(),
+        });
+    }
+    let summary = st
+        .store
+        .import_invoices(&caller.actor(), &school, &body, &|_| {})
+        .await?;
+    let status = if summary.invoices_created > 0
+        || summary.students_created > 0
+        || summary.students_updated > 0
+    {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(summary)))
+}
+
+#[utoipa::path(get, path = "/api/v1/payment-codes/{code}", tag = "invoices", security(("bearer" = [])),
+    params(("code" = String, Path, description = "A payment code, as written in a memo (case, spaces and dashes do not matter)")),
+    responses((status = 200, body = Invoice), (status = 404, body = ErrorBody), (status = 422, description = "Malformed, or the check character is wrong", body = ErrorBody)))]
+async fn invoice_by_code(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(code): ApiPath<String>,
+) -> Result<Json<Invoice>> {
+    require(&caller, READERS)?;
+    let code = PaymentCode::parse(&code)
+        .map_err(|e| Error::invalid("invalid_payment_code", e.to_string()))?;
+    let (id, school_id) = st
+        .store
+        .invoice_by_code(&code)
+        .await?
+        .ok_or(Error::not_found("invoice_not_found", "invoice"))?;
+    let school = st
+        .store
+        .school_in_scope(&caller, school_id)
+        .await
+        .map_err(|_| Error::not_found("invoice_not_found", "invoice"))?;
+    Ok(Json(st.store.invoice_in_school(school.id, id).await?))
+}

@@ -1,0 +1,11 @@
+//! feerecon: school-fee payments in Vietnam, reconciled to the đồng, with cash on an equal
+//! footing and every transaction fee itemised.
+
+pub mod audit;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod store;
+
+pub use http::{app, AppState};

@@ -1,0 +1,314 @@
+//! The `feerecon` command: the HTTP service and the tools an administrator or accountant runs.
+
+use anyhow::{anyhow, bail, Context};
+use clap::{Parser, Subcommand};
+use feerecon::audit;
+use feerecon::config::{DbConfig, LogFormat, ServeConfig};
+use feerecon::domain::access::{Role, Scope};
+use feerecon::store::invoices::ImportProgress;
+use feerecon::store::Store;
+use feerecon::{app, AppState};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "feerecon",
+    version,
+    about = "School-fee payments reconciled to the đồng; cash on an equal footing; every fee itemised."
+)]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Without a command, `feerecon` serves.
+    #[command(flatten)]
+    serve: ServeConfig,
+    #[command(flatten)]
+    db: DbConfig,
+    /// Log format.
+    #[arg(
+        long = "log-format",
+        env = "FEERECON_LOG_FORMAT",
+        default_value = "text",
+        global = true
+    )]
+    log_format: LogFormat,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP service (the default).
+    Serve(ServeConfig),
+    /// Apply database migrations and exit (serve also applies them at start).
+    Migrate,
+    /// Import data from a file.
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Recompute every audit chain and report whether it is intact.
+    VerifyAudit,
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// Invoices from a CSV file, one row per invoice line (columns in the README). All or nothing.
+    Invoices {
+        file: PathBuf,
+        /// The school's code.
+        #[arg(long)]
+        school: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it once.
+    Create {
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// School code, for accountant and cashier tokens.
+        #[arg(long)]
+        school: Option<String>,
+        /// Department code, for auditor tokens.
+        #[arg(long)]
+        department: Option<String>,
+        #[arg(long)]
+        label: String,
+    },
+    /// List tokens (never the tokens themselves).
+    List,
+    /// Revoke a token by id.
+    Revoke { id: i64 },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::from_db(s).ok_or_else(|| "role is admin, accountant, cashier or auditor".into())
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    let db_url = cli.db.database_url.clone();
+    match cli.command {
+        None => serve(cli.serve, &db_url).await,
+        Some(Command::Serve(cfg)) => serve(cfg, &db_url).await,
+        Some(Command::Migrate) => {
+            open(&db_url).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Some(Command::Import(ImportCommand::Invoices { file, school })) => {
+            import_invoices(&db_url, &file, &school).await
+        }
+        Some(Command::Token(cmd)) => token(&db_url, cmd).await,
+        Some(Command::VerifyAudit) => verify_audit(&db_url).await,
+    }
+}
+
+async fn open(db_url: &str) -> anyhow::Result<Store> {
+    let store = Store::connect(db_url)
+        .await
+        .with_context(|| "while connecting to DATABASE_URL")?;
+    store.migrate().await.context("while applying migrations")?;
+    Ok(store)
+}
+
+async fn serve(cfg: ServeConfig, db_url: &str) -> anyhow::Result<()> {
+    cfg.validate().map_err(|e| anyhow!(e))?;
+    let store = open(db_url).await?;
+    if let Some(token) = store.bootstrap_admin(cfg.admin_token.as_deref()).await? {
+        // Printed once, to the terminal, never to the log.
+        println!("First start: an admin API token was created. Keep it; it is not shown again:\n\n    {token}\n");
+    }
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("while binding {}", cfg.listen))?;
+    tracing::info!(listen = %listener.local_addr()?, backend = ?store.backend(), "feerecon listening");
+    axum::serve(listener, app(AppState::new(store.clone())))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+async fn import_invoices(db_url: &str, file: &PathBuf, school_code: &str) -> anyhow::Result<()> {
+    let store = open(db_url).await?;
+    let school = store
+        .school_by_code(&school_code.trim().to_ascii_uppercase())
+        .await
+        .map_err(|_| anyhow!("no school with code {school_code}"))?;
+    let bytes = std::fs::read(file).with_context(|| format!("while reading {}", file.display()))?;
+    let bar = ProgressBar::new_spinner().with_message("reading");
+    let progress = {
+        let bar = bar.clone();
+        move |p: ImportProgress| match p {
+            ImportProgress::Parsed { rows } => {
+                bar.set_message(format!("{rows} rows read; checking"))
+            }
+            ImportProgress::Written { invoices, of } => {
+                if bar.length() != Some(of) {
+                    bar.set_length(of);
+                    bar.set_style(
+                        ProgressStyle::with_template(
+                            "{bar:40} {pos}/{len} invoices written ({per_sec})",
+                        )
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                    );
+                }
+                bar.set_position(invoices);
+            }
+        }
+    };
+    let result = store
+        .import_invoices("cli", &school, &bytes, &progress)
+        .await;
+    bar.finish_and_clear();
+    match result {
+        Ok(s) => {
+            println!(
+                "{} rows: {} invoices created, {} already imported, {} students created, {} updated (file sha256 {})",
+                s.rows, s.invoices_created, s.invoices_unchanged, s.students_created, s.students_updated, s.file_sha256
+            );
+            Ok(())
+        }
+        Err(feerecon::error::Error::Import(feerecon::domain::import::ImportError::Rows(rows))) => {
+            eprintln!("Nothing was imported. Fix these rows and import the file again:");
+            for r in &rows {
+                eprintln!(
+                    "  line {}{}: {}",
+                    r.line,
+                    r.column
+                        .as_ref()
+                        .map(|c| format!(" ({c})"))
+                        .unwrap_or_default(),
+                    r.message
+                );
+            }
+            bail!("{} row problem(s)", rows.len())
+        }
+        Err(e) => Err(anyhow!(e.to_string())),
+    }
+}
+
+async fn token(db_url: &str, cmd: TokenCommand) -> anyhow::Result<()> {
+    let store = open(db_url).await?;
+    match cmd {
+        TokenCommand::Create {
+            role,
+            school,
+            department,
+            label,
+        } => {
+            let scope = match (role, school, department) {
+                (Role::Admin, None, None) => Scope::All,
+                (Role::Accountant | Role::Cashier, Some(code), None) => {
+                    Scope::School(store.school_by_code(&code.to_ascii_uppercase()).await.map_err(|_| anyhow!("no school with code {code}"))?.id)
+                }
+                (Role::Auditor, None, Some(code)) => {
+                    let id = store.department_id_by_code(&code.to_ascii_uppercase()).await?.ok_or_else(|| anyhow!("no department with code {code}"))?;
+                    Scope::Department(id)
+                }
+                _ => bail!("admin takes neither --school nor --department; accountant and cashier take --school; auditor takes --department"),
+            };
+            let (info, token) = store
+                .create_token("cli", role, scope, label.trim())
+                .await
+                .map_err(|e| anyhow!(e.to_string()))?;
+            println!(
+                "token {} ({}) created. Keep it; it is not shown again:\n\n    {token}\n",
+                info.id,
+                role.as_str()
+            );
+        }
+        TokenCommand::List => {
+            for t in store.list_tokens().await? {
+                let scope = match (t.school_id, t.department_id) {
+                    (Some(s), _) => format!("school {s}"),
+                    (None, Some(d)) => format!("department {d}"),
+                    (None, None) => "all".into(),
+                };
+                let state = t
+                    .revoked_at
+                    .as_deref()
+                    .map(|r| format!("revoked {r}"))
+                    .unwrap_or_else(|| "active".into());
+                println!(
+                    "{:>5}  {:<10}  {:<16}  {}  ({state})",
+                    t.id,
+                    t.role.as_str(),
+                    scope,
+                    t.label
+                );
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            store
+                .revoke_token("cli", id)
+                .await
+                .map_err(|e| anyhow!(e.to_string()))?;
+            println!("token {id} revoked");
+        }
+    }
+    Ok(())
+}
+
+async fn verify_audit(db_url: &str) -> anyhow::Result<()> {
+    let store = open(db_url).await?;
+    let mut broken = 0;
+    for chain in audit::chains(&store).await? {
+        let r = audit::verify(&store, &chain).await?;
+        if r.intact {
+            println!("{:<16} {:>8} records  intact", r.chain, r.records);
+        } else {
+            broken += 1;
+            println!(
+                "{:<16} {:>8} records  BROKEN at seq {}",
+                r.chain,
+                r.records,
+                r.first_bad_seq.unwrap_or_default()
+            );
+        }
+    }
+    if broken > 0 {
+        bail!("{broken} audit chain(s) do not verify");
+    }
+    Ok(())
+}

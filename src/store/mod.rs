@@ -1,0 +1,242 @@
+//! The only module that speaks SQL. One API over SQLite and PostgreSQL through `sqlx::Any`:
+//! the queries are written once in SQL both accept (`$n` placeholders, `RETURNING`,
+//! `ON CONFLICT`), money is BIGINT, times are fixed-width UTC text; the two migration folders
+//! differ only in dialect (identity columns, booleans, triggers).
+
+pub mod catalog;
+pub mod invoices;
+pub mod org;
+pub mod students;
+pub mod tokens;
+
+use crate::error::{Error, Result};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Row};
+use std::str::FromStr;
+use std::time::Duration;
+
+pub type Tx = sqlx::Transaction<'static, Any>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Clone)]
+pub struct Store {
+    /// Reads. On PostgreSQL the same pool as `writer`.
+    reader: AnyPool,
+    /// Writes. On SQLite a single connection: SQLite has one writer at a time anyway, and
+    /// queueing in the pool instead of in `busy_timeout` avoids lock-upgrade deadlocks.
+    writer: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://path` or `postgres://…`), creating a SQLite file and its
+    /// folder if missing.
+    pub async fn connect(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        if url.starts_with("sqlite:") {
+            Self::connect_sqlite(url).await
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let opts = AnyConnectOptions::from_str(url)?;
+            let pool = AnyPoolOptions::new()
+                .max_connections(32)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(opts)
+                .await?;
+            Ok(Self {
+                reader: pool.clone(),
+                writer: pool,
+                backend: Backend::Postgres,
+            })
+        } else {
+            Err(Error::Internal(
+                "DATABASE_URL must start with sqlite:// or postgres://".into(),
+            ))
+        }
+    }
+
+    async fn connect_sqlite(url: &str) -> Result<Self> {
+        let path = url
+            .trim_start_matches("sqlite://")
+            .trim_start_matches("sqlite:");
+        let path = path.split('?').next().unwrap_or_default();
+        if path != ":memory:" {
+            if let Some(dir) = std::path::Path::new(path)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    Error::Internal(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+        }
+        let url = if url.contains('?') {
+            url.to_string()
+        } else {
+            format!("{url}?mode=rwc")
+        };
+        let opts = AnyConnectOptions::from_str(&url)?;
+        let writer = AnyPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(sqlite_pragmas)
+            .connect_with(opts.clone())
+            .await?;
+        let reader = AnyPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(sqlite_pragmas)
+            .connect_with(opts)
+            .await?;
+        Ok(Self {
+            reader,
+            writer,
+            backend: Backend::Sqlite,
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn migrate(&self) -> Result<()> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&self.writer).await?;
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(self.writer.begin().await?)
+    }
+
+    pub(crate) fn reader(&self) -> &AnyPool {
+        &self.reader
+    }
+
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+fn sqlite_pragmas(
+    conn: &mut sqlx::AnyConnection,
+    _meta: sqlx::pool::PoolConnectionMetadata,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = std::result::Result<(), sqlx::Error>> + Send + '_>,
+> {
+    Box::pin(async move {
+        for pragma in [
+            "PRAGMA journal_mode = WAL",
+            "PRAGMA synchronous = NORMAL",
+            "PRAGMA busy_timeout = 10000",
+            "PRAGMA foreign_keys = ON",
+        ] {
+            sqlx::query(pragma).execute(&mut *conn).await?;
+        }
+        Ok(())
+    })
+}
+
+/// Now, as stored: fixed-width UTC RFC 3339 with microseconds, so text order is time order.
+pub fn now() -> String {
+    format_time(chrono::Utc::now())
+}
+
+pub fn format_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+/// Booleans come back as BOOLEAN from PostgreSQL and as INTEGER from SQLite.
+pub(crate) fn get_bool(row: &AnyRow, col: &str) -> Result<bool> {
+    match row.try_get::<bool, _>(col) {
+        Ok(b) => Ok(b),
+        Err(_) => Ok(row.try_get::<i64, _>(col)? != 0),
+    }
+}
+
+/// `($1,$2,$3),($4,$5,$6)…` for a multi-row insert of `rows` rows of `cols` columns.
+/// (`QueryBuilder<Any>` writes `?`, which PostgreSQL does not accept.)
+pub(crate) fn values_placeholders(rows: usize, cols: usize) -> String {
+    let mut s = String::with_capacity(rows * cols * 5);
+    let mut n = 0;
+    for r in 0..rows {
+        if r > 0 {
+            s.push(',');
+        }
+        s.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                s.push(',');
+            }
+            n += 1;
+            s.push('$');
+            s.push_str(&n.to_string());
+        }
+        s.push(')');
+    }
+    s
+}
+
+/// Keyset pagination: ids are increasing, the cursor is the last id seen.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub after: i64,
+    pub limit: i64,
+}
+
+impl Page {
+    pub const DEFAULT_LIMIT: i64 = 50;
+    pub const MAX_LIMIT: i64 = 500;
+}
+
+/// A page of results and the cursor for the next one.
+pub fn paginate<T>(
+    mut items: Vec<T>,
+    page: Page,
+    id: impl Fn(&T) -> i64,
+) -> (Vec<T>, Option<String>) {
+    let more = items.len() as i64 > page.limit;
+    if more {
+        items.truncate(page.limit as usize);
+    }
+    let next = if more {
+        items.last().map(|t| id(t).to_string())
+    } else {
+        None
+    };
+    (items, next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_number_across_rows() {
+        assert_eq!(values_placeholders(2, 3), "($1,$2,$3),($4,$5,$6)");
+    }
+
+    #[test]
+    fn times_sort_as_text() {
+        let a = chrono::DateTime::from_timestamp(1_700_000_000, 5_000).unwrap();
+        let b = chrono::DateTime::from_timestamp(1_700_000_000, 50_000).unwrap();
+        assert!(format_time(a) < format_time(b));
+        assert_eq!(format_time(a), "2023-11-14T22:13:20.000005Z");
+    }
+}

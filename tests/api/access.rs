@@ -1,0 +1,110 @@
+//! Tokens, roles and scopes: 401 without or with a wrong token, 403 for a role that may not,
+//! 404 for what is outside the caller's scope.
+
+use crate::both_backends;
+use crate::helpers::ADMIN;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+both_backends! {
+    async fn tokens_authenticate_and_can_be_revoked(app: TestApp) {
+        let (s, b) = app.call(Method::GET, "/api/v1/schools", None, None).await;
+        assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthenticated")));
+        let (s, _) = app.get("/api/v1/schools", "frk_not-a-real-token").await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        let r = app.client.get(format!("{}/api/v1/schools", app.base)).header("authorization", format!("Basic {ADMIN}")).send().await.expect("send");
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(r.headers().get("www-authenticate").and_then(|v| v.to_str().ok()), Some("Bearer"));
+
+        let sc = app.school("TOK", "QD").await;
+        let (s, _) = app.get("/api/v1/schools", &sc.accountant).await;
+        assert_eq!(s, StatusCode::OK);
+        let (_, list) = app.get("/api/v1/tokens", ADMIN).await;
+        let id = list.as_array().expect("tokens").iter().find(|t| t["role"] == "accountant").expect("accountant")["id"].as_i64().expect("id");
+        assert!(list.to_string().find(&sc.accountant).is_none(), "tokens are never listed");
+        let (s, b) = app.call(Method::DELETE, &format!("/api/v1/tokens/{id}"), Some(ADMIN), None).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        assert!(b["revoked_at"].is_string());
+        let (s, _) = app.get("/api/v1/schools", &sc.accountant).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        let (s, _) = app.call(Method::DELETE, &format!("/api/v1/tokens/{id}"), Some(ADMIN), None).await;
+        assert_eq!(s, StatusCode::CONFLICT);
+        // Only a hash is stored.
+        assert_eq!(app.count(&format!("api_tokens WHERE token_hash = '{}'", sc.accountant)).await, 0);
+    }
+
+    async fn token_scopes_must_fit_roles(app: TestApp) {
+        let sc = app.school("SCP", "QD").await;
+        for body in [
+            json!({"role": "accountant", "label": "x"}),
+            json!({"role": "auditor", "school_id": sc.school_id, "label": "x"}),
+            json!({"role": "admin", "school_id": sc.school_id, "label": "x"}),
+            json!({"role": "cashier", "school_id": 999_999, "label": "x"}),
+            json!({"role": "parent", "school_id": sc.school_id, "label": "x"}),
+        ] {
+            let (s, b) = app.post("/api/v1/tokens", ADMIN, body.clone()).await;
+            assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {b}");
+        }
+        let (s, _) = app.post("/api/v1/tokens", &sc.accountant, json!({"role": "admin", "label": "me"})).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+    }
+
+    async fn roles_may_do_only_their_work(app: TestApp) {
+        let sc = app.school("ROL", "QD").await;
+        let student = app.student(&sc, "HS1", "Nguyễn Văn An", "6A1").await;
+        let invoices = format!("/api/v1/schools/{}/invoices", sc.school_id);
+        let body = json!({"student_id": student, "period": "2025-09", "due_date": "2025-09-15",
+            "lines": [{"type": "charge", "item_code": "MEALS", "amount": 935000}]});
+        for token in [&sc.cashier, &sc.auditor] {
+            let (s, b) = app.post(&invoices, token, body.clone()).await;
+            assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")));
+        }
+        let (s, _) = app.post("/api/v1/schools", &sc.accountant, json!({"department_id": sc.department_id, "code": "X", "name": "X", "payment_prefix": "XY"})).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, inv) = app.post(&invoices, &sc.accountant, body).await;
+        assert_eq!(s, StatusCode::CREATED, "{inv}");
+        // Everyone in or over the school reads it.
+        for token in [&sc.cashier, &sc.auditor, &sc.accountant] {
+            let (s, list) = app.get(&invoices, token).await;
+            assert_eq!(s, StatusCode::OK);
+            assert_eq!(list["items"].as_array().map(Vec::len), Some(1));
+        }
+    }
+
+    async fn other_schools_and_departments_answer_404(app: TestApp) {
+        let a = app.school("AAA", "QA").await;
+        let b = app.school("BBB", "QB").await;
+        let student = app.student(&b, "HS1", "Trần Thị Bình", "7A2").await;
+        let (s, inv) = app.post(&format!("/api/v1/schools/{}/invoices", b.school_id), &b.accountant,
+            json!({"student_id": student, "period": "2025-09", "due_date": "2025-09-15", "lines": [{"type": "charge", "item_code": "MEALS", "amount": 500000}]})).await;
+        assert_eq!(s, StatusCode::CREATED);
+        let inv_id = inv["id"].as_i64().expect("id");
+        let code = inv["payment_code"].as_str().expect("code");
+        for (token, who) in [(&a.accountant, "accountant"), (&a.cashier, "cashier"), (&a.auditor, "auditor")] {
+            for path in [
+                format!("/api/v1/schools/{}", b.school_id),
+                format!("/api/v1/schools/{}/invoices", b.school_id),
+                format!("/api/v1/schools/{}/invoices/{inv_id}", b.school_id),
+                format!("/api/v1/schools/{}/students/{student}", b.school_id),
+                format!("/api/v1/payment-codes/{code}"),
+            ] {
+                let (s, body) = app.get(&path, token).await;
+                assert_eq!(s, StatusCode::NOT_FOUND, "{who} {path}: {body}");
+                assert!(body.to_string().find("Trần").is_none());
+            }
+        }
+        // The same invoice id under the caller's own school does not exist either.
+        let (s, _) = app.get(&format!("/api/v1/schools/{}/invoices/{inv_id}", a.school_id), &a.accountant).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let (s, _) = app.post(&format!("/api/v1/schools/{}/invoices/{inv_id}/void", b.school_id), &a.accountant, json!({"reason": "x"})).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        // Lists show only what is in scope.
+        let (_, schools) = app.get("/api/v1/schools", &a.auditor).await;
+        let ids: Vec<i64> = schools["items"].as_array().expect("items").iter().filter_map(|s| s["id"].as_i64()).collect();
+        assert_eq!(ids, vec![a.school_id]);
+        let (s, _) = app.get(&format!("/api/v1/departments/{}", b.department_id), &a.auditor).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let (s, _) = app.get(&format!("/api/v1/departments/{}", a.department_id), &a.auditor).await;
+        assert_eq!(s, StatusCode::OK);
+    }
+}

@@ -1,0 +1,121 @@
+//! The command line, run as a user would: tokens, import with the school code, audit verification.
+
+use crate::helpers::{Backend, TestApp, ADMIN};
+use reqwest::StatusCode;
+use std::process::Command;
+
+fn feerecon(db_url: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_feerecon"))
+        .args(args)
+        .env("DATABASE_URL", db_url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run feerecon")
+}
+
+async fn cli_flow(app: TestApp) {
+    let sc = app.school("CLI", "QD").await;
+    let fixture = format!(
+        "{}/fixtures/invoices/thcs-2025-09.csv",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = feerecon(
+        &app.db_url,
+        &[
+            "import",
+            "invoices",
+            &fixture,
+            "--school",
+            &sc.code.to_lowercase(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("6 invoices created"));
+    let out = feerecon(
+        &app.db_url,
+        &["import", "invoices", &fixture, "--school", &sc.code],
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 invoices created, 6 already imported"));
+    let bad = format!(
+        "{}/fixtures/invoices/bad-rows.csv",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = feerecon(
+        &app.db_url,
+        &["import", "invoices", &bad, "--school", &sc.code],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Nothing was imported") && err.contains("line 3") && err.contains("line 7"),
+        "{err}"
+    );
+    assert_eq!(app.count("invoices").await, 6);
+
+    let out = feerecon(
+        &app.db_url,
+        &[
+            "token",
+            "create",
+            "--role",
+            "cashier",
+            "--school",
+            &sc.code,
+            "--label",
+            "Thủ quỹ",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let token = stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("frk_"))
+        .expect("token printed");
+    let (s, list) = app
+        .get(&format!("/api/v1/schools/{}/invoices", sc.school_id), token)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(6));
+    let out = feerecon(
+        &app.db_url,
+        &[
+            "token",
+            "create",
+            "--role",
+            "cashier",
+            "--label",
+            "no school",
+        ],
+    );
+    assert!(!out.status.success());
+
+    let out = feerecon(&app.db_url, &["verify-audit"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("intact"));
+    let _ = ADMIN;
+}
+
+#[tokio::test]
+async fn cli_sqlite() {
+    cli_flow(TestApp::spawn(Backend::Sqlite).await.expect("sqlite")).await;
+}
+
+#[tokio::test]
+async fn cli_postgres() {
+    match TestApp::spawn(Backend::Postgres).await {
+        Some(app) => cli_flow(app).await,
+        None => eprintln!("FEERECON_TEST_POSTGRES_URL not set: skipped"),
+    }
+}

@@ -1,0 +1,10 @@
+//! Integration tests through the HTTP API, each on SQLite and PostgreSQL.
+
+mod helpers;
+
+mod access;
+mod audit;
+mod basics;
+mod cli;
+mod import;
+mod invoices;
