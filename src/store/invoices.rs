@@ -1,6 +1,6 @@
 //! Invoices and their lines: issue one, import many, read, list, void.
 
-use super::{get_bool, now, paginate, values_placeholders, Page, Store, Tx};
+use super::{get_bool, now, paginate, values_placeholders, Backend, Page, Store, Tx};
 use crate::audit::{self, Chain, Entry};
 use crate::domain::catalog::check_cadence;
 use crate::domain::code::{PaymentCode, SchoolPrefix};
@@ -221,8 +221,15 @@ async fn billed_periods(
     Ok(out)
 }
 
-/// Rows per multi-row INSERT: well under SQLite's 32,766 and PostgreSQL's 65,535 parameters.
-const CHUNK: usize = 1000;
+/// Rows per multi-row INSERT. PostgreSQL wants few round trips (1,000 rows stays under its
+/// 65,535 parameters); SQLite's cost per row grows with the statement's size, and 16 rows per
+/// statement measured fastest there (the import benchmark: 32k lines/s against 3k at 1,000).
+fn chunk_size(backend: Backend) -> usize {
+    match backend {
+        Backend::Sqlite => 16,
+        Backend::Postgres => 1000,
+    }
+}
 
 struct InvoiceInsert<'a> {
     student_id: i64,
@@ -238,6 +245,7 @@ struct InvoiceInsert<'a> {
 /// Inserts invoices and their lines; returns the new ids in input order.
 async fn insert_invoices(
     tx: &mut Tx,
+    backend: Backend,
     school_id: i64,
     actor: &str,
     batch_id: Option<i64>,
@@ -247,7 +255,7 @@ async fn insert_invoices(
     let at = now();
     let mut ids = Vec::with_capacity(invoices.len());
     let total = invoices.len() as u64;
-    for chunk in invoices.chunks(CHUNK) {
+    for chunk in invoices.chunks(chunk_size(backend)) {
         let sql = format!(
             "INSERT INTO invoices (school_id, student_id, payment_code, external_ref, period, due_date, total, content_digest,
                 replaces_invoice_id, import_batch_id, issued_at, issued_by) VALUES {} RETURNING id, payment_code",
@@ -275,14 +283,22 @@ async fn insert_invoices(
         for r in rows {
             by_code.insert(r.try_get("payment_code")?, r.try_get("id")?);
         }
-        let chunk_ids: Vec<i64> = chunk.iter().map(|inv| by_code[&inv.code]).collect();
+        let chunk_ids = chunk
+            .iter()
+            .map(|inv| {
+                by_code
+                    .get(&inv.code)
+                    .copied()
+                    .ok_or_else(|| Error::Internal("inserted invoice not returned".into()))
+            })
+            .collect::<Result<Vec<i64>>>()?;
 
         let lines: Vec<(i64, &crate::domain::invoice::DraftLine)> = chunk
             .iter()
             .zip(&chunk_ids)
             .flat_map(|(inv, id)| inv.draft.lines.iter().map(move |l| (*id, l)))
             .collect();
-        for lchunk in lines.chunks(CHUNK) {
+        for lchunk in lines.chunks(chunk_size(backend)) {
             let sql = format!(
                 "INSERT INTO invoice_lines (invoice_id, school_id, line_no, kind, fee_item_id, description, amount, cap_per_period,
                     above_cap, cap_override_reason, reduction_percent, policy_group, evidence_ref, reduces_line_no) VALUES {}",
@@ -423,6 +439,7 @@ impl Store {
         let code = code_for(&prefix_of(school)?, number)?;
         let ids = insert_invoices(
             &mut tx,
+            self.backend(),
             school.id,
             actor,
             None,
@@ -528,33 +545,40 @@ impl Store {
             .iter()
             .map(|(code, s)| (code.clone(), s.id))
             .collect();
-        for s in &plan.students {
-            match s.existing_id {
-                Some(id) => {
-                    sqlx::query("UPDATE students SET full_name = $1, class_name = $2, family_key = $3, updated_at = $4 WHERE id = $5")
-                        .bind(&s.full_name)
-                        .bind(&s.class_name)
-                        .bind(&s.family_key)
-                        .bind(&t)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                None => {
-                    let id: i64 = sqlx::query_scalar(
-                        "INSERT INTO students (school_id, student_code, full_name, class_name, family_key, created_at, updated_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
-                    )
+        for s in plan.students.iter().filter(|s| s.existing_id.is_some()) {
+            sqlx::query("UPDATE students SET full_name = $1, class_name = $2, family_key = $3, updated_at = $4 WHERE id = $5")
+                .bind(&s.full_name)
+                .bind(&s.class_name)
+                .bind(&s.family_key)
+                .bind(&t)
+                .bind(s.existing_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let new_students: Vec<_> = plan
+            .students
+            .iter()
+            .filter(|s| s.existing_id.is_none())
+            .collect();
+        for chunk in new_students.chunks(chunk_size(self.backend())) {
+            let sql = format!(
+                "INSERT INTO students (school_id, student_code, full_name, class_name, family_key, created_at, updated_at) VALUES {}
+                 RETURNING id, student_code",
+                values_placeholders(chunk.len(), 7)
+            );
+            let mut q = sqlx::query(&sql);
+            for s in chunk {
+                q = q
                     .bind(school.id)
                     .bind(&s.student_code)
                     .bind(&s.full_name)
                     .bind(&s.class_name)
                     .bind(&s.family_key)
                     .bind(&t)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    student_ids.insert(s.student_code.clone(), id);
-                }
+                    .bind(&t);
+            }
+            for r in q.fetch_all(&mut *tx).await? {
+                student_ids.insert(r.try_get("student_code")?, r.try_get("id")?);
             }
         }
 
@@ -599,6 +623,7 @@ impl Store {
             .collect::<Result<Vec<_>>>()?;
         insert_invoices(
             &mut tx,
+            self.backend(),
             school.id,
             actor,
             Some(batch_id),
