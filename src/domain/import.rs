@@ -492,6 +492,7 @@ pub fn plan(parsed: Parsed, snap: &Snapshot<'_>) -> Result<Plan, ImportError> {
                     amount: r.amount.unwrap_or_default(),
                     description: r.description.clone(),
                     cap_override_reason: r.cap_override_reason.clone(),
+                    billed_as_mandatory: None,
                 }),
                 (LineKind::Reduction, _) => requests.push(LineRequest::Reduction {
                     item_code: r.item_code.clone(),

@@ -26,6 +26,9 @@ pub enum LineRequest {
         amount: Vnd,
         description: Option<String>,
         cap_override_reason: Option<String>,
+        /// How the notice presents the line; defaults to the item's own status. A voluntary
+        /// item billed as mandatory is accepted but shows in the auditors' report.
+        billed_as_mandatory: Option<bool>,
     },
     Reduction {
         /// The code of the charged item this reduction applies to, in the same invoice.
@@ -53,6 +56,7 @@ pub struct DraftLine {
     pub policy_group: Option<String>,
     pub evidence_ref: Option<String>,
     pub reduces_line_no: Option<i64>,
+    pub billed_as_mandatory: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -131,6 +135,7 @@ pub fn draft(requests: Vec<LineRequest>) -> Result<Draft, LineError> {
                 amount,
                 description,
                 cap_override_reason,
+                billed_as_mandatory,
             } => {
                 let description = clean(description);
                 let cap_override_reason = clean(cap_override_reason);
@@ -172,6 +177,7 @@ pub fn draft(requests: Vec<LineRequest>) -> Result<Draft, LineError> {
                     policy_group: None,
                     evidence_ref: None,
                     reduces_line_no: None,
+                    billed_as_mandatory: billed_as_mandatory.unwrap_or(item.mandatory),
                 });
             }
             LineRequest::Reduction {
@@ -243,6 +249,7 @@ pub fn draft(requests: Vec<LineRequest>) -> Result<Draft, LineError> {
             policy_group,
             evidence_ref,
             reduces_line_no: Some(target.line_no),
+            billed_as_mandatory: target.billed_as_mandatory,
         });
     }
     lines.sort_by_key(|l| l.line_no);
@@ -273,6 +280,7 @@ pub fn content_digest(student_code: &str, period: &str, due_date: &str, draft: &
             l.policy_group.clone().unwrap_or_default(),
             l.evidence_ref.clone().unwrap_or_default(),
             l.cap_override_reason.clone().unwrap_or_default(),
+            l.billed_as_mandatory.to_string(),
         ];
         for f in fields {
             h.update(f.as_bytes());
@@ -308,6 +316,7 @@ mod tests {
             amount: Vnd::new(amount).unwrap(),
             description: None,
             cap_override_reason: None,
+            billed_as_mandatory: None,
         }
     }
 
@@ -355,6 +364,7 @@ mod tests {
             amount: Vnd::new(935_000).unwrap(),
             description: None,
             cap_override_reason: Some("  Suất ăn bổ sung theo QĐ 45 ".into()),
+            billed_as_mandatory: None,
         }])
         .unwrap();
         assert!(with_reason.lines[0].above_cap);

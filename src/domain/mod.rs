@@ -3,8 +3,12 @@
 pub mod access;
 pub mod catalog;
 pub mod code;
+pub mod fee;
 pub mod import;
 pub mod invoice;
+pub mod ledger;
 pub mod money;
 pub mod period;
 pub mod text;
+pub mod vietqr;
+pub mod words;

@@ -55,6 +55,9 @@ pub struct ChargeIn {
     pub description: Option<String>,
     /// Required to bill above the item's cap; recorded and shown to auditors.
     pub cap_override_reason: Option<String>,
+    /// Whether the notice presents this line as mandatory; defaults to the item's status.
+    /// Billing a voluntary item as mandatory is recorded and reported to auditors.
+    pub mandatory: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -151,6 +154,7 @@ async fn create_invoice(
                     amount: c.amount,
                     description: c.description,
                     cap_override_reason: c.cap_override_reason,
+                    billed_as_mandatory: c.mandatory,
                 }
             }
             LineIn::Reduction(r) => LineRequest::Reduction {
@@ -212,9 +216,12 @@ async fn list_invoices(
     let bad = |code: &'static str, message: String| Error::BadRequest { code, message };
     let status = match q.status.as_deref() {
         None => None,
-        Some("open") => Some(InvoiceStatus::Open),
-        Some("void") => Some(InvoiceStatus::Void),
-        Some(_) => return Err(bad("invalid_status", "status is open or void".into())),
+        Some(s) => Some(InvoiceStatus::from_db(s).ok_or_else(|| {
+            bad(
+                "invalid_status",
+                "status is open, partially_paid, paid, overpaid or void".into(),
+            )
+        })?),
     };
     let period = q
         .period

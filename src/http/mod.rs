@@ -4,9 +4,12 @@
 pub mod audit;
 pub mod catalog;
 pub mod extract;
+pub mod fees;
 pub mod health;
 pub mod invoices;
 pub mod org;
+pub mod payments;
+pub mod reports;
 pub mod students;
 pub mod tokens;
 
@@ -78,6 +81,9 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(catalog::router())
         .merge(students::router())
         .merge(invoices::router())
+        .merge(payments::router())
+        .merge(fees::router())
+        .merge(reports::router())
         .merge(tokens::router())
         .merge(audit::router())
         .split_for_parts()

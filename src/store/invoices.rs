@@ -6,6 +6,8 @@ use crate::domain::catalog::check_cadence;
 use crate::domain::code::{PaymentCode, SchoolPrefix};
 use crate::domain::import::{self, Plan, Snapshot};
 use crate::domain::invoice::{content_digest, draft, Draft, LineKind, LineRequest};
+use crate::domain::ledger::invoice_status;
+pub use crate::domain::ledger::InvoiceStatus;
 use crate::domain::money::Vnd;
 use crate::domain::period::Period;
 use crate::error::{Error, Result};
@@ -18,15 +20,6 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 use std::collections::HashMap;
 use utoipa::ToSchema;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum InvoiceStatus {
-    /// Issued and not voided; nothing paid yet.
-    Open,
-    /// Voided with a reason; kept for history, never billed.
-    Void,
-}
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct InvoiceLine {
@@ -50,6 +43,8 @@ pub struct InvoiceLine {
     pub policy_group: Option<String>,
     pub evidence_ref: Option<String>,
     pub reduces_line_no: Option<i64>,
+    /// Whether the notice presents the line as mandatory.
+    pub billed_as_mandatory: bool,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -70,6 +65,13 @@ pub struct Invoice {
     #[schema(value_type = i64)]
     pub total: Vnd,
     pub total_formatted: String,
+    /// Sum of the allocations to this invoice.
+    #[schema(value_type = i64)]
+    pub paid: Vnd,
+    /// Total less paid (negative when overpaid).
+    #[schema(value_type = i64)]
+    pub outstanding: Vnd,
+    pub outstanding_formatted: String,
     pub has_line_above_cap: bool,
     pub replaces_invoice_id: Option<i64>,
     pub issued_at: String,
@@ -122,12 +124,22 @@ pub enum ImportProgress {
 
 const INVOICE_COLS: &str = "i.id, i.school_id, i.student_id, s.student_code, s.full_name, s.class_name, i.payment_code, i.external_ref,
     i.period, i.due_date, i.total, i.replaces_invoice_id, i.issued_at, i.issued_by, i.voided_at, i.voided_by, i.void_reason,
-    EXISTS (SELECT 1 FROM invoice_lines l WHERE l.invoice_id = i.id AND l.above_cap = $1) AS any_above_cap";
+    EXISTS (SELECT 1 FROM invoice_lines l WHERE l.invoice_id = i.id AND l.above_cap = $1) AS any_above_cap,
+    CAST(COALESCE((SELECT SUM(a.amount) FROM allocations a WHERE a.invoice_id = i.id), 0) AS BIGINT) AS paid";
+
+/// The status as SQL, the same rule as `domain::ledger::invoice_status`, for filtering.
+const STATUS_SQL: &str = "CASE WHEN i.voided_at IS NOT NULL THEN 'void' ELSE (SELECT CASE WHEN p.paid > i.total THEN 'overpaid'
+    WHEN p.paid = i.total THEN 'paid' WHEN p.paid = 0 THEN 'open' ELSE 'partially_paid' END
+    FROM (SELECT CAST(COALESCE(SUM(a.amount), 0) AS BIGINT) AS paid FROM allocations a WHERE a.invoice_id = i.id) p) END";
 
 fn invoice(r: &AnyRow) -> Result<Invoice> {
     let voided_at: Option<String> = r.try_get("voided_at")?;
     let total =
         Vnd::new(r.try_get("total")?).map_err(|e| Error::Internal(format!("stored total: {e}")))?;
+    let paid =
+        Vnd::new(r.try_get("paid")?).map_err(|e| Error::Internal(format!("stored paid: {e}")))?;
+    let outstanding =
+        Vnd::new(total.dong() - paid.dong()).map_err(|e| Error::Internal(e.to_string()))?;
     Ok(Invoice {
         id: r.try_get("id")?,
         school_id: r.try_get("school_id")?,
@@ -139,13 +151,12 @@ fn invoice(r: &AnyRow) -> Result<Invoice> {
         external_ref: r.try_get("external_ref")?,
         period: r.try_get("period")?,
         due_date: r.try_get("due_date")?,
-        status: if voided_at.is_some() {
-            InvoiceStatus::Void
-        } else {
-            InvoiceStatus::Open
-        },
+        status: invoice_status(voided_at.is_some(), total, paid),
         total,
         total_formatted: total.formatted(),
+        paid,
+        outstanding,
+        outstanding_formatted: outstanding.formatted(),
         has_line_above_cap: get_bool(r, "any_above_cap")?,
         replaces_invoice_id: r.try_get("replaces_invoice_id")?,
         issued_at: r.try_get("issued_at")?,
@@ -180,6 +191,7 @@ fn line(r: &AnyRow) -> Result<InvoiceLine> {
         policy_group: r.try_get("policy_group")?,
         evidence_ref: r.try_get("evidence_ref")?,
         reduces_line_no: r.try_get("reduces_line_no")?,
+        billed_as_mandatory: get_bool(r, "billed_as_mandatory")?,
     })
 }
 
@@ -301,8 +313,8 @@ async fn insert_invoices(
         for lchunk in lines.chunks(chunk_size(backend)) {
             let sql = format!(
                 "INSERT INTO invoice_lines (invoice_id, school_id, line_no, kind, fee_item_id, description, amount, cap_per_period,
-                    above_cap, cap_override_reason, reduction_percent, policy_group, evidence_ref, reduces_line_no) VALUES {}",
-                values_placeholders(lchunk.len(), 14)
+                    above_cap, cap_override_reason, reduction_percent, policy_group, evidence_ref, reduces_line_no, billed_as_mandatory) VALUES {}",
+                values_placeholders(lchunk.len(), 15)
             );
             let mut q = sqlx::query(&sql);
             for (invoice_id, l) in lchunk {
@@ -320,7 +332,8 @@ async fn insert_invoices(
                     .bind(l.reduction_percent.map(|p| p.to_string()))
                     .bind(&l.policy_group)
                     .bind(&l.evidence_ref)
-                    .bind(l.reduces_line_no);
+                    .bind(l.reduces_line_no)
+                    .bind(l.billed_as_mandatory);
             }
             q.execute(&mut **tx).await?;
         }
@@ -670,7 +683,7 @@ impl Store {
             .ok_or(Error::not_found("invoice_not_found", "invoice"))?;
         let lines = sqlx::query(
             "SELECT l.line_no, l.kind, l.fee_item_id, f.code, l.description, l.amount, l.cap_per_period, l.above_cap,
-                    l.cap_override_reason, l.reduction_percent, l.policy_group, l.evidence_ref, l.reduces_line_no
+                    l.cap_override_reason, l.reduction_percent, l.policy_group, l.evidence_ref, l.reduces_line_no, l.billed_as_mandatory
              FROM invoice_lines l JOIN fee_items f ON f.id = l.fee_item_id WHERE l.invoice_id = $1 ORDER BY l.line_no",
         )
         .bind(id)
@@ -696,11 +709,6 @@ impl Store {
         f: &InvoiceFilter,
         page: Page,
     ) -> Result<(Vec<Invoice>, Option<String>)> {
-        let status = match f.status {
-            None => 0i64,
-            Some(InvoiceStatus::Open) => 1,
-            Some(InvoiceStatus::Void) => 2,
-        };
         let above = match f.above_cap {
             None => 0i64,
             Some(true) => 1,
@@ -710,7 +718,7 @@ impl Store {
             "SELECT {INVOICE_COLS} FROM invoices i JOIN students s ON s.id = i.student_id
              WHERE i.school_id = $2 AND i.id > $3
                AND ($4 IS NULL OR i.period = $4) AND ($5 IS NULL OR s.class_name = $5) AND ($6 IS NULL OR i.student_id = $6)
-               AND ($7 = 0 OR ($7 = 1 AND i.voided_at IS NULL) OR ($7 = 2 AND i.voided_at IS NOT NULL))
+               AND ($7 IS NULL OR ({STATUS_SQL}) = $7)
                AND ($8 = 0 OR ($8 = 1) = EXISTS (SELECT 1 FROM invoice_lines l WHERE l.invoice_id = i.id AND l.above_cap = $1))
              ORDER BY i.id LIMIT $9"
         ))
@@ -720,7 +728,7 @@ impl Store {
         .bind(&f.period)
         .bind(&f.class_name)
         .bind(f.student_id)
-        .bind(status)
+        .bind(f.status.map(|s| s.as_str()))
         .bind(above)
         .bind(page.limit + 1)
         .fetch_all(self.reader())
@@ -752,6 +760,17 @@ impl Store {
                 ))
             }
             Some(None) => {}
+        }
+        super::ledger::lock_ledger(&mut tx, school_id).await?;
+        let paid: i64 = sqlx::query_scalar("SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM allocations WHERE invoice_id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if paid != 0 {
+            return Err(Error::conflict(
+                "invoice_has_payments",
+                "payments are allocated to this invoice; move them (reverse or reallocate) before voiding",
+            ));
         }
         // The guard in WHERE makes a concurrent second void update nothing instead of overwriting.
         let updated = sqlx::query("UPDATE invoices SET voided_at = $1, voided_by = $2, void_reason = $3 WHERE id = $4 AND voided_at IS NULL")

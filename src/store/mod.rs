@@ -4,8 +4,11 @@
 //! differ only in dialect (identity columns, booleans, triggers).
 
 pub mod catalog;
+pub mod fees;
 pub mod invoices;
+pub mod ledger;
 pub mod org;
+pub mod reports;
 pub mod students;
 pub mod tokens;
 

@@ -1,0 +1,260 @@
+//! Fee schedules, a school's receiving accounts, and the settings the transparency report judges.
+
+use super::extract::{require, ApiJson, ApiPath, ApiQuery, BILLERS, READERS};
+use super::AppState;
+use crate::domain::access::{Caller, Role, Scope};
+use crate::domain::fee::{Bearer, Channel, PartialTerms};
+use crate::domain::money::Vnd;
+use crate::domain::text::{clean_text, optional_text};
+use crate::error::{Error, ErrorBody, Result};
+use crate::http::payments::provider_id;
+use crate::store::fees::{FeeSchedule, NewSchedule, SchoolAccount};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use std::str::FromStr;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_schedule, list_schedules))
+        .routes(routes!(add_account, list_accounts))
+        .routes(routes!(school_settings))
+        .routes(routes!(department_policy))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSchedule {
+    /// e.g. `vnpay`, `momo`, `zalopay`, `sepay`.
+    pub provider: String,
+    pub channel: Channel,
+    /// Set for a school's own agreement; omitted for the provider's published terms.
+    pub school_id: Option<i64>,
+    /// `YYYY-MM-DD`, first day in force.
+    pub effective_from: String,
+    /// `YYYY-MM-DD`, first day no longer in force; omitted while open-ended.
+    pub effective_to: Option<String>,
+    /// Percent as a decimal string, e.g. "1.1". Required for published terms.
+    pub percent: Option<String>,
+    #[schema(value_type = Option<i64>)]
+    pub fixed: Option<Vnd>,
+    #[schema(value_type = Option<i64>)]
+    pub min: Option<Vnd>,
+    #[schema(value_type = Option<i64>)]
+    pub max: Option<Vnd>,
+    /// Who bears the fee. Required for published terms.
+    pub bearer: Option<Bearer>,
+    pub note: Option<String>,
+}
+
+fn date(text: &str, field: &str) -> Result<String> {
+    chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .map(|d| d.to_string())
+        .map_err(|_| Error::invalid("invalid_date", format!("{field} is YYYY-MM-DD")))
+}
+
+#[utoipa::path(post, path = "/api/v1/fee-schedules", tag = "fees", security(("bearer" = [])), request_body = CreateSchedule,
+    responses((status = 201, body = FeeSchedule), (status = 403, body = ErrorBody), (status = 409, description = "Overlaps a schedule in force", body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_schedule(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiJson(b): ApiJson<CreateSchedule>,
+) -> Result<(StatusCode, Json<FeeSchedule>)> {
+    require(&caller, &[Role::Admin])?;
+    if b.channel == Channel::Cash {
+        return Err(Error::invalid(
+            "invalid_channel",
+            "cash has no fee schedule: it is free",
+        ));
+    }
+    let provider = provider_id(&b.provider)?;
+    let effective_from = date(&b.effective_from, "effective_from")?;
+    let effective_to = b
+        .effective_to
+        .as_deref()
+        .map(|t| date(t, "effective_to"))
+        .transpose()?;
+    if effective_to
+        .as_ref()
+        .is_some_and(|to| *to <= effective_from)
+    {
+        return Err(Error::invalid(
+            "invalid_date",
+            "effective_to is after effective_from",
+        ));
+    }
+    let percent = b
+        .percent
+        .as_deref()
+        .map(|p| {
+            Decimal::from_str(p.trim()).map_err(|_| {
+                Error::invalid(
+                    "invalid_terms",
+                    "percent is a decimal string such as \"1.1\"",
+                )
+            })
+        })
+        .transpose()?;
+    let terms = PartialTerms {
+        percent,
+        fixed: b.fixed,
+        min: b.min,
+        max: b.max,
+        bearer: b.bearer,
+    };
+    terms
+        .validate()
+        .map_err(|e| Error::invalid("invalid_terms", e.to_string()))?;
+    if b.school_id.is_none() && (terms.percent.is_none() || terms.bearer.is_none()) {
+        return Err(Error::invalid(
+            "invalid_terms",
+            "published terms give at least percent and bearer",
+        ));
+    }
+    let note = optional_text(b.note.as_deref(), "note", 500)
+        .map_err(|e| Error::invalid("invalid_note", e.to_string()))?;
+    let s = NewSchedule {
+        provider,
+        channel: b.channel,
+        school_id: b.school_id,
+        effective_from,
+        effective_to,
+        terms,
+        note,
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(st.store.create_fee_schedule(&caller.actor(), s).await?),
+    ))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleQuery {
+    /// Also list this school's agreements (staff see their own school's anyway).
+    pub school_id: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/fee-schedules", tag = "fees", security(("bearer" = [])), params(ScheduleQuery),
+    responses((status = 200, body = Vec<FeeSchedule>)))]
+async fn list_schedules(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ScheduleQuery>,
+) -> Result<Json<Vec<FeeSchedule>>> {
+    require(&caller, READERS)?;
+    let (school, all) = match caller.scope {
+        Scope::All => (q.school_id, q.school_id.is_none()),
+        Scope::School(id) => (Some(id), false),
+        Scope::Department(_) => match q.school_id {
+            Some(id) => (Some(st.store.school_in_scope(&caller, id).await?.id), false),
+            None => (None, false),
+        },
+    };
+    Ok(Json(st.store.fee_schedules(school, all).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddAccount {
+    /// NAPAS bank BIN, 6 digits.
+    pub bank_bin: String,
+    pub account_number: String,
+    pub account_name: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/schools/{school_id}/accounts", tag = "fees", security(("bearer" = [])),
+    params(("school_id" = i64, Path)), request_body = AddAccount,
+    responses((status = 201, body = SchoolAccount), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn add_account(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(school_id): ApiPath<i64>,
+    ApiJson(b): ApiJson<AddAccount>,
+) -> Result<(StatusCode, Json<SchoolAccount>)> {
+    require(&caller, BILLERS)?;
+    let school = st.store.school_in_scope(&caller, school_id).await?;
+    let bin = b.bank_bin.trim();
+    let account = b.account_number.trim();
+    // The same limits as the VietQR payload, so every registered account can be shown as a QR.
+    crate::domain::vietqr::transfer_payload(bin, account, None, "")
+        .map_err(|e| Error::invalid("invalid_account", e.to_string()))?;
+    let name = clean_text(&b.account_name, "account_name", 200)
+        .map_err(|e| Error::invalid("invalid_account", e.to_string()))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            st.store
+                .add_school_account(&caller.actor(), school.id, bin, account, &name)
+                .await?,
+        ),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/schools/{school_id}/accounts", tag = "fees", security(("bearer" = [])),
+    params(("school_id" = i64, Path)), responses((status = 200, body = Vec<SchoolAccount>), (status = 404, body = ErrorBody)))]
+async fn list_accounts(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(school_id): ApiPath<i64>,
+) -> Result<Json<Vec<SchoolAccount>>> {
+    require(&caller, READERS)?;
+    let school = st.store.school_in_scope(&caller, school_id).await?;
+    Ok(Json(st.store.school_accounts(school.id).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SchoolSettings {
+    /// Whether the school office takes cash. The department requires it; `false` is recorded
+    /// and reported to auditors.
+    pub accepts_cash: bool,
+}
+
+#[utoipa::path(put, path = "/api/v1/schools/{school_id}/settings", tag = "fees", security(("bearer" = [])),
+    params(("school_id" = i64, Path)), request_body = SchoolSettings,
+    responses((status = 200, body = SchoolSettings), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn school_settings(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(school_id): ApiPath<i64>,
+    ApiJson(b): ApiJson<SchoolSettings>,
+) -> Result<Json<serde_json::Value>> {
+    require(&caller, &[Role::Admin])?;
+    let school = st.store.school_in_scope(&caller, school_id).await?;
+    st.store
+        .set_accepts_cash(&caller.actor(), school.id, b.accepts_cash)
+        .await?;
+    Ok(Json(serde_json::json!({"accepts_cash": b.accepts_cash})))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DepartmentPolicy {
+    /// When true, every fee a parent bore is flagged as a breach in the department's reports.
+    pub parents_must_not_bear_fees: bool,
+}
+
+#[utoipa::path(put, path = "/api/v1/departments/{department_id}/policy", tag = "fees", security(("bearer" = [])),
+    params(("department_id" = i64, Path)), request_body = DepartmentPolicy,
+    responses((status = 200, body = DepartmentPolicy), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn department_policy(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(department_id): ApiPath<i64>,
+    ApiJson(b): ApiJson<DepartmentPolicy>,
+) -> Result<Json<serde_json::Value>> {
+    require(&caller, &[Role::Admin])?;
+    st.store.department_in_scope(&caller, department_id).await?;
+    st.store
+        .set_parent_fee_policy(&caller.actor(), department_id, b.parents_must_not_bear_fees)
+        .await?;
+    Ok(Json(
+        serde_json::json!({"parents_must_not_bear_fees": b.parents_must_not_bear_fees}),
+    ))
+}

@@ -1,0 +1,933 @@
+//! The payment ledger: every channel in one set of tables. Recording a payment is one
+//! transaction: its gapless receipt number, its itemised fee lines, its allocations, its audit
+//! record. Nothing here is updated in place: reversals, credit allocations and refunds are rows.
+
+use super::{get_bool, now, paginate, values_placeholders, Page, Store, Tx};
+use crate::audit::{self, Chain, Entry};
+use crate::domain::fee::{quote, Bearer, Channel, PartialTerms};
+use crate::domain::ledger::{parent_outlay, receipt_number, school_net};
+use crate::domain::money::Vnd;
+use crate::error::{Error, Result};
+use crate::store::org::School;
+use chrono::{DateTime, Datelike, FixedOffset, Offset, Utc};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use serde_json::json;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+use utoipa::ToSchema;
+
+/// Vietnam has kept UTC+7 without daylight saving since 1975, so a fixed offset is exact.
+pub fn vietnam() -> FixedOffset {
+    FixedOffset::east_opt(7 * 3600).unwrap_or_else(|| Utc.fix())
+}
+
+pub fn local_text(utc: &str) -> String {
+    DateTime::parse_from_rfc3339(utc)
+        .map(|t| {
+            t.with_timezone(&vietnam())
+                .format("%Y-%m-%d %H:%M:%S %:z")
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FeeLine {
+    /// Who charged it, e.g. `vnpay`.
+    pub charged_by: String,
+    pub kind: String,
+    /// How it was computed, in words.
+    pub basis: String,
+    #[schema(value_type = i64)]
+    pub amount: Vnd,
+    pub amount_formatted: String,
+    pub borne_by: Bearer,
+    /// What the schedule in force predicts.
+    #[schema(value_type = Option<i64>)]
+    pub predicted_amount: Option<Vnd>,
+    /// What the sender reported, when it did.
+    #[schema(value_type = Option<i64>)]
+    pub reported_amount: Option<Vnd>,
+    /// Reported and predicted differ, or no schedule was in force: an accountant should look.
+    pub needs_review: bool,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AllocationView {
+    pub id: i64,
+    pub invoice_id: i64,
+    pub payment_code: String,
+    /// Negative when it undoes an earlier allocation (a reversal).
+    #[schema(value_type = i64)]
+    pub amount: Vnd,
+    pub method: String,
+    pub created_at: String,
+    pub created_by: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Payment {
+    pub id: i64,
+    pub school_id: i64,
+    pub channel: Channel,
+    /// `cash`, or the provider that carried the money (`vnpay`, `momo`, `sepay`, `bank`, …).
+    pub provider: String,
+    pub provider_ref: Option<String>,
+    pub payer_name: Option<String>,
+    pub memo: Option<String>,
+    /// Whole đồng credited towards invoices; negative for a reversal.
+    #[schema(value_type = i64)]
+    pub amount: Vnd,
+    pub amount_formatted: String,
+    pub received_at: String,
+    /// `received_at` in Asia/Ho_Chi_Minh.
+    pub received_at_local: String,
+    pub recorded_at: String,
+    pub recorded_by: String,
+    pub receipt_no: String,
+    pub reverses_payment_id: Option<i64>,
+    pub reversed_by_payment_id: Option<i64>,
+    pub reversal_reason: Option<String>,
+    pub fees: Vec<FeeLine>,
+    /// Why there are no fee lines, when there are none.
+    pub no_fees_reason: Option<String>,
+    pub allocations: Vec<AllocationView>,
+    #[schema(value_type = i64)]
+    pub allocated: Vnd,
+    #[schema(value_type = i64)]
+    pub refunded: Vnd,
+    /// Received but neither allocated nor refunded: for another invoice of the family or a refund.
+    #[schema(value_type = i64)]
+    pub unallocated_credit: Vnd,
+    /// Amount plus the fees the parent bore.
+    #[schema(value_type = i64)]
+    pub parent_outlay: Vnd,
+    /// Amount less the fees the school bore.
+    #[schema(value_type = i64)]
+    pub school_net: Vnd,
+}
+
+/// A payment to record, parsed.
+#[derive(Debug, Clone)]
+pub struct NewPayment {
+    pub channel: Channel,
+    pub provider: String,
+    pub provider_ref: Option<String>,
+    pub payer_name: Option<String>,
+    pub memo: Option<String>,
+    pub amount: Vnd,
+    pub received_at: DateTime<Utc>,
+    /// The fee the sender says it charged, when it says.
+    pub reported_fee: Option<Vnd>,
+    pub allocations: Vec<(i64, Vnd)>,
+    /// How the allocations were decided: `cash_desk`, `manual`, `payment_code`, …
+    pub method: &'static str,
+}
+
+/// What recording did.
+#[derive(Debug)]
+pub enum Recorded {
+    Created(Payment),
+    /// The same provider reference was recorded before; nothing was written.
+    Duplicate(Payment),
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct PaymentFilter {
+    pub channel: Option<Channel>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub with_credit: bool,
+}
+
+const PAYMENT_COLS: &str = "p.id, p.school_id, p.channel, p.provider, p.provider_ref, p.payer_name, p.memo, p.amount, p.received_at,
+    p.recorded_at, p.recorded_by, p.receipt_no, p.reverses_payment_id, p.reversal_reason,
+    (SELECT r.id FROM payments r WHERE r.reverses_payment_id = p.id) AS reversed_by";
+
+fn vnd(r: &AnyRow, col: &str) -> Result<Vnd> {
+    Vnd::new(r.try_get(col)?).map_err(|e| Error::Internal(format!("stored {col}: {e}")))
+}
+
+fn opt_vnd(r: &AnyRow, col: &str) -> Result<Option<Vnd>> {
+    r.try_get::<Option<i64>, _>(col)?
+        .map(Vnd::new)
+        .transpose()
+        .map_err(|e| Error::Internal(format!("stored {col}: {e}")))
+}
+
+/// Locks the school's ledger until commit. Every write that moves money in a school takes it
+/// first, so balance checks cannot race on PostgreSQL (SQLite has one writer anyway), while
+/// other schools go on in parallel.
+pub(crate) async fn lock_ledger(tx: &mut Tx, school_id: i64) -> Result<()> {
+    sqlx::query("UPDATE counters SET value = value WHERE school_id = $1 AND name = 'invoice'")
+        .bind(school_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The next receipt number of the school for `year`; gapless because a rolled-back transaction
+/// gives its number back.
+async fn next_receipt(tx: &mut Tx, school: &School, year: i32) -> Result<(String, i64)> {
+    let name = format!("receipt:{year}");
+    sqlx::query("INSERT INTO counters (school_id, name, value) VALUES ($1, $2, 0) ON CONFLICT (school_id, name) DO NOTHING")
+        .bind(school.id)
+        .bind(&name)
+        .execute(&mut **tx)
+        .await?;
+    let seq: i64 = sqlx::query_scalar(
+        "UPDATE counters SET value = value + 1 WHERE school_id = $1 AND name = $2 RETURNING value",
+    )
+    .bind(school.id)
+    .bind(&name)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok((receipt_number(&school.payment_prefix, year, seq), seq))
+}
+
+/// Open balance of each invoice (total − allocated), for invoices of the school that are not void.
+async fn balances(
+    tx: &mut Tx,
+    school_id: i64,
+    invoice_ids: &[i64],
+) -> Result<HashMap<i64, (Vnd, i64)>> {
+    let mut out = HashMap::new();
+    for chunk in invoice_ids.chunks(500) {
+        let list = (0..chunk.len())
+            .map(|i| format!("${}", i + 2))
+            .collect::<Vec<_>>()
+            .join(",");
+        let sql = format!(
+            "SELECT i.id, i.total - CAST(COALESCE((SELECT SUM(a.amount) FROM allocations a WHERE a.invoice_id = i.id), 0) AS BIGINT) AS open,
+                    i.student_id
+             FROM invoices i WHERE i.school_id = $1 AND i.voided_at IS NULL AND i.id IN ({list})"
+        );
+        let mut q = sqlx::query(&sql).bind(school_id);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for r in q.fetch_all(&mut **tx).await? {
+            out.insert(
+                r.try_get("id")?,
+                (vnd(&r, "open")?, r.try_get("student_id")?),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Checks requested allocations against the invoices' balances and `available`.
+fn check_allocations(
+    requested: &[(i64, Vnd)],
+    open: &HashMap<i64, (Vnd, i64)>,
+    available: Vnd,
+) -> Result<()> {
+    let mut seen = HashSet::new();
+    let mut sum = 0i64;
+    for (invoice_id, amount) in requested {
+        if amount.dong() <= 0 {
+            return Err(Error::invalid(
+                "invalid_allocation",
+                "each allocation is more than 0 đồng",
+            ));
+        }
+        if !seen.insert(*invoice_id) {
+            return Err(Error::invalid(
+                "invalid_allocation",
+                format!("invoice {invoice_id} appears twice"),
+            ));
+        }
+        let Some((balance, _)) = open.get(invoice_id) else {
+            return Err(Error::invalid(
+                "unknown_invoice",
+                format!("invoice {invoice_id} is not an open invoice of this school"),
+            ));
+        };
+        if amount > balance {
+            return Err(Error::invalid(
+                "allocation_exceeds_balance",
+                format!("{amount} is more than the {balance} still owed on invoice {invoice_id}"),
+            ));
+        }
+        sum += amount.dong();
+    }
+    if sum > available.dong() {
+        return Err(Error::invalid(
+            "allocation_exceeds_payment",
+            format!(
+                "allocations add up to {}, more than the {available} available",
+                Vnd::new(sum).unwrap_or_default()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+async fn insert_allocations(
+    tx: &mut Tx,
+    school_id: i64,
+    payment_id: i64,
+    allocs: &[(i64, Vnd)],
+    method: &str,
+    actor: &str,
+) -> Result<()> {
+    if allocs.is_empty() {
+        return Ok(());
+    }
+    let at = now();
+    let sql = format!(
+        "INSERT INTO allocations (school_id, payment_id, invoice_id, amount, method, created_at, created_by) VALUES {}",
+        values_placeholders(allocs.len(), 7)
+    );
+    let mut q = sqlx::query(&sql);
+    for (invoice_id, amount) in allocs {
+        q = q
+            .bind(school_id)
+            .bind(payment_id)
+            .bind(*invoice_id)
+            .bind(amount.dong())
+            .bind(method)
+            .bind(&at)
+            .bind(actor);
+    }
+    q.execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// The terms in force for a payment, if any: the school's agreement over the published terms.
+async fn terms_in_force(
+    tx: &mut Tx,
+    school_id: i64,
+    provider: &str,
+    channel: Channel,
+    date: &str,
+) -> Result<Option<(i64, crate::domain::fee::FeeTerms)>> {
+    let rows = sqlx::query(
+        "SELECT id, school_id, percent, fixed_fee, min_fee, max_fee, bearer FROM fee_schedules
+         WHERE provider = $1 AND channel = $2 AND (school_id IS NULL OR school_id = $3)
+           AND effective_from <= $4 AND (effective_to IS NULL OR effective_to > $4)",
+    )
+    .bind(provider)
+    .bind(channel.as_str())
+    .bind(school_id)
+    .bind(date)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut published = None;
+    let mut agreement = None;
+    for r in rows {
+        let id: i64 = r.try_get("id")?;
+        let terms = stored_terms(&r)?;
+        if r.try_get::<Option<i64>, _>("school_id")?.is_some() {
+            agreement = Some((id, terms));
+        } else {
+            published = Some((id, terms));
+        }
+    }
+    Ok(match (agreement, published) {
+        (Some((id, a)), p) => a.over(p.as_ref().map(|(_, t)| t)).map(|t| (id, t)),
+        (None, Some((id, p))) => p.over(None).map(|t| (id, t)),
+        (None, None) => None,
+    })
+}
+
+pub(crate) fn stored_terms(r: &AnyRow) -> Result<PartialTerms> {
+    let bad = |c: &str| Error::Internal(format!("stored fee schedule {c}"));
+    Ok(PartialTerms {
+        percent: r
+            .try_get::<Option<String>, _>("percent")?
+            .map(|p| Decimal::from_str(&p))
+            .transpose()
+            .map_err(|_| bad("percent"))?,
+        fixed: opt_vnd(r, "fixed_fee")?,
+        min: opt_vnd(r, "min_fee")?,
+        max: opt_vnd(r, "max_fee")?,
+        bearer: r
+            .try_get::<Option<String>, _>("bearer")?
+            .map(|b| Bearer::from_db(&b).ok_or_else(|| bad("bearer")))
+            .transpose()?,
+    })
+}
+
+struct FeeRow {
+    charged_by: String,
+    kind: &'static str,
+    basis: String,
+    amount: Vnd,
+    borne_by: Bearer,
+    predicted: Option<Vnd>,
+    reported: Option<Vnd>,
+    schedule_id: Option<i64>,
+    needs_review: bool,
+}
+
+/// The fee lines of a non-cash payment: the schedule's prediction, and the sender's report when
+/// there is one (booked as reported; a difference is flagged, never silently absorbed).
+fn fee_rows(
+    p: &NewPayment,
+    terms: Option<(i64, crate::domain::fee::FeeTerms)>,
+    date: &str,
+) -> Result<Vec<FeeRow>> {
+    if p.channel == Channel::Cash {
+        return Ok(vec![]);
+    }
+    let predicted = match &terms {
+        Some((_, t)) => {
+            Some(quote(p.amount, t).map_err(|e| Error::invalid("invalid_amount", e.to_string()))?)
+        }
+        None => None,
+    };
+    let row = match (predicted, p.reported_fee, terms) {
+        (Some(q), reported, Some((id, t))) => {
+            let mismatch = reported.is_some_and(|r| r != q.amount);
+            let basis = match reported {
+                Some(r) if mismatch => format!(
+                    "reported by {}: {r}; schedule predicts {} ({})",
+                    p.provider, q.amount, q.basis
+                ),
+                Some(_) => format!("{} (as reported by {})", q.basis, p.provider),
+                None => q.basis,
+            };
+            FeeRow {
+                charged_by: p.provider.clone(),
+                kind: "transaction",
+                basis,
+                amount: reported.unwrap_or(q.amount),
+                borne_by: t.bearer,
+                predicted: Some(q.amount),
+                reported,
+                schedule_id: Some(id),
+                needs_review: mismatch,
+            }
+        }
+        (_, reported, _) => FeeRow {
+            charged_by: p.provider.clone(),
+            kind: "transaction",
+            basis: match reported {
+                Some(r) => format!(
+                    "reported by {}: {r}; no fee schedule of {} for {} in force on {date}",
+                    p.provider,
+                    p.provider,
+                    p.channel.as_str()
+                ),
+                None => format!(
+                    "no fee schedule of {} for {} in force on {date}; fee unknown",
+                    p.provider,
+                    p.channel.as_str()
+                ),
+            },
+            amount: reported.unwrap_or(Vnd::ZERO),
+            // Without terms nobody agreed to bear it; the school's books carry it until reviewed.
+            borne_by: Bearer::School,
+            predicted: None,
+            reported,
+            schedule_id: None,
+            needs_review: true,
+        },
+    };
+    Ok(vec![row])
+}
+
+impl Store {
+    /// Records a payment of any channel, exactly once per (provider, provider reference).
+    pub async fn record_payment(
+        &self,
+        actor: &str,
+        school: &School,
+        p: NewPayment,
+    ) -> Result<Recorded> {
+        if p.amount.dong() <= 0 {
+            return Err(Error::invalid(
+                "invalid_amount",
+                "a payment is more than 0 đồng",
+            ));
+        }
+        let mut tx = self.begin().await?;
+        if let Some(r) = &p.provider_ref {
+            let existing: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM payments WHERE provider = $1 AND provider_ref = $2",
+            )
+            .bind(&p.provider)
+            .bind(r)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(id) = existing {
+                drop(tx);
+                let existing = self.payment(id).await?;
+                if existing.school_id != school.id || existing.amount != p.amount {
+                    return Err(Error::conflict(
+                        "provider_ref_conflict",
+                        format!("{} reference {r} is already recorded with a different school or amount", p.provider),
+                    ));
+                }
+                return Ok(Recorded::Duplicate(existing));
+            }
+        }
+        let local = p.received_at.with_timezone(&vietnam());
+        let date = local.format("%Y-%m-%d").to_string();
+        let recorded_year = Utc::now().with_timezone(&vietnam()).year();
+        let (receipt_no, seq) = next_receipt(&mut tx, school, recorded_year).await?;
+        lock_ledger(&mut tx, school.id).await?;
+        let ids: Vec<i64> = p.allocations.iter().map(|(i, _)| *i).collect();
+        let open = balances(&mut tx, school.id, &ids).await?;
+        check_allocations(&p.allocations, &open, p.amount)?;
+        let terms = if p.channel == Channel::Cash {
+            None
+        } else {
+            terms_in_force(&mut tx, school.id, &p.provider, p.channel, &date).await?
+        };
+        let fees = fee_rows(&p, terms, &date)?;
+
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO payments (school_id, channel, provider, provider_ref, payer_name, memo, amount, received_at, recorded_at,
+                recorded_by, receipt_no, receipt_year, receipt_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+        )
+        .bind(school.id)
+        .bind(p.channel.as_str())
+        .bind(&p.provider)
+        .bind(&p.provider_ref)
+        .bind(&p.payer_name)
+        .bind(&p.memo)
+        .bind(p.amount.dong())
+        .bind(super::format_time(p.received_at))
+        .bind(now())
+        .bind(actor)
+        .bind(&receipt_no)
+        .bind(recorded_year as i64)
+        .bind(seq)
+        .fetch_one(&mut *tx)
+        .await?;
+        for f in &fees {
+            sqlx::query(
+                "INSERT INTO payment_fees (payment_id, school_id, charged_by, kind, basis, amount, borne_by, predicted_amount, reported_amount,
+                    schedule_id, needs_review) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(id)
+            .bind(school.id)
+            .bind(&f.charged_by)
+            .bind(f.kind)
+            .bind(&f.basis)
+            .bind(f.amount.dong())
+            .bind(f.borne_by.as_str())
+            .bind(f.predicted.map(Vnd::dong))
+            .bind(f.reported.map(Vnd::dong))
+            .bind(f.schedule_id)
+            .bind(f.needs_review)
+            .execute(&mut *tx)
+            .await?;
+        }
+        insert_allocations(&mut tx, school.id, id, &p.allocations, p.method, actor).await?;
+        audit::record(
+            &mut tx,
+            &Chain::School(school.id),
+            Entry {
+                actor,
+                action: "payment.record",
+                entity: "payment",
+                entity_id: Some(id),
+                details: json!({"channel": p.channel, "provider": p.provider, "provider_ref": p.provider_ref, "amount": p.amount,
+                    "receipt_no": receipt_no, "allocations": p.allocations.iter().map(|(i, a)| json!([i, a])).collect::<Vec<_>>(),
+                    "fees": fees.iter().map(|f| json!({"amount": f.amount, "borne_by": f.borne_by, "needs_review": f.needs_review})).collect::<Vec<_>>()}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Recorded::Created(self.payment(id).await?))
+    }
+
+    /// Allocates unallocated credit of a payment to another invoice of the same family.
+    pub async fn allocate_credit(
+        &self,
+        actor: &str,
+        school: &School,
+        payment_id: i64,
+        invoice_id: i64,
+        amount: Vnd,
+    ) -> Result<Payment> {
+        let mut tx = self.begin().await?;
+        lock_ledger(&mut tx, school.id).await?;
+        let pay = self.payment_in_tx(&mut tx, school.id, payment_id).await?;
+        if pay.amount.is_negative() || pay.reversed_by_payment_id.is_some() {
+            return Err(Error::conflict(
+                "payment_reversed",
+                "a reversed payment or a reversal has no credit to allocate",
+            ));
+        }
+        let open = balances(&mut tx, school.id, &[invoice_id]).await?;
+        check_allocations(&[(invoice_id, amount)], &open, pay.unallocated_credit)?;
+        // Credit stays within the family: the same student or a sibling (same family_key).
+        let target_student = open.get(&invoice_id).map(|(_, s)| *s).unwrap_or_default();
+        let family_ok: bool = if pay.allocations.is_empty() {
+            true
+        } else {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM students t WHERE t.id = $1 AND EXISTS (
+                    SELECT 1 FROM allocations a JOIN invoices i ON i.id = a.invoice_id JOIN students s ON s.id = i.student_id
+                    WHERE a.payment_id = $2 AND (s.id = t.id OR (s.family_key IS NOT NULL AND s.family_key = t.family_key)))",
+            )
+            .bind(target_student)
+            .bind(payment_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            n > 0
+        };
+        if !family_ok {
+            return Err(Error::invalid(
+                "not_same_family",
+                "credit goes to an invoice of the same student or a sibling (same family_key); otherwise refund it",
+            ));
+        }
+        insert_allocations(
+            &mut tx,
+            school.id,
+            payment_id,
+            &[(invoice_id, amount)],
+            "credit",
+            actor,
+        )
+        .await?;
+        audit::record(
+            &mut tx,
+            &Chain::School(school.id),
+            Entry {
+                actor,
+                action: "payment.allocate_credit",
+                entity: "payment",
+                entity_id: Some(payment_id),
+                details: json!({"invoice_id": invoice_id, "amount": amount}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.payment(payment_id).await
+    }
+
+    /// Marks credit of a payment for refund to the payer.
+    pub async fn request_refund(
+        &self,
+        actor: &str,
+        school: &School,
+        payment_id: i64,
+        amount: Vnd,
+        reason: &str,
+    ) -> Result<Payment> {
+        let mut tx = self.begin().await?;
+        lock_ledger(&mut tx, school.id).await?;
+        let pay = self.payment_in_tx(&mut tx, school.id, payment_id).await?;
+        if amount.dong() <= 0 {
+            return Err(Error::invalid(
+                "invalid_amount",
+                "a refund is more than 0 đồng",
+            ));
+        }
+        if amount > pay.unallocated_credit {
+            return Err(Error::invalid(
+                "refund_exceeds_credit",
+                format!(
+                    "{amount} is more than the credit of {}",
+                    pay.unallocated_credit
+                ),
+            ));
+        }
+        sqlx::query("INSERT INTO refunds (school_id, payment_id, amount, reason, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(school.id)
+            .bind(payment_id)
+            .bind(amount.dong())
+            .bind(reason)
+            .bind(now())
+            .bind(actor)
+            .execute(&mut *tx)
+            .await?;
+        audit::record(
+            &mut tx,
+            &Chain::School(school.id),
+            Entry {
+                actor,
+                action: "payment.refund_request",
+                entity: "payment",
+                entity_id: Some(payment_id),
+                details: json!({"amount": amount, "reason": reason}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.payment(payment_id).await
+    }
+
+    /// Reverses a cash payment with a new entry of the opposite amount and its own receipt
+    /// number; the original and its number stay as they were.
+    pub async fn reverse_payment(
+        &self,
+        actor: &str,
+        school: &School,
+        payment_id: i64,
+        reason: &str,
+    ) -> Result<Payment> {
+        let mut tx = self.begin().await?;
+        let recorded_year = Utc::now().with_timezone(&vietnam()).year();
+        let (receipt_no, seq) = next_receipt(&mut tx, school, recorded_year).await?;
+        lock_ledger(&mut tx, school.id).await?;
+        let pay = self.payment_in_tx(&mut tx, school.id, payment_id).await?;
+        if pay.reverses_payment_id.is_some() {
+            return Err(Error::conflict(
+                "cannot_reverse_reversal",
+                "this entry is itself a reversal",
+            ));
+        }
+        if pay.reversed_by_payment_id.is_some() {
+            return Err(Error::conflict(
+                "already_reversed",
+                format!("payment {payment_id} is already reversed"),
+            ));
+        }
+        if pay.channel != Channel::Cash {
+            return Err(Error::invalid("not_cash", "only cash payments are reversed here; cashless money goes back through its provider"));
+        }
+        if pay.refunded.dong() > 0 {
+            return Err(Error::conflict(
+                "payment_has_refunds",
+                "part of this payment is marked for refund; settle that first",
+            ));
+        }
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO payments (school_id, channel, provider, provider_ref, payer_name, memo, amount, received_at, recorded_at,
+                recorded_by, receipt_no, receipt_year, receipt_seq, reverses_payment_id, reversal_reason)
+             VALUES ($1, 'cash', 'cash', NULL, $2, NULL, $3, $4, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+        )
+        .bind(school.id)
+        .bind(&pay.payer_name)
+        .bind(-pay.amount.dong())
+        .bind(now())
+        .bind(actor)
+        .bind(&receipt_no)
+        .bind(recorded_year as i64)
+        .bind(seq)
+        .bind(payment_id)
+        .bind(reason)
+        .fetch_one(&mut *tx)
+        .await?;
+        // Undo what the payment paid on each invoice.
+        let mut net: Vec<(i64, i64)> = Vec::new();
+        for a in &pay.allocations {
+            match net.iter_mut().find(|(i, _)| *i == a.invoice_id) {
+                Some((_, n)) => *n += a.amount.dong(),
+                None => net.push((a.invoice_id, a.amount.dong())),
+            }
+        }
+        let undo: Vec<(i64, Vnd)> = net
+            .into_iter()
+            .filter(|(_, n)| *n != 0)
+            .map(|(i, n)| (i, Vnd::new(-n).unwrap_or_default()))
+            .collect();
+        insert_allocations(&mut tx, school.id, id, &undo, "reversal", actor).await?;
+        audit::record(
+            &mut tx,
+            &Chain::School(school.id),
+            Entry {
+                actor,
+                action: "payment.reverse",
+                entity: "payment",
+                entity_id: Some(payment_id),
+                details: json!({"reversal_id": id, "receipt_no": receipt_no, "reason": reason}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.payment(id).await
+    }
+
+    async fn payment_in_tx(&self, tx: &mut Tx, school_id: i64, id: i64) -> Result<Payment> {
+        let row = sqlx::query(&format!(
+            "SELECT {PAYMENT_COLS} FROM payments p WHERE p.id = $1 AND p.school_id = $2"
+        ))
+        .bind(id)
+        .bind(school_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or(Error::not_found("payment_not_found", "payment"))?;
+        let mut v = payment_row(&row)?;
+        let fees = sqlx::query("SELECT * FROM payment_fees WHERE payment_id = $1 ORDER BY id")
+            .bind(id)
+            .fetch_all(&mut **tx)
+            .await?;
+        let allocs = sqlx::query(
+            "SELECT a.id, a.invoice_id, i.payment_code, a.amount, a.method, a.created_at, a.created_by FROM allocations a
+             JOIN invoices i ON i.id = a.invoice_id WHERE a.payment_id = $1 ORDER BY a.id",
+        )
+        .bind(id)
+        .fetch_all(&mut **tx)
+        .await?;
+        let refunded: i64 = sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM refunds WHERE payment_id = $1",
+        )
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await?;
+        complete(&mut v, &fees, &allocs, refunded)?;
+        Ok(v)
+    }
+
+    /// One payment with its fee lines, allocations and credit.
+    pub async fn payment(&self, id: i64) -> Result<Payment> {
+        let row = sqlx::query(&format!(
+            "SELECT {PAYMENT_COLS} FROM payments p WHERE p.id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.reader())
+        .await?
+        .ok_or(Error::not_found("payment_not_found", "payment"))?;
+        let mut v = payment_row(&row)?;
+        let fees = sqlx::query("SELECT * FROM payment_fees WHERE payment_id = $1 ORDER BY id")
+            .bind(id)
+            .fetch_all(self.reader())
+            .await?;
+        let allocs = sqlx::query(
+            "SELECT a.id, a.invoice_id, i.payment_code, a.amount, a.method, a.created_at, a.created_by FROM allocations a
+             JOIN invoices i ON i.id = a.invoice_id WHERE a.payment_id = $1 ORDER BY a.id",
+        )
+        .bind(id)
+        .fetch_all(self.reader())
+        .await?;
+        let refunded: i64 = sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM refunds WHERE payment_id = $1",
+        )
+        .bind(id)
+        .fetch_one(self.reader())
+        .await?;
+        complete(&mut v, &fees, &allocs, refunded)?;
+        Ok(v)
+    }
+
+    pub async fn payment_in_school(&self, school_id: i64, id: i64) -> Result<Payment> {
+        let p = self.payment(id).await?;
+        if p.school_id != school_id {
+            return Err(Error::not_found("payment_not_found", "payment"));
+        }
+        Ok(p)
+    }
+
+    pub async fn list_payments(
+        &self,
+        school_id: i64,
+        f: &PaymentFilter,
+        page: Page,
+    ) -> Result<(Vec<Payment>, Option<String>)> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT p.id FROM payments p WHERE p.school_id = $1 AND p.id > $2 AND ($3 IS NULL OR p.channel = $3)
+               AND ($4 IS NULL OR p.received_at >= $4) AND ($5 IS NULL OR p.received_at < $5)
+               AND ($6 = 0 OR p.amount > CAST(COALESCE((SELECT SUM(a.amount) FROM allocations a WHERE a.payment_id = p.id), 0) AS BIGINT)
+                    + CAST(COALESCE((SELECT SUM(r.amount) FROM refunds r WHERE r.payment_id = p.id), 0) AS BIGINT))
+             ORDER BY p.id LIMIT $7",
+        )
+        .bind(school_id)
+        .bind(page.after)
+        .bind(f.channel.map(|c| c.as_str()))
+        .bind(&f.from)
+        .bind(&f.to)
+        .bind(i64::from(f.with_credit))
+        .bind(page.limit + 1)
+        .fetch_all(self.reader())
+        .await?;
+        let mut items = Vec::with_capacity(ids.len());
+        for id in ids {
+            items.push(self.payment(id).await?);
+        }
+        Ok(paginate(items, page, |p| p.id))
+    }
+}
+
+fn payment_row(r: &AnyRow) -> Result<Payment> {
+    let amount = vnd(r, "amount")?;
+    let received_at: String = r.try_get("received_at")?;
+    Ok(Payment {
+        id: r.try_get("id")?,
+        school_id: r.try_get("school_id")?,
+        channel: Channel::from_db(&r.try_get::<String, _>("channel")?)
+            .ok_or_else(|| Error::Internal("stored channel".into()))?,
+        provider: r.try_get("provider")?,
+        provider_ref: r.try_get("provider_ref")?,
+        payer_name: r.try_get("payer_name")?,
+        memo: r.try_get("memo")?,
+        amount,
+        amount_formatted: amount.formatted(),
+        received_at_local: local_text(&received_at),
+        received_at,
+        recorded_at: r.try_get("recorded_at")?,
+        recorded_by: r.try_get("recorded_by")?,
+        receipt_no: r.try_get("receipt_no")?,
+        reverses_payment_id: r.try_get("reverses_payment_id")?,
+        reversed_by_payment_id: r.try_get("reversed_by")?,
+        reversal_reason: r.try_get("reversal_reason")?,
+        fees: vec![],
+        no_fees_reason: None,
+        allocations: vec![],
+        allocated: Vnd::ZERO,
+        refunded: Vnd::ZERO,
+        unallocated_credit: Vnd::ZERO,
+        parent_outlay: amount,
+        school_net: amount,
+    })
+}
+
+fn complete(v: &mut Payment, fees: &[AnyRow], allocs: &[AnyRow], refunded: i64) -> Result<()> {
+    for f in fees {
+        let amount = vnd(f, "amount")?;
+        v.fees.push(FeeLine {
+            charged_by: f.try_get("charged_by")?,
+            kind: f.try_get("kind")?,
+            basis: f.try_get("basis")?,
+            amount,
+            amount_formatted: amount.formatted(),
+            borne_by: Bearer::from_db(&f.try_get::<String, _>("borne_by")?)
+                .ok_or_else(|| Error::Internal("stored bearer".into()))?,
+            predicted_amount: opt_vnd(f, "predicted_amount")?,
+            reported_amount: opt_vnd(f, "reported_amount")?,
+            needs_review: get_bool(f, "needs_review")?,
+        });
+    }
+    for a in allocs {
+        v.allocations.push(AllocationView {
+            id: a.try_get("id")?,
+            invoice_id: a.try_get("invoice_id")?,
+            payment_code: a.try_get("payment_code")?,
+            amount: vnd(a, "amount")?,
+            method: a.try_get("method")?,
+            created_at: a.try_get("created_at")?,
+            created_by: a.try_get("created_by")?,
+        });
+    }
+    let allocated: i64 = v.allocations.iter().map(|a| a.amount.dong()).sum();
+    v.allocated = Vnd::new(allocated).map_err(|e| Error::Internal(e.to_string()))?;
+    v.refunded = Vnd::new(refunded).map_err(|e| Error::Internal(e.to_string()))?;
+    v.unallocated_credit = if v.amount.is_negative() {
+        Vnd::ZERO
+    } else {
+        Vnd::new(v.amount.dong() - allocated - refunded)
+            .map_err(|e| Error::Internal(e.to_string()))?
+    };
+    let pairs: Vec<(Vnd, Bearer)> = v.fees.iter().map(|f| (f.amount, f.borne_by)).collect();
+    v.parent_outlay = parent_outlay(v.amount, &pairs);
+    v.school_net = school_net(v.amount, &pairs);
+    if v.fees.is_empty() {
+        v.no_fees_reason = Some(match v.channel {
+            Channel::Cash => "cash at the school office: no transaction fee".into(),
+            _ => "no fee recorded".into(),
+        });
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Payments with an allocation to `invoice_id`, oldest first.
+    pub async fn payments_of_invoice(&self, invoice_id: i64) -> Result<Vec<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT payment_id FROM allocations WHERE invoice_id = $1 ORDER BY payment_id",
+        )
+        .bind(invoice_id)
+        .fetch_all(self.reader())
+        .await?)
+    }
+}
