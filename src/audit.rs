@@ -76,15 +76,15 @@ fn link_hash(
 /// records are chained in commit order.
 pub async fn record(tx: &mut Tx, chain: &Chain, entry: Entry<'_>) -> Result<()> {
     let key = chain.key();
-    sqlx::query("INSERT INTO audit_chains (chain, seq, head) VALUES ($1, 0, '') ON CONFLICT (chain) DO NOTHING")
-        .bind(&key)
-        .execute(&mut **tx)
-        .await?;
-    let head =
-        sqlx::query("UPDATE audit_chains SET seq = seq + 1 WHERE chain = $1 RETURNING seq, head")
-            .bind(&key)
-            .fetch_one(&mut **tx)
-            .await?;
+    // One statement takes the next sequence number and the previous hash, creating the chain on
+    // its first record; the row stays locked until commit.
+    let head = sqlx::query(
+        "INSERT INTO audit_chains (chain, seq, head) VALUES ($1, 1, '')
+         ON CONFLICT (chain) DO UPDATE SET seq = audit_chains.seq + 1 RETURNING seq, head",
+    )
+    .bind(&key)
+    .fetch_one(&mut **tx)
+    .await?;
     let seq: i64 = head.try_get("seq")?;
     let prev: String = head.try_get("head")?;
     let at = now();

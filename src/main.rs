@@ -5,7 +5,11 @@ use clap::{Parser, Subcommand};
 use feerecon::audit;
 use feerecon::config::{DbConfig, LogFormat, ServeConfig};
 use feerecon::domain::access::{Role, Scope};
+use feerecon::domain::code::PaymentCode;
+use feerecon::domain::fee::Channel;
+use feerecon::domain::money::Vnd;
 use feerecon::store::invoices::ImportProgress;
+use feerecon::store::ledger::{NewPayment, Recorded};
 use feerecon::store::Store;
 use feerecon::{app, AppState};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -47,6 +51,9 @@ enum Command {
     /// Import data from a file.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Record a payment at the cash desk.
+    #[command(subcommand)]
+    Pay(PayCommand),
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -62,6 +69,29 @@ enum ImportCommand {
         /// The school's code.
         #[arg(long)]
         school: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PayCommand {
+    /// Cash received at the school office; prints the receipt number.
+    Cash {
+        /// The school's code.
+        #[arg(long)]
+        school: String,
+        /// Whole đồng received, e.g. 1235000 or 1.235.000.
+        #[arg(long)]
+        amount: String,
+        /// An invoice it pays, by payment code, optionally with the amount: `QD3CFPSA` (its
+        /// open balance) or `QD3CFPSA=500000`. Repeat for several invoices.
+        #[arg(long = "invoice")]
+        invoices: Vec<String>,
+        /// The payer's name as given.
+        #[arg(long)]
+        payer: Option<String>,
+        /// Who recorded it, for the audit log (defaults to "cli").
+        #[arg(long, default_value = "cli")]
+        cashier: String,
     },
 }
 
@@ -118,6 +148,7 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Import(ImportCommand::Invoices { file, school })) => {
             import_invoices(&db_url, &file, &school).await
         }
+        Some(Command::Pay(cmd)) => pay(&db_url, cmd).await,
         Some(Command::Token(cmd)) => token(&db_url, cmd).await,
         Some(Command::VerifyAudit) => verify_audit(&db_url).await,
     }
@@ -226,6 +257,71 @@ async fn import_invoices(db_url: &str, file: &PathBuf, school_code: &str) -> any
         }
         Err(e) => Err(anyhow!(e.to_string())),
     }
+}
+
+async fn pay(db_url: &str, cmd: PayCommand) -> anyhow::Result<()> {
+    let PayCommand::Cash {
+        school,
+        amount,
+        invoices,
+        payer,
+        cashier,
+    } = cmd;
+    let store = open(db_url).await?;
+    let school = store
+        .school_by_code(&school.trim().to_ascii_uppercase())
+        .await
+        .map_err(|_| anyhow!("no school with code {school}"))?;
+    let amount = Vnd::parse_text(&amount).map_err(|e| anyhow!("amount {e}"))?;
+    let mut allocations = Vec::new();
+    for spec in &invoices {
+        let (code, part) = match spec.split_once('=') {
+            Some((c, a)) => (
+                c,
+                Some(Vnd::parse_text(a).map_err(|e| anyhow!("{spec}: amount {e}"))?),
+            ),
+            None => (spec.as_str(), None),
+        };
+        let code = PaymentCode::parse(code).map_err(|e| anyhow!("{code}: {e}"))?;
+        let (id, school_id) = store
+            .invoice_by_code(&code)
+            .await?
+            .ok_or_else(|| anyhow!("no invoice with payment code {code}"))?;
+        if school_id != school.id {
+            bail!("invoice {code} belongs to another school");
+        }
+        let open = store
+            .invoice_in_school(school.id, id)
+            .await
+            .map_err(|e| anyhow!(e.to_string()))?
+            .outstanding;
+        allocations.push((id, part.unwrap_or(open)));
+    }
+    let p = NewPayment {
+        channel: Channel::Cash,
+        provider: "cash".into(),
+        provider_ref: None,
+        payer_name: payer,
+        memo: None,
+        amount,
+        received_at: chrono::Utc::now(),
+        reported_fee: None,
+        allocations,
+        method: "cash_desk",
+    };
+    let (Recorded::Created(id) | Recorded::Duplicate(id)) = store
+        .record_payment(&format!("cli:{cashier}"), &school, p)
+        .await
+        .map_err(|e| anyhow!(e.to_string()))?;
+    let p = store
+        .payment(id)
+        .await
+        .map_err(|e| anyhow!(e.to_string()))?;
+    println!(
+        "receipt {}: {} received, {} allocated, credit {}",
+        p.receipt_no, p.amount, p.allocated, p.unallocated_credit
+    );
+    Ok(())
 }
 
 async fn token(db_url: &str, cmd: TokenCommand) -> anyhow::Result<()> {

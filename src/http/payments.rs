@@ -192,10 +192,11 @@ async fn record_payment(
             "manual"
         },
     };
-    match st.store.record_payment(&caller.actor(), &school, p).await? {
-        Recorded::Created(p) => Ok((StatusCode::CREATED, Json(p))),
-        Recorded::Duplicate(p) => Ok((StatusCode::OK, Json(p))),
-    }
+    let (status, id) = match st.store.record_payment(&caller.actor(), &school, p).await? {
+        Recorded::Created(id) => (StatusCode::CREATED, id),
+        Recorded::Duplicate(id) => (StatusCode::OK, id),
+    };
+    Ok((status, Json(st.store.payment(id).await?)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -208,6 +209,8 @@ pub struct PaymentQuery {
     pub to: Option<String>,
     /// `true`: only payments with unallocated credit.
     pub with_credit: Option<bool>,
+    /// `true`: only payments whose fee differs from the schedule or had none in force.
+    pub needs_review: Option<bool>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
@@ -248,6 +251,7 @@ async fn list_payments(
         from: day(&q.from, false)?,
         to: day(&q.to, true)?,
         with_credit: q.with_credit.unwrap_or(false),
+        needs_review: q.needs_review.unwrap_or(false),
     };
     let page = super::extract::page(q.limit, &q.cursor)?;
     Ok(Json(

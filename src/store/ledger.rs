@@ -127,12 +127,12 @@ pub struct NewPayment {
     pub method: &'static str,
 }
 
-/// What recording did.
-#[derive(Debug)]
+/// What recording did, by payment id (`Store::payment` gives the full view).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recorded {
-    Created(Payment),
+    Created(i64),
     /// The same provider reference was recorded before; nothing was written.
-    Duplicate(Payment),
+    Duplicate(i64),
 }
 
 #[derive(Debug, Default, Clone)]
@@ -141,6 +141,8 @@ pub struct PaymentFilter {
     pub from: Option<String>,
     pub to: Option<String>,
     pub with_credit: bool,
+    /// Only payments with a fee line flagged for review.
+    pub needs_review: bool,
 }
 
 const PAYMENT_COLS: &str = "p.id, p.school_id, p.channel, p.provider, p.provider_ref, p.payer_name, p.memo, p.amount, p.received_at,
@@ -173,13 +175,9 @@ pub(crate) async fn lock_ledger(tx: &mut Tx, school_id: i64) -> Result<()> {
 /// gives its number back.
 async fn next_receipt(tx: &mut Tx, school: &School, year: i32) -> Result<(String, i64)> {
     let name = format!("receipt:{year}");
-    sqlx::query("INSERT INTO counters (school_id, name, value) VALUES ($1, $2, 0) ON CONFLICT (school_id, name) DO NOTHING")
-        .bind(school.id)
-        .bind(&name)
-        .execute(&mut **tx)
-        .await?;
     let seq: i64 = sqlx::query_scalar(
-        "UPDATE counters SET value = value + 1 WHERE school_id = $1 AND name = $2 RETURNING value",
+        "INSERT INTO counters (school_id, name, value) VALUES ($1, $2, 1)
+         ON CONFLICT (school_id, name) DO UPDATE SET value = counters.value + 1 RETURNING value",
     )
     .bind(school.id)
     .bind(&name)
@@ -447,23 +445,26 @@ impl Store {
         }
         let mut tx = self.begin().await?;
         if let Some(r) = &p.provider_ref {
-            let existing: Option<i64> = sqlx::query_scalar(
-                "SELECT id FROM payments WHERE provider = $1 AND provider_ref = $2",
+            let existing = sqlx::query(
+                "SELECT id, school_id, amount FROM payments WHERE provider = $1 AND provider_ref = $2",
             )
             .bind(&p.provider)
             .bind(r)
             .fetch_optional(&mut *tx)
             .await?;
-            if let Some(id) = existing {
-                drop(tx);
-                let existing = self.payment(id).await?;
-                if existing.school_id != school.id || existing.amount != p.amount {
+            if let Some(row) = existing {
+                let (id, school_id, amount): (i64, i64, i64) = (
+                    row.try_get("id")?,
+                    row.try_get("school_id")?,
+                    row.try_get("amount")?,
+                );
+                if school_id != school.id || amount != p.amount.dong() {
                     return Err(Error::conflict(
                         "provider_ref_conflict",
                         format!("{} reference {r} is already recorded with a different school or amount", p.provider),
                     ));
                 }
-                return Ok(Recorded::Duplicate(existing));
+                return Ok(Recorded::Duplicate(id));
             }
         }
         let local = p.received_at.with_timezone(&vietnam());
@@ -535,7 +536,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        Ok(Recorded::Created(self.payment(id).await?))
+        Ok(Recorded::Created(id))
     }
 
     /// Allocates unallocated credit of a payment to another invoice of the same family.
@@ -820,6 +821,7 @@ impl Store {
                AND ($4 IS NULL OR p.received_at >= $4) AND ($5 IS NULL OR p.received_at < $5)
                AND ($6 = 0 OR p.amount > CAST(COALESCE((SELECT SUM(a.amount) FROM allocations a WHERE a.payment_id = p.id), 0) AS BIGINT)
                     + CAST(COALESCE((SELECT SUM(r.amount) FROM refunds r WHERE r.payment_id = p.id), 0) AS BIGINT))
+               AND ($8 = 0 OR EXISTS (SELECT 1 FROM payment_fees f WHERE f.payment_id = p.id AND f.needs_review = $9))
              ORDER BY p.id LIMIT $7",
         )
         .bind(school_id)
@@ -829,6 +831,8 @@ impl Store {
         .bind(&f.to)
         .bind(i64::from(f.with_credit))
         .bind(page.limit + 1)
+        .bind(i64::from(f.needs_review))
+        .bind(true)
         .fetch_all(self.reader())
         .await?;
         let mut items = Vec::with_capacity(ids.len());

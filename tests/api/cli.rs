@@ -97,6 +97,58 @@ async fn cli_flow(app: TestApp) {
     );
     assert!(!out.status.success());
 
+    // The cash desk from the command line.
+    let (_, list) = app
+        .get(
+            &format!("/api/v1/schools/{}/invoices", sc.school_id),
+            &sc.accountant,
+        )
+        .await;
+    let code = list["items"][0]["payment_code"]
+        .as_str()
+        .expect("code")
+        .to_string();
+    let out = feerecon(
+        &app.db_url,
+        &[
+            "pay",
+            "cash",
+            "--school",
+            &sc.code,
+            "--amount",
+            "1.500.000",
+            "--invoice",
+            &code,
+            "--payer",
+            "Nguyễn Văn Bố",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("-000001: 1.500.000 ₫ received, 1.235.000 ₫ allocated, credit 265.000 ₫"),
+        "{stdout}"
+    );
+    let out = feerecon(
+        &app.db_url,
+        &[
+            "pay",
+            "cash",
+            "--school",
+            &sc.code,
+            "--amount",
+            "1000",
+            "--invoice",
+            "QD2222222",
+        ],
+    );
+    assert!(!out.status.success());
+    assert_eq!(app.count("payments").await, 1);
+
     let out = feerecon(&app.db_url, &["verify-audit"]);
     assert!(
         out.status.success(),

@@ -201,6 +201,9 @@ both_backends! {
         let (_, p3) = pay(&app, &sc, &sc.accountant, json!({"channel": "ewallet", "provider": "momo", "provider_ref": "2300001", "amount": 300000})).await;
         assert_eq!((p3["fees"][0]["amount"].as_i64(), p3["fees"][0]["needs_review"].as_bool()), (Some(0), Some(true)));
         assert!(p3["fees"][0]["basis"].as_str().expect("basis").contains("no fee schedule"));
+        let (_, flagged) = app.get(&format!("/api/v1/schools/{}/payments?needs_review=true", sc.school_id), &sc.accountant).await;
+        let ids: Vec<i64> = flagged["items"].as_array().expect("items").iter().map(id).collect();
+        assert_eq!(ids, vec![id(&p2), id(&p3)]);
         // Receipts are the same for every channel.
         let (s, r) = app.get(&format!("/api/v1/schools/{}/payments/{}/receipt", sc.school_id, id(&p)), &sc.cashier).await;
         assert_eq!(s, StatusCode::OK);
