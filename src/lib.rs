@@ -6,6 +6,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod providers;
 pub mod store;
 
 pub use http::{app, AppState};
