@@ -47,3 +47,81 @@ pub enum LogFormat {
     Text,
     Json,
 }
+
+/// Where the key that seals provider secrets comes from. It is never stored in the database.
+#[derive(Debug, Clone, Args)]
+pub struct SecretKeyConfig {
+    /// The key, base64 of 32 bytes (`openssl rand -base64 32`). Several instances sharing one
+    /// database must share this key.
+    #[arg(
+        long = "secret-key",
+        env = "FEERECON_SECRET_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub secret_key: Option<String>,
+    /// Without FEERECON_SECRET_KEY: a file holding the key, created (mode 0600) if missing.
+    #[arg(
+        long = "secret-key-file",
+        env = "FEERECON_SECRET_KEY_FILE",
+        default_value = "data/secret.key",
+        global = true
+    )]
+    pub secret_key_file: std::path::PathBuf,
+}
+
+impl SecretKeyConfig {
+    pub fn sealer(&self) -> Result<crate::sealer::Sealer, String> {
+        if let Some(k) = &self.secret_key {
+            return crate::sealer::Sealer::from_base64(k)
+                .map_err(|e| format!("FEERECON_SECRET_KEY: {e}"));
+        }
+        let path = &self.secret_key_file;
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        format!(
+                            "FEERECON_SECRET_KEY_FILE: cannot create {}: {e}",
+                            dir.display()
+                        )
+                    })?;
+                }
+                let key = crate::sealer::Sealer::generate_key();
+                write_private(path, &key).map_err(|e| {
+                    format!(
+                        "FEERECON_SECRET_KEY_FILE: cannot write {}: {e}",
+                        path.display()
+                    )
+                })?;
+                key
+            }
+            Err(e) => {
+                return Err(format!(
+                    "FEERECON_SECRET_KEY_FILE: cannot read {}: {e}",
+                    path.display()
+                ))
+            }
+        };
+        crate::sealer::Sealer::from_base64(&text)
+            .map_err(|e| format!("FEERECON_SECRET_KEY_FILE {}: {e}", path.display()))
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)
+}

@@ -3,7 +3,7 @@
 use anyhow::{anyhow, bail, Context};
 use clap::{Parser, Subcommand};
 use feerecon::audit;
-use feerecon::config::{DbConfig, LogFormat, ServeConfig};
+use feerecon::config::{DbConfig, LogFormat, SecretKeyConfig, ServeConfig};
 use feerecon::domain::access::{Role, Scope};
 use feerecon::domain::code::PaymentCode;
 use feerecon::domain::fee::Channel;
@@ -32,6 +32,8 @@ struct Cli {
     serve: ServeConfig,
     #[command(flatten)]
     db: DbConfig,
+    #[command(flatten)]
+    keys: SecretKeyConfig,
     /// Log format.
     #[arg(
         long = "log-format",
@@ -138,8 +140,8 @@ async fn main() -> anyhow::Result<()> {
     init_tracing(cli.log_format);
     let db_url = cli.db.database_url.clone();
     match cli.command {
-        None => serve(cli.serve, &db_url).await,
-        Some(Command::Serve(cfg)) => serve(cfg, &db_url).await,
+        None => serve(cli.serve, &cli.keys, &db_url).await,
+        Some(Command::Serve(cfg)) => serve(cfg, &cli.keys, &db_url).await,
         Some(Command::Migrate) => {
             open(&db_url).await?;
             println!("migrations applied");
@@ -162,8 +164,9 @@ async fn open(db_url: &str) -> anyhow::Result<Store> {
     Ok(store)
 }
 
-async fn serve(cfg: ServeConfig, db_url: &str) -> anyhow::Result<()> {
+async fn serve(cfg: ServeConfig, keys: &SecretKeyConfig, db_url: &str) -> anyhow::Result<()> {
     cfg.validate().map_err(|e| anyhow!(e))?;
+    let sealer = keys.sealer().map_err(|e| anyhow!(e))?;
     let store = open(db_url).await?;
     if let Some(token) = store.bootstrap_admin(cfg.admin_token.as_deref()).await? {
         // Printed once, to the terminal, never to the log.
@@ -173,7 +176,7 @@ async fn serve(cfg: ServeConfig, db_url: &str) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("while binding {}", cfg.listen))?;
     tracing::info!(listen = %listener.local_addr()?, backend = ?store.backend(), "feerecon listening");
-    axum::serve(listener, app(AppState::new(store.clone())))
+    axum::serve(listener, app(AppState::new(store.clone(), sealer)))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     store.close().await;

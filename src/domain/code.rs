@@ -144,6 +144,34 @@ impl fmt::Display for PaymentCode {
     }
 }
 
+/// Every well-formed code of `prefix` anywhere in a transfer memo, however the bank spaced,
+/// dotted or cased it ("qd-3cf psa", "MBVCB.123.QD3CFPSA.CT tu"). Candidates only: whether an
+/// invoice carries one is for the caller to check, and more than one is ambiguous.
+pub fn find_in_text(text: &str, prefix: &SchoolPrefix) -> Vec<PaymentCode> {
+    let squeezed: Vec<u8> = text
+        .bytes()
+        .filter(u8::is_ascii_alphanumeric)
+        .map(|b| b.to_ascii_uppercase())
+        .collect();
+    let p = prefix.0.as_bytes();
+    let len = p.len() + BODY_LEN + 1;
+    let mut out: Vec<PaymentCode> = Vec::new();
+    for start in 0..squeezed.len().saturating_sub(len - 1) {
+        let window = &squeezed[start..start + len];
+        if window.starts_with(p) {
+            if let Ok(code) = std::str::from_utf8(window)
+                .map_err(|_| CodeError::BadCharacter)
+                .and_then(PaymentCode::from_canonical)
+            {
+                if !out.contains(&code) {
+                    out.push(code);
+                }
+            }
+        }
+    }
+    out
+}
+
 fn mod_inverse(a: u64) -> u64 {
     // Fermat: a^(p-2) mod p for prime p.
     let (mut result, mut base, mut exp) = (1u64, a % BASE, BASE - 2);
@@ -216,6 +244,28 @@ mod tests {
         assert_eq!(SchoolPrefix::parse("L"), Err(CodeError::BadPrefix));
         assert_eq!(SchoolPrefix::parse("QDNXY"), Err(CodeError::BadPrefix));
         assert_eq!(SchoolPrefix::parse("L0"), Err(CodeError::BadPrefix));
+    }
+
+    #[test]
+    fn finds_codes_in_bank_memos() {
+        let p = prefix("QD");
+        let code = PaymentCode::generate(&p, 0).unwrap();
+        let c = code.as_str();
+        let memos = [
+            format!("MBVCB.3278126542.{c} NGUYEN VAN BO chuyen tien"),
+            format!("CT DEN:0912 {}-{} {}", &c[..2], &c[2..5], &c[5..]).to_lowercase(),
+            c.to_string(),
+        ];
+        for m in &memos {
+            assert_eq!(find_in_text(m, &p), vec![code.clone()], "{m}");
+        }
+        assert!(find_in_text("hoc phi thang 9", &p).is_empty());
+        let mut typo = c.as_bytes().to_vec();
+        typo[4] = if typo[4] == b'9' { b'8' } else { b'9' };
+        assert!(
+            find_in_text(std::str::from_utf8(&typo).unwrap(), &p).is_empty(),
+            "a typo is not a code"
+        );
     }
 
     #[test]

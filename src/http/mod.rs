@@ -9,9 +9,11 @@ pub mod health;
 pub mod invoices;
 pub mod org;
 pub mod payments;
+pub mod provider_accounts;
 pub mod reports;
 pub mod students;
 pub mod tokens;
+pub mod webhooks;
 
 use crate::error::{Error, ErrorBody};
 use crate::store::Store;
@@ -32,11 +34,23 @@ use utoipa_axum::router::OpenApiRouter;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
+    /// Opens the providers' secrets; its key is not in the database.
+    pub sealer: crate::sealer::Sealer,
+    /// A fixed "now" for signature tolerances, so signed samples can be replayed in tests.
+    pub fixed_now: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl AppState {
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    pub fn new(store: Store, sealer: crate::sealer::Sealer) -> Self {
+        Self {
+            store,
+            sealer,
+            fixed_now: None,
+        }
+    }
+
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.fixed_now.unwrap_or_else(chrono::Utc::now)
     }
 }
 
@@ -84,6 +98,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(payments::router())
         .merge(fees::router())
         .merge(reports::router())
+        .merge(provider_accounts::router())
         .merge(tokens::router())
         .merge(audit::router())
         .split_for_parts()
@@ -98,6 +113,7 @@ pub fn app(state: AppState) -> Router {
         .merge(api)
         .route("/api/v1/openapi.json", get(move || async move { Json(doc.as_ref().clone()) }))
         .merge(health::router())
+        .merge(webhooks::router())
         .fallback(|| async { Error::not_found("route_not_found", "route") })
         .method_not_allowed_fallback(|| async {
             (

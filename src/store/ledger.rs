@@ -444,6 +444,13 @@ impl Store {
             ));
         }
         let mut tx = self.begin().await?;
+        let local = p.received_at.with_timezone(&vietnam());
+        let date = local.format("%Y-%m-%d").to_string();
+        let recorded_year = Utc::now().with_timezone(&vietnam()).year();
+        let (receipt_no, seq) = next_receipt(&mut tx, school, recorded_year).await?;
+        lock_ledger(&mut tx, school.id).await?;
+        // Checked under the school's ledger lock, so a concurrent or retried duplicate delivery,
+        // from any instance, sees the first one once it commits and records nothing twice.
         if let Some(r) = &p.provider_ref {
             let existing = sqlx::query(
                 "SELECT id, school_id, amount FROM payments WHERE provider = $1 AND provider_ref = $2",
@@ -467,11 +474,6 @@ impl Store {
                 return Ok(Recorded::Duplicate(id));
             }
         }
-        let local = p.received_at.with_timezone(&vietnam());
-        let date = local.format("%Y-%m-%d").to_string();
-        let recorded_year = Utc::now().with_timezone(&vietnam()).year();
-        let (receipt_no, seq) = next_receipt(&mut tx, school, recorded_year).await?;
-        lock_ledger(&mut tx, school.id).await?;
         let ids: Vec<i64> = p.allocations.iter().map(|(i, _)| *i).collect();
         let open = balances(&mut tx, school.id, &ids).await?;
         check_allocations(&p.allocations, &open, p.amount)?;

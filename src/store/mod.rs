@@ -11,6 +11,7 @@ pub mod org;
 pub mod reports;
 pub mod students;
 pub mod tokens;
+pub mod webhooks;
 
 use crate::error::{Error, Result};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
@@ -129,6 +130,10 @@ impl Store {
 
     pub(crate) fn reader(&self) -> &AnyPool {
         &self.reader
+    }
+
+    pub(crate) fn writer_pool(&self) -> AnyPool {
+        self.writer.clone()
     }
 
     pub async fn close(&self) {

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
 pub const ADMIN: &str = "test-admin-token-0123456789abcdef0123456789";
+pub const SEALER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -64,6 +65,14 @@ pub fn postgres_url() -> Option<String> {
 impl TestApp {
     /// `None` when the backend is PostgreSQL and no server is configured: the test is skipped.
     pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        Self::spawn_at(backend, None).await
+    }
+
+    /// With a fixed clock, so samples signed at a past time can be delivered.
+    pub async fn spawn_at(
+        backend: Backend,
+        now: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Option<TestApp> {
         let (db, url) = match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("tempdir");
@@ -93,7 +102,12 @@ impl TestApp {
             .expect("admin token");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let router = app(AppState::new(store.clone()));
+        let mut state = AppState::new(
+            store.clone(),
+            feerecon::sealer::Sealer::from_base64(SEALER_KEY).expect("key"),
+        );
+        state.fixed_now = now;
+        let router = app(state);
         tokio::spawn(async move { axum::serve(listener, router).await });
         Some(TestApp {
             base,

@@ -9,3 +9,4 @@ mod cli;
 mod import;
 mod invoices;
 mod ledger;
+mod webhooks;

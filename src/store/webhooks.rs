@@ -1,0 +1,352 @@
+//! Provider accounts (which school a sender's merchant or bank account belongs to), their sealed
+//! secrets, and the archive of every delivery.
+
+use super::{get_bool, now, Store};
+use crate::audit::{self, Chain, Entry};
+use crate::error::{Error, Result};
+use crate::providers::{ProviderId, Secret};
+use crate::sealer::Sealer;
+use serde::Serialize;
+use serde_json::json;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProviderAccount {
+    pub id: i64,
+    pub school_id: i64,
+    pub provider: ProviderId,
+    pub account: String,
+    pub label: String,
+    /// Configure the sender to notify this path (GET for VNPay, POST for the others).
+    pub webhook_path: String,
+    /// Ids of the secrets currently accepted (never the secrets).
+    pub active_secret_ids: Vec<i64>,
+    pub created_at: String,
+}
+
+/// An account to configure, with its first secret.
+pub struct NewProviderAccount<'a> {
+    pub school_id: i64,
+    pub provider: ProviderId,
+    pub account: &'a str,
+    pub label: &'a str,
+    pub secret: &'a [u8],
+    pub access_key: Option<&'a str>,
+}
+
+/// A delivery to archive, whatever became of it.
+pub struct NewEvent<'a> {
+    pub provider: &'a str,
+    pub account: Option<&'a ProviderAccount>,
+    pub method: &'a str,
+    pub query: &'a str,
+    pub headers: String,
+    pub body: &'a [u8],
+    pub body_size: usize,
+    pub verified: bool,
+    pub txn_id: Option<&'a str>,
+    pub outcome: &'a str,
+    pub detail: Option<String>,
+    pub payment_id: Option<i64>,
+    pub ack_status: u16,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProviderEvent {
+    pub id: i64,
+    pub provider: String,
+    pub provider_account_id: Option<i64>,
+    pub received_at: String,
+    pub method: String,
+    pub query: String,
+    /// The headers that matter (signature, timestamp, content type), as received.
+    pub headers: serde_json::Value,
+    /// The body as received, base64 (it may not be UTF-8).
+    pub body_base64: String,
+    pub body_size: i64,
+    pub verified: bool,
+    pub txn_id: Option<String>,
+    /// `recorded`, `duplicate`, `conflict`, `failed`, `outgoing`, `refund`, `bad_signature`, …
+    pub outcome: String,
+    pub detail: Option<String>,
+    pub payment_id: Option<i64>,
+    pub ack_status: i64,
+}
+
+/// Archived bodies are cut here; `body_size` keeps the real size.
+pub const ARCHIVE_BODY_LIMIT: usize = 64 * 1024;
+
+impl Store {
+    pub async fn create_provider_account(
+        &self,
+        actor: &str,
+        sealer: &Sealer,
+        new: NewProviderAccount<'_>,
+    ) -> Result<ProviderAccount> {
+        let NewProviderAccount {
+            school_id,
+            provider,
+            account,
+            label,
+            secret,
+            access_key,
+        } = new;
+        let mut tx = self.begin().await?;
+        let taken: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM provider_accounts WHERE provider = $1 AND account = $2",
+        )
+        .bind(provider.as_str())
+        .bind(account)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if taken.is_some() {
+            return Err(Error::conflict(
+                "provider_account_exists",
+                format!(
+                    "{} account {account} is already configured",
+                    provider.as_str()
+                ),
+            ));
+        }
+        let t = now();
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO provider_accounts (school_id, provider, account, label, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(school_id)
+        .bind(provider.as_str())
+        .bind(account)
+        .bind(label)
+        .bind(&t)
+        .bind(actor)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO provider_secrets (provider_account_id, sealed, access_key, created_at, created_by) VALUES ($1, $2, $3, $4, $5)")
+            .bind(id)
+            .bind(sealer.seal(secret))
+            .bind(access_key)
+            .bind(&t)
+            .bind(actor)
+            .execute(&mut *tx)
+            .await?;
+        // The audit record names the account, never the secret.
+        audit::record(
+            &mut tx,
+            &Chain::School(school_id),
+            Entry {
+                actor,
+                action: "provider_account.create",
+                entity: "provider_account",
+                entity_id: Some(id),
+                details: json!({"provider": provider, "account": account}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.provider_account(id)
+            .await?
+            .ok_or(Error::Internal("account just created".into()))
+    }
+
+    /// Adds a secret (a rotation: old and new are both accepted until the old one is retired).
+    pub async fn add_provider_secret(
+        &self,
+        actor: &str,
+        sealer: &Sealer,
+        account: &ProviderAccount,
+        secret: &[u8],
+        access_key: Option<&str>,
+    ) -> Result<i64> {
+        let mut tx = self.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO provider_secrets (provider_account_id, sealed, access_key, created_at, created_by) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(account.id)
+        .bind(sealer.seal(secret))
+        .bind(access_key)
+        .bind(now())
+        .bind(actor)
+        .fetch_one(&mut *tx)
+        .await?;
+        audit::record(
+            &mut tx,
+            &Chain::School(account.school_id),
+            Entry {
+                actor,
+                action: "provider_secret.add",
+                entity: "provider_account",
+                entity_id: Some(account.id),
+                details: json!({"secret_id": id}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub async fn retire_provider_secret(
+        &self,
+        actor: &str,
+        account: &ProviderAccount,
+        secret_id: i64,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query("UPDATE provider_secrets SET retired_at = $1 WHERE id = $2 AND provider_account_id = $3 AND retired_at IS NULL")
+            .bind(now())
+            .bind(secret_id)
+            .bind(account.id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(Error::not_found("secret_not_found", "active secret"));
+        }
+        audit::record(
+            &mut tx,
+            &Chain::School(account.school_id),
+            Entry {
+                actor,
+                action: "provider_secret.retire",
+                entity: "provider_account",
+                entity_id: Some(account.id),
+                details: json!({"secret_id": secret_id}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn provider_account(&self, id: i64) -> Result<Option<ProviderAccount>> {
+        let row = sqlx::query("SELECT id, school_id, provider, account, label, created_at FROM provider_accounts WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.reader())
+            .await?;
+        let Some(r) = row else { return Ok(None) };
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM provider_secrets WHERE provider_account_id = $1 AND retired_at IS NULL ORDER BY id")
+            .bind(id)
+            .fetch_all(self.reader())
+            .await?;
+        Ok(Some(account_row(&r, ids)?))
+    }
+
+    pub async fn provider_accounts_of_school(
+        &self,
+        school_id: i64,
+    ) -> Result<Vec<ProviderAccount>> {
+        let ids: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM provider_accounts WHERE school_id = $1 ORDER BY id")
+                .bind(school_id)
+                .fetch_all(self.reader())
+                .await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(a) = self.provider_account(id).await? {
+                out.push(a);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The secrets accepted now, opened.
+    pub async fn active_secrets(&self, sealer: &Sealer, account_id: i64) -> Result<Vec<Secret>> {
+        let rows = sqlx::query("SELECT sealed, access_key FROM provider_secrets WHERE provider_account_id = $1 AND retired_at IS NULL ORDER BY id")
+            .bind(account_id)
+            .fetch_all(self.reader())
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let key = sealer
+                .open(&r.try_get::<String, _>("sealed")?)
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            out.push(Secret {
+                key,
+                access_key: r.try_get("access_key")?,
+            });
+        }
+        Ok(out)
+    }
+
+    pub async fn archive_event(&self, e: NewEvent<'_>) -> Result<i64> {
+        let body = &e.body[..e.body.len().min(ARCHIVE_BODY_LIMIT)];
+        Ok(sqlx::query_scalar(
+            "INSERT INTO provider_events (provider, provider_account_id, school_id, received_at, method, query, headers, body, body_size, verified,
+                txn_id, outcome, detail, payment_id, ack_status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
+        )
+        .bind(e.provider)
+        .bind(e.account.map(|a| a.id))
+        .bind(e.account.map(|a| a.school_id))
+        .bind(now())
+        .bind(e.method)
+        .bind(e.query.chars().take(8192).collect::<String>())
+        .bind(e.headers)
+        .bind(body.to_vec())
+        .bind(e.body_size as i64)
+        .bind(e.verified)
+        .bind(e.txn_id)
+        .bind(e.outcome)
+        .bind(e.detail)
+        .bind(e.payment_id)
+        .bind(i64::from(e.ack_status))
+        .fetch_one(&self.writer_pool())
+        .await?)
+    }
+
+    pub async fn provider_events(
+        &self,
+        school_id: i64,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<ProviderEvent>> {
+        let rows = sqlx::query(
+            "SELECT id, provider, provider_account_id, received_at, method, query, headers, body, body_size, verified, txn_id, outcome, detail,
+                payment_id, ack_status FROM provider_events WHERE school_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        )
+        .bind(school_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter().map(event_row).collect()
+    }
+}
+
+fn account_row(r: &AnyRow, active: Vec<i64>) -> Result<ProviderAccount> {
+    let provider = ProviderId::from_db(&r.try_get::<String, _>("provider")?)
+        .ok_or_else(|| Error::Internal("stored provider".into()))?;
+    let id: i64 = r.try_get("id")?;
+    Ok(ProviderAccount {
+        id,
+        school_id: r.try_get("school_id")?,
+        provider,
+        account: r.try_get("account")?,
+        label: r.try_get("label")?,
+        webhook_path: format!("/webhooks/{}/{id}", provider.as_str()),
+        active_secret_ids: active,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+fn event_row(r: &AnyRow) -> Result<ProviderEvent> {
+    use base64::Engine as _;
+    let body: Vec<u8> = r.try_get("body")?;
+    Ok(ProviderEvent {
+        id: r.try_get("id")?,
+        provider: r.try_get("provider")?,
+        provider_account_id: r.try_get("provider_account_id")?,
+        received_at: r.try_get("received_at")?,
+        method: r.try_get("method")?,
+        query: r.try_get("query")?,
+        headers: serde_json::from_str(&r.try_get::<String, _>("headers")?)
+            .unwrap_or(serde_json::Value::Null),
+        body_base64: base64::engine::general_purpose::STANDARD.encode(body),
+        body_size: r.try_get("body_size")?,
+        verified: get_bool(r, "verified")?,
+        txn_id: r.try_get("txn_id")?,
+        outcome: r.try_get("outcome")?,
+        detail: r.try_get("detail")?,
+        payment_id: r.try_get("payment_id")?,
+        ack_status: r.try_get("ack_status")?,
+    })
+}

@@ -1,0 +1,506 @@
+//! Payment notifications through `/webhooks/{provider}/{account_id}`, with the senders' own
+//! signed samples (fixtures/providers): verified, archived, recorded exactly once, acknowledged in
+//! each sender's format; tampered, replayed, oversized and conflicting deliveries change nothing.
+
+use crate::helpers::{Backend, School, TestApp, ADMIN};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+fn fixture(path: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/fixtures/providers/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("fixture")
+}
+
+fn secrets() -> Value {
+    serde_json::from_str(&fixture("secrets.json")).expect("secrets")
+}
+
+/// The September fixture makes QD3CFPSA, QDPHYRXY, … the codes of this school's invoices,
+/// which the provider samples pay.
+async fn school_with_invoices(app: &TestApp) -> School {
+    let sc = app.school("WHK", "QD").await;
+    let (s, b) = app.import_fixture(&sc, "thcs-2025-09.csv").await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    sc
+}
+
+async fn account(
+    app: &TestApp,
+    sc: &School,
+    provider: &str,
+    account: &str,
+    secret: &str,
+    access_key: Option<&str>,
+) -> (i64, String) {
+    let (s, b) = app
+        .post(&format!("/api/v1/schools/{}/provider-accounts", sc.school_id), ADMIN,
+            json!({"provider": provider, "account": account, "label": provider, "secret": secret, "access_key": access_key}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert!(!b.to_string().contains(secret), "a secret is never echoed");
+    (
+        b["id"].as_i64().expect("id"),
+        b["webhook_path"].as_str().expect("path").to_string(),
+    )
+}
+
+/// Posts a `{"headers", "body"}` fixture (or a raw body) to a webhook path.
+async fn deliver(app: &TestApp, path: &str, headers: &Value, body: &str) -> (StatusCode, String) {
+    let mut req = app
+        .client
+        .post(format!("{}{path}", app.base))
+        .body(body.to_string())
+        .header("content-type", "application/json");
+    if let Some(h) = headers.as_object() {
+        for (k, v) in h {
+            req = req.header(k.as_str(), v.as_str().expect("header"));
+        }
+    }
+    let r = req.send().await.expect("send");
+    (r.status(), r.text().await.expect("text"))
+}
+
+async fn invoice_status(app: &TestApp, sc: &School, code: &str) -> (String, i64) {
+    let (_, inv) = app
+        .get(&format!("/api/v1/payment-codes/{code}"), &sc.accountant)
+        .await;
+    (
+        inv["status"].as_str().expect("status").to_string(),
+        inv["paid"].as_i64().expect("paid"),
+    )
+}
+
+async fn vnpay_flow(app: TestApp) {
+    let sc = school_with_invoices(&app).await;
+    let s = secrets();
+    let (_, path) = account(
+        &app,
+        &sc,
+        "vnpay",
+        "FEERTEST",
+        s["vnpay"]["hash_secret"].as_str().expect("secret"),
+        None,
+    )
+    .await;
+    let ipn = fixture("vnpay/ipn-success.query");
+    let get = |q: String| {
+        let url = format!("{}{path}?{}", app.base, q.trim());
+        let client = app.client.clone();
+        async move {
+            let r = client.get(url).send().await.expect("send");
+            (r.status(), r.json::<Value>().await.expect("json"))
+        }
+    };
+    let (status, ack) = get(ipn.clone()).await;
+    assert_eq!(
+        (status, ack["RspCode"].as_str()),
+        (StatusCode::OK, Some("00")),
+        "{ack}"
+    );
+    assert_eq!(
+        invoice_status(&app, &sc, "QD3CFPSA").await,
+        ("paid".to_string(), 1235000)
+    );
+    // VNPay retries until it hears 00 or 02: a retry is "already confirmed" and records nothing.
+    let (_, ack) = get(ipn.clone()).await;
+    assert_eq!(ack["RspCode"], "02");
+    assert_eq!(app.count("payments").await, 1);
+    // A tampered amount or hash is refused with 97 and changes nothing.
+    let tampered = ipn.replace("vnp_Amount=123500000", "vnp_Amount=123600000");
+    let (_, ack) = get(tampered).await;
+    assert_eq!(ack["RspCode"], "97");
+    let (_, ack) = get(format!("{}&vnp_Extra=1", ipn.trim())).await;
+    assert_eq!(ack["RspCode"], "97");
+    // A cancelled payment is an event, not a payment.
+    let (_, ack) = get(fixture("vnpay/ipn-cancelled.query")).await;
+    assert_eq!(ack["RspCode"], "00");
+    assert_eq!(app.count("payments").await, 1);
+    let (_, events) = app
+        .get(
+            &format!("/api/v1/schools/{}/provider-events", sc.school_id),
+            &sc.auditor,
+        )
+        .await;
+    let outcomes: Vec<&str> = events
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["outcome"].as_str().expect("o"))
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            "recorded",
+            "duplicate",
+            "bad_signature",
+            "bad_signature",
+            "failed"
+        ]
+    );
+    let (_, p) = app
+        .get(
+            &format!(
+                "/api/v1/schools/{}/payments/{}",
+                sc.school_id, events[0]["payment_id"]
+            ),
+            &sc.accountant,
+        )
+        .await;
+    assert_eq!(
+        (
+            p["channel"].as_str(),
+            p["provider"].as_str(),
+            p["receipt_no"].as_str().map(|r| r.ends_with("-000001"))
+        ),
+        (Some("card"), Some("vnpay"), Some(true))
+    );
+    // Unknown account or provider: refused, archived.
+    let (_, ack) = {
+        let r = app
+            .client
+            .get(format!("{}/webhooks/vnpay/999999?{}", app.base, ipn.trim()))
+            .send()
+            .await
+            .expect("send");
+        (r.status(), r.json::<Value>().await.expect("json"))
+    };
+    assert_eq!(ack["RspCode"], "97");
+}
+
+async fn sepay_flow(app: TestApp) {
+    let sc = school_with_invoices(&app).await;
+    let s = secrets();
+    let key = s["sepay"]["api_key"].as_str().expect("key");
+    let (_, path) = account(&app, &sc, "sepay", "6868123456789", key, None).await;
+    let f: Value = serde_json::from_str(&fixture("sepay/transfer-in.json")).expect("json");
+    let body = f["body"].as_str().expect("body").to_string();
+    // The same delivery eight times at once, as retries and parallel instances would send it.
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (client, url, h, b) = (
+            app.client.clone(),
+            format!("{}{path}", app.base),
+            f["headers"].clone(),
+            body.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let r = client
+                .post(url)
+                .header("authorization", h["Authorization"].as_str().expect("auth"))
+                .header("content-type", "application/json")
+                .body(b)
+                .send()
+                .await
+                .expect("send");
+            (r.status(), r.json::<Value>().await.expect("json"))
+        }));
+    }
+    for t in tasks {
+        let (status, ack) = t.await.expect("task");
+        assert_eq!(
+            (status, ack["success"].as_bool()),
+            (StatusCode::OK, Some(true))
+        );
+    }
+    assert_eq!(app.count("payments").await, 1);
+    assert_eq!(
+        app.count("provider_events WHERE outcome = 'duplicate'")
+            .await,
+        7
+    );
+    assert_eq!(invoice_status(&app, &sc, "QD3CFPSA").await.0, "paid");
+    // The payment code only in a noisy memo still finds its invoice.
+    let f2: Value =
+        serde_json::from_str(&fixture("sepay/transfer-in-memo-only.json")).expect("json");
+    let (status, _) = deliver(
+        &app,
+        &path,
+        &f2["headers"],
+        f2["body"].as_str().expect("body"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(app.count("payments").await, 2);
+    assert_eq!(app.count("allocations").await, 2);
+    // Money going out is archived, never a payment.
+    let out: Value = serde_json::from_str(&fixture("sepay/transfer-out.json")).expect("json");
+    deliver(
+        &app,
+        &path,
+        &out["headers"],
+        out["body"].as_str().expect("body"),
+    )
+    .await;
+    assert_eq!(app.count("payments").await, 2);
+    // Same SePay id with another amount: a conflict for review, not an overwrite or a second payment.
+    let changed = body.replace("\"transferAmount\":1235000", "\"transferAmount\":1236000");
+    assert_ne!(changed, body);
+    let (status, _) = deliver(&app, &path, &f["headers"], &changed).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(app.count("payments").await, 2);
+    assert_eq!(
+        app.count("provider_events WHERE outcome = 'conflict'")
+            .await,
+        1
+    );
+    // A wrong key is refused, and the archive never stores the key.
+    let (status, _) = deliver(
+        &app,
+        &path,
+        &json!({"Authorization": "Apikey not-the-key"}),
+        &body,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.count(&format!("provider_events WHERE headers LIKE '%{key}%'"))
+            .await,
+        0
+    );
+    assert_eq!(
+        app.count(&format!("provider_secrets WHERE sealed LIKE '%{key}%'"))
+            .await,
+        0
+    );
+    // Garbage of every kind: a 4xx in SePay's format, archived, nothing written, never a 500.
+    let big = "x".repeat(10 * 1024 * 1024);
+    for junk in [big.as_str(), "{\"id\":", "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[", "{\"id\":\"x\",\"transferAmount\":\"1000\"}"] {
+        let (status, _) = deliver(&app, &path, &f["headers"], junk).await;
+        assert!(status.is_client_error(), "{status}");
+    }
+    let r = app
+        .client
+        .post(format!("{}{path}", app.base))
+        .header(
+            "authorization",
+            f["headers"]["Authorization"].as_str().expect("a"),
+        )
+        .body(vec![0xffu8, 0xfe, 0x00])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(app.count("payments").await, 2);
+    assert!(
+        app.count("provider_events WHERE outcome = 'too_large'")
+            .await
+            == 1
+    );
+}
+
+async fn json_senders_flow(app: TestApp) {
+    let sc = school_with_invoices(&app).await;
+    let s = secrets();
+    let (_, momo) = account(
+        &app,
+        &sc,
+        "momo",
+        "MOMOFEER20250901",
+        s["momo"]["secret_key"].as_str().expect("k"),
+        s["momo"]["access_key"].as_str(),
+    )
+    .await;
+    let (status, text) =
+        deliver(&app, &momo, &Value::Null, &fixture("momo/ipn-success.json")).await;
+    assert_eq!((status, text.as_str()), (StatusCode::NO_CONTENT, ""));
+    let (status, _) = deliver(
+        &app,
+        &momo,
+        &Value::Null,
+        &fixture("momo/ipn-success.json").replace("1235000", "1235001"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (_, zalo) = account(
+        &app,
+        &sc,
+        "zalopay",
+        "99999",
+        s["zalopay"]["key2"].as_str().expect("k"),
+        None,
+    )
+    .await;
+    let (status, text) = deliver(
+        &app,
+        &zalo,
+        &Value::Null,
+        &fixture("zalopay/callback-success.json"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).expect("json")["return_code"],
+        1
+    );
+    let (_, text) = deliver(
+        &app,
+        &zalo,
+        &Value::Null,
+        &fixture("zalopay/callback-success.json"),
+    )
+    .await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).expect("json")["return_code"],
+        2
+    );
+    assert_eq!(app.count("payments").await, 2);
+    assert_eq!(
+        app.count("payments WHERE provider = 'momo' AND channel = 'ewallet'")
+            .await,
+        1
+    );
+}
+
+async fn timestamped_senders_flow(app: TestApp) {
+    let sc = school_with_invoices(&app).await;
+    let s = secrets();
+    let (_, sw) = account(
+        &app,
+        &sc,
+        "standard_webhooks",
+        "0071000123456",
+        s["standard_webhooks"]["secret"].as_str().expect("k"),
+        None,
+    )
+    .await;
+    let f: Value =
+        serde_json::from_str(&fixture("standard-webhooks/payment-succeeded.json")).expect("json");
+    let (status, _) = deliver(&app, &sw, &f["headers"], f["body"].as_str().expect("body")).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut replay = f["headers"].clone();
+    replay["webhook-timestamp"] = json!("1757467000");
+    let (status, _) = deliver(&app, &sw, &replay, f["body"].as_str().expect("body")).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a changed timestamp breaks the signature"
+    );
+    assert_eq!(app.count("payments").await, 1);
+}
+
+async fn casso_flow(app: TestApp) {
+    let sc = school_with_invoices(&app).await;
+    let s = secrets();
+    let (_, casso) = account(
+        &app,
+        &sc,
+        "casso",
+        "0071000123456",
+        s["casso"]["checksum_key"].as_str().expect("k"),
+        None,
+    )
+    .await;
+    let c: Value = serde_json::from_str(&fixture("casso/transfer-in.json")).expect("json");
+    let (status, _) = deliver(
+        &app,
+        &casso,
+        &c["headers"],
+        c["body"].as_str().expect("body"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // A retry is recognised by Casso's own id (its bank reference may be empty or repeat).
+    let (status, _) = deliver(
+        &app,
+        &casso,
+        &c["headers"],
+        c["body"].as_str().expect("body"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(app.count("payments").await, 1);
+    assert_eq!(
+        app.count("provider_events WHERE outcome = 'duplicate'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn vnpay_sqlite() {
+    vnpay_flow(TestApp::spawn(Backend::Sqlite).await.expect("sqlite")).await;
+}
+#[tokio::test]
+async fn vnpay_postgres() {
+    if let Some(app) = TestApp::spawn(Backend::Postgres).await {
+        vnpay_flow(app).await
+    }
+}
+#[tokio::test]
+async fn sepay_sqlite() {
+    sepay_flow(TestApp::spawn(Backend::Sqlite).await.expect("sqlite")).await;
+}
+#[tokio::test]
+async fn sepay_postgres() {
+    if let Some(app) = TestApp::spawn(Backend::Postgres).await {
+        sepay_flow(app).await
+    }
+}
+#[tokio::test]
+async fn momo_zalopay_sqlite() {
+    json_senders_flow(TestApp::spawn(Backend::Sqlite).await.expect("sqlite")).await;
+}
+#[tokio::test]
+async fn momo_zalopay_postgres() {
+    if let Some(app) = TestApp::spawn(Backend::Postgres).await {
+        json_senders_flow(app).await
+    }
+}
+
+/// The moment a sample was signed, from its own signed timestamp, so it can be replayed.
+fn signed_at(path: &str) -> chrono::DateTime<chrono::Utc> {
+    let f: Value = serde_json::from_str(&fixture(path)).expect("json");
+    match f["headers"]["webhook-timestamp"].as_str() {
+        Some(ts) => chrono::DateTime::from_timestamp(ts.parse().expect("ts"), 0).expect("time"),
+        None => {
+            let sig = f["headers"]["X-Casso-Signature"]
+                .as_str()
+                .expect("casso header");
+            let ms: i64 = sig
+                .split(',')
+                .next()
+                .and_then(|t| t.strip_prefix("t="))
+                .expect("t")
+                .parse()
+                .expect("ms");
+            chrono::DateTime::from_timestamp_millis(ms).expect("time")
+        }
+    }
+}
+#[tokio::test]
+async fn standard_webhooks_sqlite() {
+    let at = signed_at("standard-webhooks/payment-succeeded.json");
+    timestamped_senders_flow(
+        TestApp::spawn_at(Backend::Sqlite, Some(at))
+            .await
+            .expect("sqlite"),
+    )
+    .await;
+}
+#[tokio::test]
+async fn standard_webhooks_postgres() {
+    let at = signed_at("standard-webhooks/payment-succeeded.json");
+    if let Some(app) = TestApp::spawn_at(Backend::Postgres, Some(at)).await {
+        timestamped_senders_flow(app).await
+    }
+}
+#[tokio::test]
+async fn casso_sqlite() {
+    let at = signed_at("casso/transfer-in.json");
+    casso_flow(
+        TestApp::spawn_at(Backend::Sqlite, Some(at))
+            .await
+            .expect("sqlite"),
+    )
+    .await;
+}
+#[tokio::test]
+async fn casso_postgres() {
+    let at = signed_at("casso/transfer-in.json");
+    if let Some(app) = TestApp::spawn_at(Backend::Postgres, Some(at)).await {
+        casso_flow(app).await
+    }
+}
