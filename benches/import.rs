@@ -3,6 +3,8 @@
 //! on SQLite and, when `FEERECON_BENCH_POSTGRES_URL` (or `FEERECON_TEST_POSTGRES_URL`) is set, on
 //! PostgreSQL. Run: `cargo bench --bench import` (add `-- --lines N` for another size).
 
+mod support;
+
 use feerecon::domain::access::{Role, Scope};
 use feerecon::domain::code::SchoolPrefix;
 use feerecon::store::catalog::{NewFeeItem, Owner};
@@ -113,19 +115,12 @@ async fn run(label: &str, url: &str, file: &[u8], lines: usize) {
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    // `cargo bench` passes `--bench`; `cargo test` runs benches with no flag and must stay fast.
-    if !args.iter().any(|a| a == "--bench") {
+    if !support::benchmarking() {
         return;
     }
-    let lines = args
-        .windows(2)
-        .find(|w| w[0] == "--lines")
-        .and_then(|w| w[1].parse().ok())
-        .unwrap_or(100_000usize);
+    let lines = support::arg("--lines", 100_000);
     let file = csv(lines);
     println!("file: {} lines, {:.1} MB", lines, file.len() as f64 / 1e6);
-
     let dir = tempfile::tempdir().expect("tempdir");
     run(
         "sqlite",
@@ -134,31 +129,11 @@ async fn main() {
         lines,
     )
     .await;
-
-    let pg = std::env::var("FEERECON_BENCH_POSTGRES_URL")
-        .or_else(|_| std::env::var("FEERECON_TEST_POSTGRES_URL"))
-        .ok();
-    match pg {
+    match support::postgres().await {
         None => println!("postgres   skipped: set FEERECON_BENCH_POSTGRES_URL"),
-        Some(admin) => {
-            sqlx::any::install_default_drivers();
-            let name = format!("feerecon_bench_{}", std::process::id());
-            let mut c = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
-                .await
-                .expect("connect");
-            sqlx::query(&format!("CREATE DATABASE {name}"))
-                .execute(&mut c)
-                .await
-                .expect("create");
-            let url = match admin.rfind('/') {
-                Some(i) if i > "postgres://".len() => format!("{}/{name}", &admin[..i]),
-                _ => format!("{admin}/{name}"),
-            };
-            run("postgres", &url, &file, lines).await;
-            sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-                .execute(&mut c)
-                .await
-                .expect("drop");
+        Some(db) => {
+            run("postgres", &db.url, &file, lines).await;
+            db.drop_db().await;
         }
     }
 }

@@ -5,6 +5,8 @@
 //! `FEERECON_BENCH_POSTGRES_URL` (or `FEERECON_TEST_POSTGRES_URL`) is set.
 //! Run: `cargo bench --bench ledger` (add `-- --payments N` for another size).
 
+mod support;
+
 use chrono::{TimeZone, Utc};
 use feerecon::domain::code::SchoolPrefix;
 use feerecon::domain::fee::{Bearer, Channel, PartialTerms};
@@ -210,15 +212,10 @@ async fn run(label: &str, url: &str, payments: usize) {
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if !args.iter().any(|a| a == "--bench") {
+    if !support::benchmarking() {
         return;
     }
-    let payments = args
-        .windows(2)
-        .find(|w| w[0] == "--payments")
-        .and_then(|w| w[1].parse().ok())
-        .unwrap_or(100_000usize);
+    let payments = support::arg("--payments", 100_000);
     let dir = tempfile::tempdir().expect("tempdir");
     run(
         "sqlite",
@@ -226,30 +223,11 @@ async fn main() {
         payments,
     )
     .await;
-    let pg = std::env::var("FEERECON_BENCH_POSTGRES_URL")
-        .or_else(|_| std::env::var("FEERECON_TEST_POSTGRES_URL"))
-        .ok();
-    match pg {
+    match support::postgres().await {
         None => println!("postgres   skipped: set FEERECON_BENCH_POSTGRES_URL"),
-        Some(admin) => {
-            sqlx::any::install_default_drivers();
-            let name = format!("feerecon_bench_{}", std::process::id());
-            let mut c = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
-                .await
-                .expect("connect");
-            sqlx::query(&format!("CREATE DATABASE {name}"))
-                .execute(&mut c)
-                .await
-                .expect("create");
-            let url = match admin.rfind('/') {
-                Some(i) if i > "postgres://".len() => format!("{}/{name}", &admin[..i]),
-                _ => format!("{admin}/{name}"),
-            };
-            run("postgres", &url, payments).await;
-            sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-                .execute(&mut c)
-                .await
-                .expect("drop");
+        Some(db) => {
+            run("postgres", &db.url, payments).await;
+            db.drop_db().await;
         }
     }
 }

@@ -1,0 +1,55 @@
+//! What the benchmarks share: their command line, and a throw-away PostgreSQL database.
+
+/// `cargo bench` passes `--bench`; `cargo test` runs bench targets without it and must stay fast.
+pub fn benchmarking() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+/// The value of `--name N`, or `default`.
+pub fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.windows(2)
+        .find(|w| w[0] == name)
+        .and_then(|w| w[1].parse().ok())
+        .unwrap_or(default)
+}
+
+/// A database created for one run on the server `FEERECON_BENCH_POSTGRES_URL` (or
+/// `FEERECON_TEST_POSTGRES_URL`) names, dropped by [`Throwaway::drop_db`].
+pub struct Throwaway {
+    admin: String,
+    name: String,
+    pub url: String,
+}
+
+pub async fn postgres() -> Option<Throwaway> {
+    let admin = std::env::var("FEERECON_BENCH_POSTGRES_URL")
+        .or_else(|_| std::env::var("FEERECON_TEST_POSTGRES_URL"))
+        .ok()?;
+    sqlx::any::install_default_drivers();
+    let name = format!("feerecon_bench_{}", std::process::id());
+    let mut c = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
+        .await
+        .expect("connect");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut c)
+        .await
+        .expect("create");
+    let url = match admin.rfind('/') {
+        Some(i) if i > "postgres://".len() => format!("{}/{name}", &admin[..i]),
+        _ => format!("{admin}/{name}"),
+    };
+    Some(Throwaway { admin, name, url })
+}
+
+impl Throwaway {
+    pub async fn drop_db(self) {
+        let mut c = <sqlx::AnyConnection as sqlx::Connection>::connect(&self.admin)
+            .await
+            .expect("connect");
+        sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
+            .execute(&mut c)
+            .await
+            .expect("drop");
+    }
+}

@@ -1,0 +1,334 @@
+//! Webhook load benchmark: starts the service on 127.0.0.1, configures SePay and VNPay accounts
+//! for 8 schools, and drives signed notifications over HTTP: at concurrency 32 as fast as the
+//! service answers, then paced at 1,000 per second for p99 latency. In the same run it measures
+//! the database's raw ceiling for the same writes (payment, fee line, allocation, archive row in
+//! one transaction, issued directly with 32 connections), so the report shows the ratio.
+//! SQLite, and PostgreSQL when `FEERECON_BENCH_POSTGRES_URL` (or `FEERECON_TEST_POSTGRES_URL`) is
+//! set. Run: `cargo bench --bench webhooks` (`-- --requests N` to change the count).
+
+mod support;
+
+use feerecon::domain::code::SchoolPrefix;
+use feerecon::providers::ProviderId;
+use feerecon::sealer::Sealer;
+use feerecon::store::webhooks::NewProviderAccount;
+use feerecon::store::Store;
+use feerecon::{app, AppState};
+use hmac::{Hmac, Mac};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SCHOOLS: usize = 8;
+const CONCURRENCY: usize = 32;
+const VNPAY_SECRET: &str = "BENCHSECRETVNPAY0123456789ABCDEF";
+const SEPAY_KEY: &str = "BENCHSEPAYAPIKEY0123456789ABCDEF";
+
+struct Target {
+    sepay_path: String,
+    vnpay_path: String,
+    tmn: String,
+    account: String,
+    code: String,
+}
+
+fn vnpay_query(tmn: &str, txn: usize, code: &str) -> String {
+    let mut params = std::collections::BTreeMap::new();
+    for (k, v) in [
+        ("vnp_Amount", "5000000".to_string()),
+        ("vnp_BankCode", "NCB".into()),
+        ("vnp_OrderInfo", format!("Thanh toan {code}")),
+        ("vnp_PayDate", "20250910083000".into()),
+        ("vnp_ResponseCode", "00".into()),
+        ("vnp_TmnCode", tmn.into()),
+        ("vnp_TransactionNo", format!("{txn}")),
+        ("vnp_TransactionStatus", "00".into()),
+        ("vnp_TxnRef", code.into()),
+    ] {
+        params.insert(k.to_string(), v);
+    }
+    let canon = feerecon::providers::vnpay::canonical(&params);
+    let mut mac =
+        <Hmac<sha2::Sha512> as Mac>::new_from_slice(VNPAY_SECRET.as_bytes()).expect("key");
+    mac.update(canon.as_bytes());
+    format!(
+        "{canon}&vnp_SecureHash={}",
+        hex::encode(mac.finalize().into_bytes())
+    )
+}
+
+fn sepay_body(txn: usize, account: &str, code: &str) -> String {
+    serde_json::json!({"id": txn, "gateway": "MBBank", "transactionDate": "2025-09-10 08:30:00", "accountNumber": account, "subAccount": null,
+        "code": null, "content": format!("MBVCB.{txn}.{code} NGUYEN VAN BO hoc phi"), "transferType": "in", "transferAmount": 50000,
+        "accumulated": 1000000, "referenceCode": format!("FT{txn}"), "description": "BankAPINotify"})
+    .to_string()
+}
+
+async fn send(client: &reqwest::Client, base: &str, t: &Target, i: usize) -> Duration {
+    let start = Instant::now();
+    let ok = if i % 2 == 0 {
+        let r = client
+            .get(format!(
+                "{base}{}?{}",
+                t.vnpay_path,
+                vnpay_query(&t.tmn, 10_000_000 + i, &t.code)
+            ))
+            .send()
+            .await;
+        r.map(|r| r.status().is_success()).unwrap_or(false)
+    } else {
+        let r = client
+            .post(format!("{base}{}", t.sepay_path))
+            .header("authorization", format!("Apikey {SEPAY_KEY}"))
+            .body(sepay_body(i, &t.account, &t.code))
+            .send()
+            .await;
+        r.map(|r| r.status().is_success()).unwrap_or(false)
+    };
+    assert!(ok, "request {i} failed");
+    start.elapsed()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)].as_secs_f64() * 1000.0
+}
+
+async fn run(label: &str, url: &str, requests: usize) {
+    let store = Store::connect(url).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    let sealer = Sealer::from_base64(&Sealer::generate_key()).expect("key");
+    let d = store
+        .create_department("bench", "SGD-BENCH", "Sở GD&ĐT")
+        .await
+        .expect("department");
+    let item = feerecon::store::catalog::NewFeeItem {
+        code: "MEALS".into(),
+        name: "Tiền ăn".into(),
+        category: feerecon::domain::catalog::Category::Meals,
+        legal_basis: None,
+        mandatory: false,
+        cadence: feerecon::domain::catalog::Cadence::Monthly,
+        cap_per_period: None,
+    };
+    store
+        .create_fee_item(
+            "bench",
+            feerecon::store::catalog::Owner::Department(d.id),
+            item,
+        )
+        .await
+        .expect("item");
+    let mut targets = Vec::new();
+    for s in 0..SCHOOLS {
+        let prefix = ["BA", "BB", "BC", "BD", "BE", "BF", "BG", "BH"][s];
+        let school = store
+            .create_school(
+                "bench",
+                d.id,
+                &format!("S{s}"),
+                "THCS",
+                &SchoolPrefix::parse(prefix).expect("prefix"),
+            )
+            .await
+            .expect("school");
+        // One large invoice per school, so every notification finds and pays part of it.
+        let csv = "invoice_ref,student_code,student_name,class,period,due_date,item_code,amount\nHD1,HS1,Nguyễn Văn An,6A1,2025-09,2025-09-15,MEALS,900000000000\n";
+        store
+            .import_invoices("bench", &school, csv.as_bytes(), &|_| {})
+            .await
+            .expect("import");
+        let code = store
+            .list_invoices(
+                school.id,
+                &Default::default(),
+                feerecon::store::Page { after: 0, limit: 1 },
+            )
+            .await
+            .expect("invoice")
+            .0[0]
+            .payment_code
+            .clone();
+        let account = format!("68681234{s:05}");
+        let tmn = format!("BENCH{s}");
+        let sepay = store
+            .create_provider_account(
+                "bench",
+                &sealer,
+                NewProviderAccount {
+                    school_id: school.id,
+                    provider: ProviderId::Sepay,
+                    account: &account,
+                    label: "sepay",
+                    secret: SEPAY_KEY.as_bytes(),
+                    access_key: None,
+                },
+            )
+            .await
+            .expect("sepay");
+        let vnpay = store
+            .create_provider_account(
+                "bench",
+                &sealer,
+                NewProviderAccount {
+                    school_id: school.id,
+                    provider: ProviderId::Vnpay,
+                    account: &tmn,
+                    label: "vnpay",
+                    secret: VNPAY_SECRET.as_bytes(),
+                    access_key: None,
+                },
+            )
+            .await
+            .expect("vnpay");
+        targets.push(Target {
+            sepay_path: sepay.webhook_path,
+            vnpay_path: vnpay.webhook_path,
+            tmn,
+            account,
+            code,
+        });
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let router = app(AppState::new(store.clone(), sealer));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONCURRENCY)
+        .build()
+        .expect("client");
+    let targets = Arc::new(targets);
+
+    // Saturation: 32 workers, each sending as soon as its previous request was answered.
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let (client, base, targets, next) =
+            (client.clone(), base.clone(), targets.clone(), next.clone());
+        workers.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= requests {
+                    break lat;
+                }
+                lat.push(send(&client, &base, &targets[i % SCHOOLS], i).await);
+            }
+        }));
+    }
+    let mut lat: Vec<Duration> = Vec::new();
+    for w in workers {
+        lat.extend(w.await.expect("worker"));
+    }
+    let elapsed = start.elapsed();
+    lat.sort();
+    let rate = requests as f64 / elapsed.as_secs_f64();
+    println!("{label:<10} saturated: {requests} notifications in {:.2} s = {rate:>6.0}/s, p50 {:.2} ms, p99 {:.2} ms (concurrency {CONCURRENCY}, {SCHOOLS} schools)", elapsed.as_secs_f64(), percentile(&lat, 0.5), percentile(&lat, 0.99));
+
+    // Paced: 1,000 per second for 5 seconds (or what the service sustains, if less).
+    let paced = 5000usize;
+    let interval = Duration::from_micros(1000);
+    let start = Instant::now();
+    let mut handles = Vec::with_capacity(paced);
+    for k in 0..paced {
+        let due = start + interval * k as u32;
+        tokio::time::sleep_until(due.into()).await;
+        let (client, base, targets) = (client.clone(), base.clone(), targets.clone());
+        let i = requests + k;
+        handles.push(tokio::spawn(async move {
+            send(&client, &base, &targets[i % SCHOOLS], i).await
+        }));
+    }
+    let mut plat = Vec::with_capacity(paced);
+    for h in handles {
+        plat.push(h.await.expect("paced"));
+    }
+    plat.sort();
+    println!(
+        "{label:<10} paced 1,000/s: {paced} notifications, p50 {:.2} ms, p99 {:.2} ms",
+        percentile(&plat, 0.5),
+        percentile(&plat, 0.99)
+    );
+    let payments: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM payments")
+        .fetch_one(&sqlx::AnyPool::connect(url).await.expect("pool"))
+        .await
+        .expect("count");
+    assert_eq!(
+        payments as usize,
+        requests + paced,
+        "every notification recorded exactly once"
+    );
+
+    // The database's ceiling for the same writes, issued directly.
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(if label == "sqlite" {
+            1
+        } else {
+            CONCURRENCY as u32
+        })
+        .connect(url)
+        .await
+        .expect("pool");
+    let n = requests.min(20_000);
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let (pool, next) = (pool.clone(), next.clone());
+        workers.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let mut tx = pool.begin().await.expect("begin");
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO payments (school_id, channel, provider, provider_ref, amount, received_at, recorded_at, recorded_by, receipt_no, receipt_year, receipt_seq)
+                     VALUES (1, 'bank_transfer', 'raw', $1, 50000, '2025-09-10T01:30:00.000000Z', '2025-09-10T01:30:00.000000Z', 'raw', $1, 1999, $2) RETURNING id",
+                )
+                .bind(format!("raw-{i}"))
+                .bind(i as i64)
+                .fetch_one(&mut *tx)
+                .await
+                .expect("payment");
+                sqlx::query("INSERT INTO payment_fees (payment_id, school_id, charged_by, kind, basis, amount, borne_by, needs_review) VALUES ($1, 1, 'raw', 'transaction', 'raw', 0, 'school', $2)")
+                    .bind(id).bind(false).execute(&mut *tx).await.expect("fee");
+                sqlx::query("INSERT INTO allocations (school_id, payment_id, invoice_id, amount, method, created_at, created_by) VALUES (1, $1, 1, 1, 'raw', 'x', 'raw')")
+                    .bind(id).execute(&mut *tx).await.expect("allocation");
+                sqlx::query("INSERT INTO provider_events (provider, received_at, method, query, headers, body, body_size, verified, outcome, ack_status) VALUES ('raw', 'x', 'POST', '', '{}', $1, 3, $2, 'raw', 200)")
+                    .bind(b"raw".to_vec()).bind(true).execute(&mut *tx).await.expect("event");
+                tx.commit().await.expect("commit");
+            }
+        }));
+    }
+    for w in workers {
+        w.await.expect("raw worker");
+    }
+    let raw = n as f64 / start.elapsed().as_secs_f64();
+    println!("{label:<10} raw database ceiling for the same writes: {raw:>6.0}/s; the service reaches {:.0} % of it", rate / raw * 100.0);
+    store.close().await;
+}
+
+#[tokio::main]
+async fn main() {
+    if !support::benchmarking() {
+        return;
+    }
+    let requests = support::arg("--requests", 20_000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    run(
+        "sqlite",
+        &format!("sqlite://{}/bench.db", dir.path().display()),
+        requests,
+    )
+    .await;
+    match support::postgres().await {
+        None => println!("postgres   skipped: set FEERECON_BENCH_POSTGRES_URL"),
+        Some(db) => {
+            run("postgres", &db.url, requests).await;
+            db.drop_db().await;
+        }
+    }
+}
