@@ -8,7 +8,7 @@ use crate::domain::code::{find_in_text, PaymentCode, SchoolPrefix};
 use crate::error::Error;
 use crate::providers::{self, Ack, Inbound, Notification, Outcome, ProviderId};
 use crate::store::ledger::{NewPayment, Recorded};
-use crate::store::webhooks::{NewEvent, ProviderAccount};
+use crate::store::webhooks::{DeliveryContext, NewEvent};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -98,16 +98,15 @@ async fn deliver(
     };
     let query = uri.query().unwrap_or("").to_string();
     let kept = kept_headers(&headers);
-    let account = match account_id.parse::<i64>() {
-        Ok(id) => st
-            .store
-            .provider_account(id)
-            .await
-            .ok()
-            .flatten()
-            .filter(|a| a.provider == provider),
-        Err(_) => None,
+    let context = match account_id.parse::<i64>() {
+        Ok(id) => st.store.delivery_context(&st.sealer, id, provider).await,
+        Err(_) => Ok(None),
     };
+    let account = context
+        .as_ref()
+        .ok()
+        .and_then(|c| c.as_ref())
+        .map(|c| c.account.clone());
     let (bytes, handled) = match axum::body::to_bytes(body, WEBHOOK_LIMIT).await {
         Err(_) => (
             Vec::new(),
@@ -119,14 +118,23 @@ async fn deliver(
             ),
         ),
         Ok(bytes) => {
-            let handled = match &account {
-                None => Handled::rejected(
+            let handled = match &context {
+                Ok(None) => Handled::rejected(
                     Ack::BadSignature,
                     "unknown_account",
                     "no such account for this sender".into(),
                     false,
                 ),
-                Some(account) => handle(&st, provider, account, &query, &kept, &bytes).await,
+                Ok(Some(context)) => handle(&st, provider, context, &query, &kept, &bytes).await,
+                Err(e) => {
+                    tracing::error!(error = ?e, "could not load the account of a delivery");
+                    Handled::rejected(
+                        Ack::RetryLater,
+                        "error",
+                        "account unavailable".into(),
+                        false,
+                    )
+                }
             };
             (bytes.to_vec(), handled)
         }
@@ -175,7 +183,7 @@ async fn deliver(
 async fn handle(
     st: &AppState,
     provider: ProviderId,
-    account: &ProviderAccount,
+    context: &DeliveryContext,
     query: &str,
     headers: &[(String, String)],
     body: &[u8],
@@ -185,19 +193,8 @@ async fn handle(
         headers,
         body,
     };
-    let secrets = match st.store.active_secrets(&st.sealer, account.id).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = ?e, "could not open provider secrets");
-            return Handled::rejected(
-                Ack::RetryLater,
-                "error",
-                "secrets unavailable".into(),
-                false,
-            );
-        }
-    };
-    if let Err(e) = providers::verify(provider, &inbound, &secrets, st.now()) {
+    let account = &context.account;
+    if let Err(e) = providers::verify(provider, &inbound, &context.secrets, st.now()) {
         return Handled::rejected(Ack::BadSignature, "bad_signature", e.to_string(), false);
     }
     let n = match providers::parse(provider, &inbound) {
@@ -230,7 +227,7 @@ async fn handle(
         Outcome::Refund => return event(Ack::Accepted, "refund", None),
         Outcome::Paid => {}
     }
-    match record(st, provider, account, &n).await {
+    match record(st, provider, context, &n).await {
         Ok((ack, outcome, payment_id, detail)) => Handled {
             ack,
             outcome,
@@ -262,10 +259,10 @@ async fn handle(
 async fn record(
     st: &AppState,
     provider: ProviderId,
-    account: &ProviderAccount,
+    context: &DeliveryContext,
     n: &Notification,
 ) -> Result<(Ack, &'static str, Option<i64>, Option<String>), Error> {
-    let school = st.store.school_by_id(account.school_id).await?;
+    let (school, account) = (&context.school, &context.account);
     let prefix =
         SchoolPrefix::parse(&school.payment_prefix).map_err(|e| Error::Internal(e.to_string()))?;
     // The sender's order reference first (VNPay vnp_TxnRef is our code), then the memo.
@@ -280,12 +277,11 @@ async fn record(
             }
         }
     }
+    // (code, id, still owed, voided) of each candidate that is an invoice of this school.
     let mut invoices = Vec::new();
-    for c in &candidates {
-        if let Some((id, school_id)) = st.store.invoice_by_code(c).await? {
-            if school_id == school.id {
-                invoices.push(st.store.invoice_in_school(school.id, id).await?);
-            }
+    for c in candidates {
+        if let Some((id, open, voided)) = st.store.invoice_balance_by_code(school.id, &c).await? {
+            invoices.push((c, id, open, voided));
         }
     }
     let invoice = if invoices.len() == 1 {
@@ -294,8 +290,8 @@ async fn record(
         None
     };
     let allocations = match &invoice {
-        Some(inv) if inv.outstanding.dong() > 0 && inv.voided_at.is_none() => {
-            vec![(inv.id, n.amount.min(inv.outstanding))]
+        Some((_, id, open, voided)) if open.dong() > 0 && !voided => {
+            vec![(*id, n.amount.min(*open))]
         }
         _ => vec![],
     };
@@ -314,7 +310,7 @@ async fn record(
     };
     let recorded = st
         .store
-        .record_payment(&format!("webhook:{}", provider.as_str()), &school, p)
+        .record_payment(&format!("webhook:{}", provider.as_str()), school, p)
         .await?;
     let (id, duplicate) = match recorded {
         Recorded::Created(id) => (id, false),
@@ -324,7 +320,7 @@ async fn record(
         return Ok((Ack::Duplicate, "duplicate", Some(id), None));
     }
     let detail = match (&invoice, invoices.len()) {
-        (Some(inv), _) => Some(format!("allocated to invoice {}", inv.payment_code)),
+        (Some((code, ..)), _) => Some(format!("allocated to invoice {code}")),
         (None, 0) => Some("no invoice code found; kept as credit for review".into()),
         (None, k) => Some(format!(
             "{k} invoice codes found; kept as credit for review"
@@ -333,7 +329,7 @@ async fn record(
     // VNPay pays one order of ours: it must exist and the amount must be what it owed.
     let ack = match (provider, &invoice) {
         (ProviderId::Vnpay, None) => Ack::NotFound,
-        (ProviderId::Vnpay, Some(inv)) if inv.outstanding != n.amount => Ack::InvalidAmount,
+        (ProviderId::Vnpay, Some((_, _, open, _))) if *open != n.amount => Ack::InvalidAmount,
         _ => Ack::Accepted,
     };
     Ok((ack, "recorded", Some(id), detail))

@@ -802,3 +802,30 @@ impl Store {
         self.invoice_in_school(school_id, id).await
     }
 }
+
+impl Store {
+    /// The invoice of `school_id` carrying `code`, with what is still owed: `(id, outstanding, voided)`.
+    pub async fn invoice_balance_by_code(
+        &self,
+        school_id: i64,
+        code: &PaymentCode,
+    ) -> Result<Option<(i64, Vnd, bool)>> {
+        let row = sqlx::query(
+            "SELECT i.id, i.total - CAST(COALESCE((SELECT SUM(a.amount) FROM allocations a WHERE a.invoice_id = i.id), 0) AS BIGINT) AS open,
+                    i.voided_at FROM invoices i WHERE i.school_id = $1 AND i.payment_code = $2",
+        )
+        .bind(school_id)
+        .bind(code.as_str())
+        .fetch_optional(self.reader())
+        .await?;
+        row.map(|r| {
+            let open = Vnd::new(r.try_get("open")?).map_err(|e| Error::Internal(e.to_string()))?;
+            Ok((
+                r.try_get("id")?,
+                open,
+                r.try_get::<Option<String>, _>("voided_at")?.is_some(),
+            ))
+        })
+        .transpose()
+    }
+}

@@ -249,25 +249,6 @@ impl Store {
         Ok(out)
     }
 
-    /// The secrets accepted now, opened.
-    pub async fn active_secrets(&self, sealer: &Sealer, account_id: i64) -> Result<Vec<Secret>> {
-        let rows = sqlx::query("SELECT sealed, access_key FROM provider_secrets WHERE provider_account_id = $1 AND retired_at IS NULL ORDER BY id")
-            .bind(account_id)
-            .fetch_all(self.reader())
-            .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let key = sealer
-                .open(&r.try_get::<String, _>("sealed")?)
-                .map_err(|e| Error::Internal(e.to_string()))?;
-            out.push(Secret {
-                key,
-                access_key: r.try_get("access_key")?,
-            });
-        }
-        Ok(out)
-    }
-
     pub async fn archive_event(&self, e: NewEvent<'_>) -> Result<i64> {
         let body = &e.body[..e.body.len().min(ARCHIVE_BODY_LIMIT)];
         Ok(sqlx::query_scalar(
@@ -349,4 +330,63 @@ fn event_row(r: &AnyRow) -> Result<ProviderEvent> {
         payment_id: r.try_get("payment_id")?,
         ack_status: r.try_get("ack_status")?,
     })
+}
+
+/// What a delivery needs before it can be verified and booked, read in one query.
+pub struct DeliveryContext {
+    pub account: ProviderAccount,
+    pub school: crate::store::org::School,
+    pub secrets: Vec<Secret>,
+}
+
+impl Store {
+    /// The account behind a webhook path, its school and the secrets in force, or `None`.
+    pub async fn delivery_context(
+        &self,
+        sealer: &Sealer,
+        account_id: i64,
+        provider: ProviderId,
+    ) -> Result<Option<DeliveryContext>> {
+        let rows = sqlx::query(
+            "SELECT a.id, a.school_id, a.provider, a.account, a.label, a.created_at, s.department_id, s.code AS school_code, s.name AS school_name,
+                    s.payment_prefix, s.created_at AS school_created_at, k.id AS secret_id, k.sealed, k.access_key
+             FROM provider_accounts a JOIN schools s ON s.id = a.school_id
+             LEFT JOIN provider_secrets k ON k.provider_account_id = a.id AND k.retired_at IS NULL
+             WHERE a.id = $1 AND a.provider = $2 ORDER BY k.id",
+        )
+        .bind(account_id)
+        .bind(provider.as_str())
+        .fetch_all(self.reader())
+        .await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let mut secrets = Vec::new();
+        let mut ids = Vec::new();
+        for r in &rows {
+            if let Some(id) = r.try_get::<Option<i64>, _>("secret_id")? {
+                let key = sealer
+                    .open(&r.try_get::<String, _>("sealed")?)
+                    .map_err(|e| Error::Internal(e.to_string()))?;
+                secrets.push(Secret {
+                    key,
+                    access_key: r.try_get("access_key")?,
+                });
+                ids.push(id);
+            }
+        }
+        let school = crate::store::org::School {
+            id: first.try_get("school_id")?,
+            department_id: first.try_get("department_id")?,
+            code: first.try_get("school_code")?,
+            name: first.try_get("school_name")?,
+            payment_prefix: first.try_get("payment_prefix")?,
+            created_at: first.try_get("school_created_at")?,
+        };
+        Ok(Some(DeliveryContext {
+            account: account_row(first, ids)?,
+            school,
+            secrets,
+        }))
+    }
 }
