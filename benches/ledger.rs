@@ -158,6 +158,8 @@ async fn run(label: &str, url: &str, payments: usize) {
                     reported_fee: None,
                     allocations: vec![(ids[i % ids.len()], Vnd::new(250_000).expect("alloc"))],
                     method: "bench",
+                    up_to_balance: false,
+                    reported_fee_bearer: None,
                 };
                 let t = Instant::now();
                 store

@@ -129,7 +129,16 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         if status.is_server_error() {
-            tracing::error!(error = ?self, "request failed");
+            // A database error's Debug carries the failing row, which can hold names or memos:
+            // log the SQLSTATE and message only.
+            match &self {
+                Error::Db(sqlx::Error::Database(d)) => {
+                    tracing::error!(code = ?d.code(), message = d.message(), "request failed: database error")
+                }
+                other => {
+                    tracing::error!(error = %other, source = ?std::error::Error::source(other).map(|s| s.to_string()), "request failed")
+                }
+            }
         }
         let rows = match &self {
             Error::Import(ImportError::Rows(rows)) => Some(rows.clone()),

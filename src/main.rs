@@ -166,6 +166,9 @@ async fn open(db_url: &str) -> anyhow::Result<Store> {
 
 async fn serve(cfg: ServeConfig, keys: &SecretKeyConfig, db_url: &str) -> anyhow::Result<()> {
     cfg.validate().map_err(|e| anyhow!(e))?;
+    if db_url.starts_with("postgres") && keys.secret_key.is_none() {
+        tracing::warn!("FEERECON_SECRET_KEY is not set: using a key file; every instance sharing this database needs the same key");
+    }
     let sealer = keys.sealer().map_err(|e| anyhow!(e))?;
     let store = open(db_url).await?;
     if let Some(token) = store.bootstrap_admin(cfg.admin_token.as_deref()).await? {
@@ -311,6 +314,8 @@ async fn pay(db_url: &str, cmd: PayCommand) -> anyhow::Result<()> {
         reported_fee: None,
         allocations,
         method: "cash_desk",
+        up_to_balance: false,
+        reported_fee_bearer: None,
     };
     let (Recorded::Created(id) | Recorded::Duplicate(id)) = store
         .record_payment(&format!("cli:{cashier}"), &school, p)

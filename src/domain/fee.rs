@@ -61,13 +61,18 @@ impl PartialTerms {
     /// neither gives a percent and a bearer.
     pub fn over(&self, published: Option<&PartialTerms>) -> Option<FeeTerms> {
         let base = published.cloned().unwrap_or_default();
-        Some(FeeTerms {
+        let terms = FeeTerms {
             percent: self.percent.or(base.percent)?,
             fixed: self.fixed.or(base.fixed).unwrap_or(Vnd::ZERO),
             min: self.min.or(base.min),
             max: self.max.or(base.max),
             bearer: self.bearer.or(base.bearer)?,
-        })
+        };
+        // An agreed maximum below the published minimum (or the reverse) is no usable terms.
+        match (terms.min, terms.max) {
+            (Some(min), Some(max)) if min > max => None,
+            _ => Some(terms),
+        }
     }
 }
 
@@ -255,6 +260,14 @@ mod tests {
         );
         assert_eq!(t.percent, Decimal::from_str("1.1").unwrap());
         assert!(agreement.over(None).is_none(), "no percent anywhere");
+        let low_max = PartialTerms {
+            max: Some(Vnd::new(1_000).unwrap()),
+            ..Default::default()
+        };
+        assert!(
+            low_max.over(Some(&published)).is_none(),
+            "merged minimum above the maximum"
+        );
         assert_eq!(
             PartialTerms {
                 min: Some(Vnd::new(5).unwrap()),

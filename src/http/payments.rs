@@ -23,6 +23,9 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+/// More would be a typing error, and keeps every insert far below the databases' bind limits.
+const MAX_ALLOCATIONS: usize = 100;
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(record_payment, list_payments))
@@ -53,6 +56,9 @@ pub struct RecordPayment {
     pub provider: Option<String>,
     /// The provider's own reference; required for cashless payments, unique per provider.
     pub provider_ref: Option<String>,
+    /// Which of the school's accounts with this provider received it, when it has several
+    /// configured for webhooks (the same transaction is then recognised from either path).
+    pub provider_account: Option<String>,
     pub payer_name: Option<String>,
     pub memo: Option<String>,
     /// Whole đồng credited towards invoices.
@@ -170,6 +176,56 @@ async fn record_payment(
     if body.reported_fee.is_some_and(|f| f.is_negative()) {
         return Err(Error::invalid("invalid_fee", "a reported fee is 0 or more"));
     }
+    if body.allocations.len() > MAX_ALLOCATIONS {
+        return Err(Error::invalid(
+            "invalid_allocation",
+            format!("at most {MAX_ALLOCATIONS} allocations per payment"),
+        ));
+    }
+    // A sender that also notifies by webhook keys its payments by account and transaction id;
+    // a hand entry of the same transaction must use the same key, or it would be booked twice.
+    let provider_ref = match (
+        provider_ref,
+        crate::providers::ProviderId::from_db(&provider),
+    ) {
+        (Some(r), Some(pid)) => {
+            let accounts: Vec<_> = st
+                .store
+                .provider_accounts_of_school(school.id)
+                .await?
+                .into_iter()
+                .filter(|a| a.provider == pid)
+                .collect();
+            let chosen = match (accounts.len(), body.provider_account.as_deref()) {
+                (0, _) => None,
+                (1, None) => accounts.first(),
+                (_, Some(name)) => Some(
+                    accounts
+                        .iter()
+                        .find(|a| a.account.eq_ignore_ascii_case(name.trim()))
+                        .ok_or_else(|| {
+                            Error::invalid(
+                                "unknown_provider_account",
+                                format!("the school has no {provider} account {name}"),
+                            )
+                        })?,
+                ),
+                (_, None) => {
+                    return Err(Error::invalid(
+                        "ambiguous_provider_account",
+                        format!(
+                            "the school has several {provider} accounts: give provider_account"
+                        ),
+                    ))
+                }
+            };
+            Some(match chosen {
+                Some(a) => format!("{}:{r}", a.account),
+                None => r,
+            })
+        }
+        (r, _) => r,
+    };
     let p = NewPayment {
         channel: body.channel,
         provider,
@@ -191,6 +247,8 @@ async fn record_payment(
         } else {
             "manual"
         },
+        up_to_balance: false,
+        reported_fee_bearer: None,
     };
     let (status, id) = match st.store.record_payment(&caller.actor(), &school, p).await? {
         Recorded::Created(id) => (StatusCode::CREATED, id),

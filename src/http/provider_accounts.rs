@@ -46,13 +46,25 @@ pub struct AddSecret {
     pub access_key: Option<String>,
 }
 
-fn secret_bytes(s: &str) -> Result<Vec<u8>> {
+fn secret_bytes(provider: ProviderId, s: &str) -> Result<Vec<u8>> {
     let s = s.trim();
     if s.len() < 8 || s.len() > 512 {
         return Err(Error::invalid(
             "invalid_secret",
             "a secret has 8 to 512 characters",
         ));
+    }
+    if provider == ProviderId::StandardWebhooks {
+        // The HMAC key is the decoded bytes: "whsec_AA==" would be a one-byte key anyone can guess.
+        use base64::Engine as _;
+        let decoded =
+            base64::engine::general_purpose::STANDARD.decode(s.strip_prefix("whsec_").unwrap_or(s));
+        if decoded.map(|k| k.len()).unwrap_or(0) < 24 {
+            return Err(Error::invalid(
+                "invalid_secret",
+                "a Standard Webhooks secret is whsec_ and the base64 of at least 24 bytes",
+            ));
+        }
     }
     Ok(s.as_bytes().to_vec())
 }
@@ -72,7 +84,7 @@ async fn create_account(
         .map_err(|e| Error::invalid("invalid_account", e.to_string()))?;
     let label = clean_text(&b.label, "label", 200)
         .map_err(|e| Error::invalid("invalid_label", e.to_string()))?;
-    let secret = secret_bytes(&b.secret)?;
+    let secret = secret_bytes(b.provider, &b.secret)?;
     if b.provider == ProviderId::Momo && b.access_key.is_none() {
         return Err(Error::invalid(
             "missing_access_key",
@@ -141,7 +153,7 @@ async fn add_secret(
             &caller.actor(),
             &st.sealer,
             &a,
-            &secret_bytes(&b.secret)?,
+            &secret_bytes(a.provider, &b.secret)?,
             b.access_key.as_deref(),
         )
         .await?;

@@ -51,8 +51,12 @@ fn archived_headers(kept: &[(String, String)]) -> String {
         .iter()
         .map(|(n, v)| {
             // SePay's API key travels in Authorization: it is a secret, so it is never stored.
+            // Keep the scheme word only when there is one: a bare key must not survive.
             let v = if n == "authorization" {
-                format!("{} ***", v.split_whitespace().next().unwrap_or(""))
+                match v.split_whitespace().collect::<Vec<_>>().as_slice() {
+                    [scheme, _, ..] => format!("{scheme} ***"),
+                    _ => "***".to_string(),
+                }
             } else {
                 v.clone()
             };
@@ -201,7 +205,10 @@ async fn handle(
         Ok(n) => n,
         Err(e) => return Handled::rejected(Ack::Rejected, "rejected", e.to_string(), true),
     };
-    if n.account.as_deref().is_some_and(|a| a != account.account) {
+    if n.account
+        .as_deref()
+        .is_some_and(|a| !a.trim().eq_ignore_ascii_case(&account.account))
+    {
         return Handled::rejected(
             Ack::Rejected,
             "account_mismatch",
@@ -227,6 +234,13 @@ async fn handle(
         Outcome::Refund => return event(Ack::Accepted, "refund", None),
         Outcome::Paid => {}
     }
+    if n.amount.dong() <= 0 {
+        return event(
+            Ack::Rejected,
+            "rejected",
+            Some("a payment of 0 đồng".into()),
+        );
+    }
     match record(st, provider, context, &n).await {
         Ok((ack, outcome, payment_id, detail)) => Handled {
             ack,
@@ -248,9 +262,11 @@ async fn handle(
             "conflict",
             Some(message),
         ),
+        // A retry could never succeed: refuse it, with the reason kept for the accountant.
+        Err(e @ Error::Invalid { .. }) => event(Ack::Rejected, "rejected", Some(e.to_string())),
         Err(e) => {
-            tracing::error!(error = ?e, "could not record a notification");
-            event(Ack::RetryLater, "error", None)
+            tracing::error!(error = %e, "could not record a notification");
+            event(Ack::RetryLater, "error", Some(e.to_string()))
         }
     }
 }
@@ -299,7 +315,11 @@ async fn record(
         channel: n.channel,
         provider: provider.as_str().to_string(),
         // The sender's transaction id is unique per sender and account.
-        provider_ref: Some(format!("{}:{}", account.account, n.txn_id)),
+        provider_ref: Some(format!(
+            "{}:{}",
+            account.account,
+            n.txn_id.to_ascii_uppercase()
+        )),
         payer_name: n.payer_name.clone(),
         memo: n.memo.clone(),
         amount: n.amount,
@@ -307,6 +327,8 @@ async fn record(
         reported_fee: n.fee,
         allocations,
         method: "payment_code",
+        up_to_balance: true,
+        reported_fee_bearer: n.fee_bearer,
     };
     let recorded = st
         .store

@@ -118,6 +118,7 @@ pub fn parse(inbound: &Inbound<'_>) -> Result<Notification, ParseError> {
         occurred_at: vietnam_time(&when, "%Y-%m-%d %H:%M:%S")
             .ok_or(ParseError::Invalid("transactionDateTime"))?,
         fee: None,
+        fee_bearer: None,
         outcome,
         channel: Channel::BankTransfer,
         bank_ref: opt_str(v, "reference"),

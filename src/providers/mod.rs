@@ -128,6 +128,8 @@ pub struct Notification {
     pub occurred_at: DateTime<Utc>,
     /// The fee the sender reports it charged, when it does.
     pub fee: Option<Vnd>,
+    /// Who bore that fee, when the sender says.
+    pub fee_bearer: Option<crate::domain::fee::Bearer>,
     pub outcome: Outcome,
     pub channel: Channel,
     /// The bank's own reference, when the sender passes it on (may repeat; never a key).

@@ -89,6 +89,7 @@ pub fn parse(inbound: &Inbound<'_>) -> Result<Notification, ParseError> {
         memo: opt_str(&v, "orderInfo"),
         occurred_at: millis(ms).ok_or(ParseError::Invalid("responseTime"))?,
         fee: None,
+        fee_bearer: None,
         outcome,
         channel: Channel::Ewallet,
         bank_ref: None,

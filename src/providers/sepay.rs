@@ -54,6 +54,7 @@ pub fn parse(inbound: &Inbound<'_>) -> Result<Notification, ParseError> {
         occurred_at: vietnam_time(&when, "%Y-%m-%d %H:%M:%S")
             .ok_or(ParseError::Invalid("transactionDate"))?,
         fee: None,
+        fee_bearer: None,
         outcome,
         channel: Channel::BankTransfer,
         bank_ref: opt_str(&v, "referenceCode"),

@@ -105,6 +105,7 @@ pub fn parse(inbound: &Inbound<'_>) -> Result<Notification, ParseError> {
             .map_err(|_| ParseError::Invalid("booked_at"))?
             .with_timezone(&Utc),
         fee,
+        fee_bearer: None,
         outcome,
         channel: Channel::BankTransfer,
         bank_ref: None,

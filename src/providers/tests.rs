@@ -127,6 +127,25 @@ fn zalopay_round_trip() {
 }
 
 #[test]
+fn zalopay_user_fee_is_the_payers() {
+    let data = r#"{"app_id":2553,"app_trans_id":"250910_QD3CFPSA","app_time":1757467800000,"app_user":"u","amount":1235000,"embed_data":"{}","item":"[]","zp_trans_id":250910000012345,"server_time":1757467805000,"channel":38,"merchant_user_id":"u1","user_fee_amount":11000,"discount_amount":0}"#;
+    let body = serde_json::json!({"data": data, "mac": "00", "type": 1}).to_string();
+    let n = parse(
+        ProviderId::Zalopay,
+        &Inbound {
+            query: "",
+            headers: &[],
+            body: body.as_bytes(),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        (n.fee.map(|f| f.dong()), n.fee_bearer),
+        (Some(11_000), Some(crate::domain::fee::Bearer::Parent))
+    );
+}
+
+#[test]
 fn sepay_checks_the_api_key() {
     let body = r#"{"id":92704,"gateway":"MBBank","transactionDate":"2025-09-10 08:30:00","accountNumber":"0071000123456","subAccount":null,"code":"QD3CFPSA","content":"QD3CFPSA NGUYEN VAN BO","transferType":"in","transferAmount":1235000,"accumulated":19077000,"referenceCode":"FT25253123456789","description":"BankAPINotify QD3CFPSA"}"#;
     let good = headers(&[("authorization", "Apikey sepay-key-1")]);

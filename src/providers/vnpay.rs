@@ -88,6 +88,7 @@ pub fn parse(inbound: &Inbound<'_>) -> Result<Notification, ParseError> {
         memo: p.get("vnp_OrderInfo").cloned(),
         occurred_at,
         fee: None,
+        fee_bearer: None,
         outcome,
         channel: Channel::Card,
         bank_ref: p.get("vnp_BankTranNo").cloned().filter(|v| !v.is_empty()),

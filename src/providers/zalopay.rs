@@ -55,6 +55,8 @@ pub fn parse(inbound: &Inbound<'_>) -> Result<Notification, ParseError> {
         memo: opt_str(&v, "description").or_else(|| opt_str(&v, "item")),
         occurred_at: millis(ms).ok_or(ParseError::Invalid("server_time"))?,
         fee,
+        // ZaloPay's user fee is charged to the payer on top of the amount.
+        fee_bearer: fee.map(|_| crate::domain::fee::Bearer::Parent),
         // ZaloPay calls back only once it has collected the money.
         outcome: Outcome::Paid,
         channel: Channel::Ewallet,

@@ -125,6 +125,11 @@ pub struct NewPayment {
     pub allocations: Vec<(i64, Vnd)>,
     /// How the allocations were decided: `cash_desk`, `manual`, `payment_code`, …
     pub method: &'static str,
+    /// Allocate each invoice only what it still owes when the transaction runs (notifications:
+    /// the balance may have moved since the invoice was found); otherwise more is an error.
+    pub up_to_balance: bool,
+    /// Who bore the reported fee, when the sender says (ZaloPay's user fee is the payer's).
+    pub reported_fee_bearer: Option<Bearer>,
 }
 
 /// What recording did, by payment id (`Store::payment` gives the full view).
@@ -380,7 +385,13 @@ fn fee_rows(
     };
     let row = match (predicted, p.reported_fee, terms) {
         (Some(q), reported, Some((id, t))) => {
-            let mismatch = reported.is_some_and(|r| r != q.amount);
+            // The sender may say who paid the fee (ZaloPay's user fee is the payer's); that wins,
+            // and a difference from the agreed bearer is flagged like a different amount.
+            let bearer = p
+                .reported_fee_bearer
+                .filter(|_| reported.is_some())
+                .unwrap_or(t.bearer);
+            let mismatch = reported.is_some_and(|r| r != q.amount) || bearer != t.bearer;
             let basis = match reported {
                 Some(r) if mismatch => format!(
                     "reported by {}: {r}; schedule predicts {} ({})",
@@ -394,7 +405,7 @@ fn fee_rows(
                 kind: "transaction",
                 basis,
                 amount: reported.unwrap_or(q.amount),
-                borne_by: t.bearer,
+                borne_by: bearer,
                 predicted: Some(q.amount),
                 reported,
                 schedule_id: Some(id),
@@ -418,8 +429,9 @@ fn fee_rows(
                 ),
             },
             amount: reported.unwrap_or(Vnd::ZERO),
-            // Without terms nobody agreed to bear it; the school's books carry it until reviewed.
-            borne_by: Bearer::School,
+            // Without terms nobody agreed to bear it: the sender's word, else the school's books
+            // carry it until reviewed.
+            borne_by: p.reported_fee_bearer.unwrap_or(Bearer::School),
             predicted: None,
             reported,
             schedule_id: None,
@@ -468,7 +480,10 @@ impl Store {
                 if school_id != school.id || amount != p.amount.dong() {
                     return Err(Error::conflict(
                         "provider_ref_conflict",
-                        format!("{} reference {r} is already recorded with a different school or amount", p.provider),
+                        format!(
+                            "{} reference {r} is already recorded with other details",
+                            p.provider
+                        ),
                     ));
                 }
                 return Ok(Recorded::Duplicate(id));
@@ -476,6 +491,15 @@ impl Store {
         }
         let ids: Vec<i64> = p.allocations.iter().map(|(i, _)| *i).collect();
         let open = balances(&mut tx, school.id, &ids).await?;
+        let mut p = p;
+        if p.up_to_balance {
+            p.allocations = p
+                .allocations
+                .iter()
+                .filter_map(|(id, a)| open.get(id).map(|(bal, _)| (*id, (*a).min(*bal))))
+                .filter(|(_, a)| a.dong() > 0)
+                .collect();
+        }
         check_allocations(&p.allocations, &open, p.amount)?;
         let terms = if p.channel == Channel::Cash {
             None
@@ -620,6 +644,12 @@ impl Store {
         let mut tx = self.begin().await?;
         lock_ledger(&mut tx, school.id).await?;
         let pay = self.payment_in_tx(&mut tx, school.id, payment_id).await?;
+        if pay.amount.is_negative() || pay.reversed_by_payment_id.is_some() {
+            return Err(Error::conflict(
+                "payment_reversed",
+                "a reversed payment or a reversal has no credit to refund",
+            ));
+        }
         if amount.dong() <= 0 {
             return Err(Error::invalid(
                 "invalid_amount",
@@ -821,7 +851,7 @@ impl Store {
         let ids: Vec<i64> = sqlx::query_scalar(
             "SELECT p.id FROM payments p WHERE p.school_id = $1 AND p.id > $2 AND ($3 IS NULL OR p.channel = $3)
                AND ($4 IS NULL OR p.received_at >= $4) AND ($5 IS NULL OR p.received_at < $5)
-               AND ($6 = 0 OR p.amount > CAST(COALESCE((SELECT SUM(a.amount) FROM allocations a WHERE a.payment_id = p.id), 0) AS BIGINT)
+               AND ($6 = 0 OR NOT EXISTS (SELECT 1 FROM payments r WHERE r.reverses_payment_id = p.id) AND p.amount > CAST(COALESCE((SELECT SUM(a.amount) FROM allocations a WHERE a.payment_id = p.id), 0) AS BIGINT)
                     + CAST(COALESCE((SELECT SUM(r.amount) FROM refunds r WHERE r.payment_id = p.id), 0) AS BIGINT))
                AND ($8 = 0 OR EXISTS (SELECT 1 FROM payment_fees f WHERE f.payment_id = p.id AND f.needs_review = $9))
              ORDER BY p.id LIMIT $7",
@@ -908,7 +938,8 @@ fn complete(v: &mut Payment, fees: &[AnyRow], allocs: &[AnyRow], refunded: i64) 
     let allocated: i64 = v.allocations.iter().map(|a| a.amount.dong()).sum();
     v.allocated = Vnd::new(allocated).map_err(|e| Error::Internal(e.to_string()))?;
     v.refunded = Vnd::new(refunded).map_err(|e| Error::Internal(e.to_string()))?;
-    v.unallocated_credit = if v.amount.is_negative() {
+    // A reversal gave the whole payment back: nothing is left to allocate or refund.
+    v.unallocated_credit = if v.amount.is_negative() || v.reversed_by_payment_id.is_some() {
         Vnd::ZERO
     } else {
         Vnd::new(v.amount.dong() - allocated - refunded)

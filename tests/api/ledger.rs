@@ -133,7 +133,8 @@ both_backends! {
         let sc = app.school("REV", "QD").await;
         let inv = billed(&app, &sc).await;
         let a = &inv["HD-2509-0003"];
-        let (_, p) = pay(&app, &sc, &sc.cashier, json!({"channel": "cash", "amount": 500000, "allocations": [{"invoice_id": id(a), "amount": 500000}]})).await;
+        let (_, p) = pay(&app, &sc, &sc.cashier, json!({"channel": "cash", "amount": 700000, "allocations": [{"invoice_id": id(a), "amount": 500000}]})).await;
+        assert_eq!(p["unallocated_credit"], 200000);
         let path = format!("/api/v1/schools/{}/payments/{}", sc.school_id, id(&p));
         let inv_path = format!("/api/v1/schools/{}/invoices/{}", sc.school_id, id(a));
         let (s, b) = app.post(&format!("{inv_path}/void"), &sc.accountant, json!({"reason": "Sai"})).await;
@@ -142,11 +143,17 @@ both_backends! {
         assert_eq!(s, StatusCode::FORBIDDEN);
         let (s, r) = app.post(&format!("{path}/reverse"), &sc.accountant, json!({"reason": "Thu nhầm học sinh"})).await;
         assert_eq!(s, StatusCode::CREATED, "{r}");
-        assert_eq!((r["amount"].as_i64(), r["reverses_payment_id"].as_i64()), (Some(-500000), Some(id(&p))));
+        assert_eq!((r["amount"].as_i64(), r["reverses_payment_id"].as_i64()), (Some(-700000), Some(id(&p))));
         assert_ne!(r["receipt_no"], p["receipt_no"]);
         assert!(r["receipt_no"].as_str().expect("no").ends_with("-000002"));
         let (_, orig) = app.get(&path, &sc.accountant).await;
-        assert_eq!((orig["amount"].as_i64(), orig["reversed_by_payment_id"].as_i64()), (Some(500000), Some(id(&r))));
+        assert_eq!((orig["amount"].as_i64(), orig["reversed_by_payment_id"].as_i64()), (Some(700000), Some(id(&r))));
+        // Its credit went back with the reversal: it can be neither refunded nor allocated again.
+        assert_eq!(orig["unallocated_credit"], 0);
+        let (s, b) = app.post(&format!("{path}/refunds"), &sc.accountant, json!({"amount": 200000, "reason": "Trả lại"})).await;
+        assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("payment_reversed")));
+        let (_, with_credit) = app.get(&format!("/api/v1/schools/{}/payments?with_credit=true", sc.school_id), &sc.accountant).await;
+        assert_eq!(with_credit["items"].as_array().map(Vec::len), Some(0));
         let (_, got) = app.get(&inv_path, &sc.accountant).await;
         assert_eq!((got["status"].as_str(), got["paid"].as_i64()), (Some("open"), Some(0)));
         let (s, b) = app.post(&format!("{path}/reverse"), &sc.accountant, json!({"reason": "again"})).await;
@@ -158,7 +165,7 @@ both_backends! {
         assert!(app.execute_sql("UPDATE payments SET amount = 1").await.is_err());
         assert!(app.execute_sql("DELETE FROM allocations").await.is_err());
         let (_, receipt) = app.get(&format!("/api/v1/schools/{}/payments/{}/receipt", sc.school_id, id(&r)), &sc.accountant).await;
-        assert_eq!(receipt["amount_in_words"], "Âm năm trăm nghìn đồng");
+        assert_eq!(receipt["amount_in_words"], "Âm bảy trăm nghìn đồng");
     }
 
     async fn cashless_payments_carry_itemised_fees(app: TestApp) {

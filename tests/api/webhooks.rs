@@ -212,6 +212,11 @@ async fn sepay_flow(app: TestApp) {
         7
     );
     assert_eq!(invoice_status(&app, &sc, "QD3CFPSA").await.0, "paid");
+    // The accountant enters the same transfer by hand: recognised, not booked twice.
+    let (s, manual) = app.post(&format!("/api/v1/schools/{}/payments", sc.school_id), &sc.accountant,
+        json!({"channel": "bank_transfer", "provider": "sepay", "provider_ref": "24013587", "amount": 1235000})).await;
+    assert_eq!(s, StatusCode::OK, "{manual}");
+    assert_eq!(app.count("payments").await, 1);
     // The payment code only in a noisy memo still finds its invoice.
     let f2: Value =
         serde_json::from_str(&fixture("sepay/transfer-in-memo-only.json")).expect("json");
@@ -357,6 +362,10 @@ async fn json_senders_flow(app: TestApp) {
 async fn timestamped_senders_flow(app: TestApp) {
     let sc = school_with_invoices(&app).await;
     let s = secrets();
+    // A secret that decodes to a guessable key is refused.
+    let (status, _) = app.post(&format!("/api/v1/schools/{}/provider-accounts", sc.school_id), ADMIN,
+        json!({"provider": "standard_webhooks", "account": "X1", "label": "weak", "secret": "whsec_AAAAAAAA"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let (_, sw) = account(
         &app,
         &sc,
