@@ -10,5 +10,6 @@ pub mod ledger;
 pub mod money;
 pub mod period;
 pub mod text;
+pub mod time;
 pub mod vietqr;
 pub mod words;

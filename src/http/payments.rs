@@ -298,9 +298,9 @@ async fn list_payments(
                 } else {
                     date
                 };
-                let local = date.and_hms_opt(0, 0, 0).unwrap_or_default();
-                let utc = local - chrono::Duration::hours(7);
-                Ok(crate::store::format_time(utc.and_utc()))
+                Ok(crate::store::format_time(crate::domain::time::day_start(
+                    date,
+                )))
             })
             .transpose()
     };

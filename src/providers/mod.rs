@@ -13,7 +13,7 @@ pub mod zalopay;
 
 use crate::domain::fee::Channel;
 use crate::domain::money::{AmountError, Vnd};
-use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
@@ -258,11 +258,9 @@ pub(crate) fn same(expected: &str, presented: &str) -> bool {
 
 /// Vietnamese senders send local times without a zone; Vietnam is UTC+7 all year.
 pub(crate) fn vietnam_time(text: &str, format: &str) -> Option<DateTime<Utc>> {
-    let naive = NaiveDateTime::parse_from_str(text.trim(), format).ok()?;
-    FixedOffset::east_opt(7 * 3600)?
-        .from_local_datetime(&naive)
-        .single()
-        .map(|t| t.with_timezone(&Utc))
+    NaiveDateTime::parse_from_str(text.trim(), format)
+        .ok()
+        .map(crate::domain::time::local_to_utc)
 }
 
 pub(crate) fn millis(ms: i64) -> Option<DateTime<Utc>> {

@@ -9,7 +9,7 @@ use crate::domain::ledger::{parent_outlay, receipt_number, school_net};
 use crate::domain::money::Vnd;
 use crate::error::{Error, Result};
 use crate::store::org::School;
-use chrono::{DateTime, Datelike, FixedOffset, Offset, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::json;
@@ -19,10 +19,7 @@ use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use utoipa::ToSchema;
 
-/// Vietnam has kept UTC+7 without daylight saving since 1975, so a fixed offset is exact.
-pub fn vietnam() -> FixedOffset {
-    FixedOffset::east_opt(7 * 3600).unwrap_or_else(|| Utc.fix())
-}
+pub use crate::domain::time::vietnam;
 
 pub fn local_text(utc: &str) -> String {
     DateTime::parse_from_rfc3339(utc)
@@ -773,73 +770,16 @@ impl Store {
     }
 
     async fn payment_in_tx(&self, tx: &mut Tx, school_id: i64, id: i64) -> Result<Payment> {
-        let row = sqlx::query(&format!(
-            "SELECT {PAYMENT_COLS} FROM payments p WHERE p.id = $1 AND p.school_id = $2"
-        ))
-        .bind(id)
-        .bind(school_id)
-        .fetch_optional(&mut **tx)
-        .await?
-        .ok_or(Error::not_found("payment_not_found", "payment"))?;
-        let mut v = payment_row(&row)?;
-        let fees = sqlx::query("SELECT * FROM payment_fees WHERE payment_id = $1 ORDER BY id")
-            .bind(id)
-            .fetch_all(&mut **tx)
-            .await?;
-        let allocs = sqlx::query(
-            "SELECT a.id, a.invoice_id, i.payment_code, a.amount, a.method, a.created_at, a.created_by FROM allocations a
-             JOIN invoices i ON i.id = a.invoice_id WHERE a.payment_id = $1 ORDER BY a.id",
-        )
-        .bind(id)
-        .fetch_all(&mut **tx)
-        .await?;
-        let refunded: i64 = sqlx::query_scalar(
-            "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM refunds WHERE payment_id = $1",
-        )
-        .bind(id)
-        .fetch_one(&mut **tx)
-        .await?;
-        complete(&mut v, &fees, &allocs, refunded)?;
-        Ok(v)
+        load_payment(tx, id, Some(school_id)).await
     }
 
     /// One payment with its fee lines, allocations and credit.
     pub async fn payment(&self, id: i64) -> Result<Payment> {
-        let row = sqlx::query(&format!(
-            "SELECT {PAYMENT_COLS} FROM payments p WHERE p.id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(self.reader())
-        .await?
-        .ok_or(Error::not_found("payment_not_found", "payment"))?;
-        let mut v = payment_row(&row)?;
-        let fees = sqlx::query("SELECT * FROM payment_fees WHERE payment_id = $1 ORDER BY id")
-            .bind(id)
-            .fetch_all(self.reader())
-            .await?;
-        let allocs = sqlx::query(
-            "SELECT a.id, a.invoice_id, i.payment_code, a.amount, a.method, a.created_at, a.created_by FROM allocations a
-             JOIN invoices i ON i.id = a.invoice_id WHERE a.payment_id = $1 ORDER BY a.id",
-        )
-        .bind(id)
-        .fetch_all(self.reader())
-        .await?;
-        let refunded: i64 = sqlx::query_scalar(
-            "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM refunds WHERE payment_id = $1",
-        )
-        .bind(id)
-        .fetch_one(self.reader())
-        .await?;
-        complete(&mut v, &fees, &allocs, refunded)?;
-        Ok(v)
+        load_payment(&mut *self.reader().acquire().await?, id, None).await
     }
 
     pub async fn payment_in_school(&self, school_id: i64, id: i64) -> Result<Payment> {
-        let p = self.payment(id).await?;
-        if p.school_id != school_id {
-            return Err(Error::not_found("payment_not_found", "payment"));
-        }
-        Ok(p)
+        load_payment(&mut *self.reader().acquire().await?, id, Some(school_id)).await
     }
 
     pub async fn list_payments(
@@ -873,6 +813,41 @@ impl Store {
         }
         Ok(paginate(items, page, |p| p.id))
     }
+}
+
+/// A payment with its fee lines, allocations and refunds, on one connection (pooled or in a
+/// transaction); with `school_id`, another school's payment is not found.
+async fn load_payment(
+    conn: &mut sqlx::AnyConnection,
+    id: i64,
+    school_id: Option<i64>,
+) -> Result<Payment> {
+    let row = sqlx::query(&format!("SELECT {PAYMENT_COLS} FROM payments p WHERE p.id = $1 AND ($2 IS NULL OR p.school_id = $2)"))
+        .bind(id)
+        .bind(school_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(Error::not_found("payment_not_found", "payment"))?;
+    let mut v = payment_row(&row)?;
+    let fees = sqlx::query("SELECT * FROM payment_fees WHERE payment_id = $1 ORDER BY id")
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?;
+    let allocs = sqlx::query(
+        "SELECT a.id, a.invoice_id, i.payment_code, a.amount, a.method, a.created_at, a.created_by FROM allocations a
+         JOIN invoices i ON i.id = a.invoice_id WHERE a.payment_id = $1 ORDER BY a.id",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let refunded: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM refunds WHERE payment_id = $1",
+    )
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await?;
+    complete(&mut v, &fees, &allocs, refunded)?;
+    Ok(v)
 }
 
 fn payment_row(r: &AnyRow) -> Result<Payment> {

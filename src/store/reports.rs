@@ -2,11 +2,10 @@
 //! the policy breaches auditors look for. Read-only aggregate queries, so a department-wide
 //! report stays off the per-school write path.
 
-use super::ledger::vietnam;
 use super::{get_bool, Store};
 use crate::domain::money::Vnd;
 use crate::error::{Error, Result};
-use chrono::{NaiveDate, TimeZone};
+use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use sqlx::Row;
@@ -125,16 +124,11 @@ fn rate(part: i64, whole: i64, dp: u32) -> String {
 
 /// The UTC instants that bound the Vietnamese days `from`..=`to`.
 fn bounds(from: NaiveDate, to: NaiveDate) -> Result<(String, String)> {
-    let start = |d: NaiveDate| {
-        d.and_hms_opt(0, 0, 0)
-            .and_then(|t| vietnam().from_local_datetime(&t).single())
-            .map(|t| super::format_time(t.with_timezone(&chrono::Utc)))
-            .ok_or_else(|| Error::Internal("date bound".into()))
-    };
+    let start = |d: NaiveDate| super::format_time(crate::domain::time::day_start(d));
     let after = to
         .succ_opt()
         .ok_or_else(|| Error::invalid("invalid_period", "the period ends too late"))?;
-    Ok((start(from)?, start(after)?))
+    Ok((start(from), start(after)))
 }
 
 impl Store {

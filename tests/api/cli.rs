@@ -1,6 +1,6 @@
 //! The command line, run as a user would: tokens, import with the school code, audit verification.
 
-use crate::helpers::{Backend, TestApp, ADMIN};
+use crate::helpers::TestApp;
 use reqwest::StatusCode;
 use std::process::Command;
 
@@ -156,18 +156,6 @@ async fn cli_flow(app: TestApp) {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("intact"));
-    let _ = ADMIN;
 }
 
-#[tokio::test]
-async fn cli_sqlite() {
-    cli_flow(TestApp::spawn(Backend::Sqlite).await.expect("sqlite")).await;
-}
-
-#[tokio::test]
-async fn cli_postgres() {
-    match TestApp::spawn(Backend::Postgres).await {
-        Some(app) => cli_flow(app).await,
-        None => eprintln!("FEERECON_TEST_POSTGRES_URL not set: skipped"),
-    }
-}
+crate::on_both_backends!(cli, cli_flow);

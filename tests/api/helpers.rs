@@ -328,3 +328,37 @@ macro_rules! both_backends {
         )*
     };
 }
+
+/// Runs an async `flow(app)` on SQLite and on PostgreSQL (skipped without a server), optionally
+/// with a fixed clock: `on_both_backends!(name, flow)` or `on_both_backends!(name, flow, now)`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($name:ident, $flow:ident) => {
+        $crate::on_both_backends!($name, $flow, None);
+    };
+    ($name:ident, $flow:ident, $now:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test]
+            async fn sqlite() {
+                let app =
+                    $crate::helpers::TestApp::spawn_at($crate::helpers::Backend::Sqlite, $now)
+                        .await
+                        .expect("sqlite");
+                $flow(app).await
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                match $crate::helpers::TestApp::spawn_at($crate::helpers::Backend::Postgres, $now)
+                    .await
+                {
+                    Some(app) => $flow(app).await,
+                    None => eprintln!("FEERECON_TEST_POSTGRES_URL not set: skipped"),
+                }
+            }
+        }
+    };
+}

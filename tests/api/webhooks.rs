@@ -2,7 +2,7 @@
 //! signed samples (fixtures/providers): verified, archived, recorded exactly once, acknowledged in
 //! each sender's format; tampered, replayed, oversized and conflicting deliveries change nothing.
 
-use crate::helpers::{Backend, School, TestApp, ADMIN};
+use crate::helpers::{School, TestApp, ADMIN};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -428,36 +428,15 @@ async fn casso_flow(app: TestApp) {
     );
 }
 
-#[tokio::test]
-async fn vnpay_sqlite() {
-    vnpay_flow(TestApp::spawn(Backend::Sqlite).await.expect("sqlite")).await;
-}
-#[tokio::test]
-async fn vnpay_postgres() {
-    if let Some(app) = TestApp::spawn(Backend::Postgres).await {
-        vnpay_flow(app).await
-    }
-}
-#[tokio::test]
-async fn sepay_sqlite() {
-    sepay_flow(TestApp::spawn(Backend::Sqlite).await.expect("sqlite")).await;
-}
-#[tokio::test]
-async fn sepay_postgres() {
-    if let Some(app) = TestApp::spawn(Backend::Postgres).await {
-        sepay_flow(app).await
-    }
-}
-#[tokio::test]
-async fn momo_zalopay_sqlite() {
-    json_senders_flow(TestApp::spawn(Backend::Sqlite).await.expect("sqlite")).await;
-}
-#[tokio::test]
-async fn momo_zalopay_postgres() {
-    if let Some(app) = TestApp::spawn(Backend::Postgres).await {
-        json_senders_flow(app).await
-    }
-}
+crate::on_both_backends!(vnpay, vnpay_flow);
+crate::on_both_backends!(sepay, sepay_flow);
+crate::on_both_backends!(momo_zalopay, json_senders_flow);
+crate::on_both_backends!(
+    standard_webhooks,
+    timestamped_senders_flow,
+    Some(signed_at("standard-webhooks/payment-succeeded.json"))
+);
+crate::on_both_backends!(casso, casso_flow, Some(signed_at("casso/transfer-in.json")));
 
 /// The moment a sample was signed, from its own signed timestamp, so it can be replayed.
 fn signed_at(path: &str) -> chrono::DateTime<chrono::Utc> {
@@ -477,39 +456,5 @@ fn signed_at(path: &str) -> chrono::DateTime<chrono::Utc> {
                 .expect("ms");
             chrono::DateTime::from_timestamp_millis(ms).expect("time")
         }
-    }
-}
-#[tokio::test]
-async fn standard_webhooks_sqlite() {
-    let at = signed_at("standard-webhooks/payment-succeeded.json");
-    timestamped_senders_flow(
-        TestApp::spawn_at(Backend::Sqlite, Some(at))
-            .await
-            .expect("sqlite"),
-    )
-    .await;
-}
-#[tokio::test]
-async fn standard_webhooks_postgres() {
-    let at = signed_at("standard-webhooks/payment-succeeded.json");
-    if let Some(app) = TestApp::spawn_at(Backend::Postgres, Some(at)).await {
-        timestamped_senders_flow(app).await
-    }
-}
-#[tokio::test]
-async fn casso_sqlite() {
-    let at = signed_at("casso/transfer-in.json");
-    casso_flow(
-        TestApp::spawn_at(Backend::Sqlite, Some(at))
-            .await
-            .expect("sqlite"),
-    )
-    .await;
-}
-#[tokio::test]
-async fn casso_postgres() {
-    let at = signed_at("casso/transfer-in.json");
-    if let Some(app) = TestApp::spawn_at(Backend::Postgres, Some(at)).await {
-        casso_flow(app).await
     }
 }
