@@ -157,6 +157,7 @@ async fn run(label: &str, url: &str, payments: usize) {
                         .expect("time"),
                     reported_fee: None,
                     allocations: vec![(ids[i % ids.len()], Vnd::new(250_000).expect("alloc"))],
+                    codes: vec![],
                     method: "bench",
                     up_to_balance: false,
                     reported_fee_bearer: None,

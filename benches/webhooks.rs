@@ -4,7 +4,8 @@
 //! the database's raw ceiling for the same writes (payment, fee line, allocation, archive row in
 //! one transaction, issued directly with 32 connections), so the report shows the ratio.
 //! SQLite, and PostgreSQL when `FEERECON_BENCH_POSTGRES_URL` (or `FEERECON_TEST_POSTGRES_URL`) is
-//! set. Run: `cargo bench --bench webhooks` (`-- --requests N` to change the count).
+//! set. Run: `cargo bench --bench webhooks` (`-- --requests N` to change the count, `-- --sqlite 0`
+//! for PostgreSQL only).
 
 mod support;
 
@@ -29,7 +30,8 @@ struct Target {
     vnpay_path: String,
     tmn: String,
     account: String,
-    code: String,
+    /// The school's invoices, one per notification it will receive.
+    codes: Vec<String>,
 }
 
 fn vnpay_query(tmn: &str, txn: usize, code: &str) -> String {
@@ -64,14 +66,16 @@ fn sepay_body(txn: usize, account: &str, code: &str) -> String {
     .to_string()
 }
 
-async fn send(client: &reqwest::Client, base: &str, t: &Target, i: usize) -> Duration {
+async fn send(client: &reqwest::Client, base: &str, targets: &[Target], i: usize) -> Duration {
+    let t = &targets[i % SCHOOLS];
+    let code = &t.codes[i / SCHOOLS];
     let start = Instant::now();
     let ok = if i % 2 == 0 {
         let r = client
             .get(format!(
                 "{base}{}?{}",
                 t.vnpay_path,
-                vnpay_query(&t.tmn, 10_000_000 + i, &t.code)
+                vnpay_query(&t.tmn, 10_000_000 + i, code)
             ))
             .send()
             .await;
@@ -80,7 +84,7 @@ async fn send(client: &reqwest::Client, base: &str, t: &Target, i: usize) -> Dur
         let r = client
             .post(format!("{base}{}", t.sepay_path))
             .header("authorization", format!("Apikey {SEPAY_KEY}"))
-            .body(sepay_body(i, &t.account, &t.code))
+            .body(sepay_body(i, &t.account, code))
             .send()
             .await;
         r.map(|r| r.status().is_success()).unwrap_or(false)
@@ -94,6 +98,8 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 }
 
 async fn run(label: &str, url: &str, requests: usize) {
+    let paced = 5000usize;
+    let per_school = (requests + paced).div_ceil(SCHOOLS);
     let store = Store::connect(url).await.expect("connect");
     store.migrate().await.expect("migrate");
     let sealer = Sealer::from_base64(&Sealer::generate_key()).expect("key");
@@ -131,23 +137,27 @@ async fn run(label: &str, url: &str, requests: usize) {
             )
             .await
             .expect("school");
-        // One large invoice per school, so every notification finds and pays part of it.
-        let csv = "invoice_ref,student_code,student_name,class,period,due_date,item_code,amount\nHD1,HS1,Nguyễn Văn An,6A1,2025-09,2025-09-15,MEALS,900000000000\n";
+        // One 50.000 ₫ invoice per notification, each to a pupil of its own, as a school's
+        // monthly run would issue them.
+        let mut csv = String::from(
+            "invoice_ref,student_code,student_name,class,period,due_date,item_code,amount\n",
+        );
+        for k in 0..per_school {
+            csv.push_str(&format!(
+                "HD{k},HS{k},Nguyễn Văn An,6A1,2025-09,2025-09-15,MEALS,50000\n"
+            ));
+        }
         store
             .import_invoices("bench", &school, csv.as_bytes(), &|_| {})
             .await
             .expect("import");
-        let code = store
-            .list_invoices(
-                school.id,
-                &Default::default(),
-                feerecon::store::Page { after: 0, limit: 1 },
-            )
-            .await
-            .expect("invoice")
-            .0[0]
-            .payment_code
-            .clone();
+        let codes: Vec<String> = sqlx::query_scalar(
+            "SELECT payment_code FROM invoices WHERE school_id = $1 ORDER BY id",
+        )
+        .bind(school.id)
+        .fetch_all(&sqlx::AnyPool::connect(url).await.expect("pool"))
+        .await
+        .expect("codes");
         let account = format!("68681234{s:05}");
         let tmn = format!("BENCH{s}");
         let sepay = store
@@ -185,7 +195,7 @@ async fn run(label: &str, url: &str, requests: usize) {
             vnpay_path: vnpay.webhook_path,
             tmn,
             account,
-            code,
+            codes,
         });
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -214,7 +224,7 @@ async fn run(label: &str, url: &str, requests: usize) {
                 if i >= requests {
                     break lat;
                 }
-                lat.push(send(&client, &base, &targets[i % SCHOOLS], i).await);
+                lat.push(send(&client, &base, &targets, i).await);
             }
         }));
     }
@@ -228,7 +238,6 @@ async fn run(label: &str, url: &str, requests: usize) {
     println!("{label:<10} saturated: {requests} notifications in {:.2} s = {rate:>6.0}/s, p50 {:.2} ms, p99 {:.2} ms (concurrency {CONCURRENCY}, {SCHOOLS} schools)", elapsed.as_secs_f64(), percentile(&lat, 0.5), percentile(&lat, 0.99));
 
     // Paced: 1,000 per second for 5 seconds (or what the service sustains, if less).
-    let paced = 5000usize;
     let interval = Duration::from_micros(1000);
     let start = Instant::now();
     let mut handles = Vec::with_capacity(paced);
@@ -238,7 +247,7 @@ async fn run(label: &str, url: &str, requests: usize) {
         let (client, base, targets) = (client.clone(), base.clone(), targets.clone());
         let i = requests + k;
         handles.push(tokio::spawn(async move {
-            send(&client, &base, &targets[i % SCHOOLS], i).await
+            send(&client, &base, &targets, i).await
         }));
     }
     let mut plat = Vec::with_capacity(paced);
@@ -318,12 +327,15 @@ async fn main() {
     }
     let requests = support::arg("--requests", 20_000);
     let dir = tempfile::tempdir().expect("tempdir");
-    run(
-        "sqlite",
-        &format!("sqlite://{}/bench.db", dir.path().display()),
-        requests,
-    )
-    .await;
+    // `-- --sqlite 0` measures PostgreSQL only.
+    if support::arg("--sqlite", 1) == 1 {
+        run(
+            "sqlite",
+            &format!("sqlite://{}/bench.db", dir.path().display()),
+            requests,
+        )
+        .await;
+    }
     match support::postgres().await {
         None => println!("postgres   skipped: set FEERECON_BENCH_POSTGRES_URL"),
         Some(db) => {

@@ -10,6 +10,7 @@ use crate::store::{now, Store, Tx};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
+use std::collections::HashMap;
 use utoipa::ToSchema;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,52 +76,112 @@ fn link_hash(
 /// Appends `entry` to `chain` inside `tx`. Incrementing the chain head locks it until commit, so
 /// records are chained in commit order.
 pub async fn record(tx: &mut Tx, chain: &Chain, entry: Entry<'_>) -> Result<()> {
-    let key = chain.key();
-    // One statement takes the next sequence number and the previous hash, creating the chain on
-    // its first record; the row stays locked until commit.
-    let head = sqlx::query(
-        "INSERT INTO audit_chains (chain, seq, head) VALUES ($1, 1, '')
-         ON CONFLICT (chain) DO UPDATE SET seq = audit_chains.seq + 1 RETURNING seq, head",
-    )
-    .bind(&key)
-    .fetch_one(&mut **tx)
-    .await?;
-    let seq: i64 = head.try_get("seq")?;
-    let prev: String = head.try_get("head")?;
-    let at = now();
-    let details = entry.details.to_string();
-    let hash = link_hash(
-        &prev,
-        seq,
-        &at,
-        entry.actor,
-        entry.action,
-        entry.entity,
-        entry.entity_id,
-        &details,
+    record_many(tx, vec![(chain.clone(), entry)]).await
+}
+
+/// Appends several records, in order, in three statements whatever their number: the chain heads
+/// move first (locked in key order, so concurrent writers never deadlock), then the records go
+/// in, then the heads take their new hashes.
+pub async fn record_many(tx: &mut Tx, entries: Vec<(Chain, Entry<'_>)>) -> Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let mut counts: std::collections::BTreeMap<String, (Option<i64>, i64)> = Default::default();
+    for (chain, _) in &entries {
+        counts
+            .entry(chain.key())
+            .or_insert((chain.school_id(), 0))
+            .1 += 1;
+    }
+    // One statement takes each chain's sequence numbers and previous hash, creating a chain on
+    // its first record; the rows stay locked until commit.
+    let sql = format!(
+        "INSERT INTO audit_chains (chain, seq, head) VALUES {}
+         ON CONFLICT (chain) DO UPDATE SET seq = audit_chains.seq + excluded.seq RETURNING chain, seq, head",
+        crate::store::values_placeholders(counts.len(), 3)
     );
-    sqlx::query(
-        "INSERT INTO audit_log (chain, seq, school_id, at, actor, action, entity, entity_id, details, prev_hash, hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(&key)
-    .bind(seq)
-    .bind(chain.school_id())
-    .bind(&at)
-    .bind(entry.actor)
-    .bind(entry.action)
-    .bind(entry.entity)
-    .bind(entry.entity_id)
-    .bind(&details)
-    .bind(&prev)
-    .bind(&hash)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query("UPDATE audit_chains SET head = $1 WHERE chain = $2")
-        .bind(&hash)
-        .bind(&key)
-        .execute(&mut **tx)
-        .await?;
+    let mut q = sqlx::query(&sql);
+    for (key, (_, n)) in &counts {
+        q = q.bind(key).bind(*n).bind("");
+    }
+    // chain → (next sequence number, previous hash)
+    let mut heads: HashMap<String, (i64, String)> = HashMap::new();
+    for r in q.fetch_all(&mut **tx).await? {
+        let key: String = r.try_get("chain")?;
+        let last: i64 = r.try_get("seq")?;
+        let n = counts.get(&key).map(|c| c.1).unwrap_or(0);
+        heads.insert(key, (last - n + 1, r.try_get("head")?));
+    }
+    let at = now();
+    let mut rows = Vec::with_capacity(entries.len());
+    for (chain, entry) in &entries {
+        let key = chain.key();
+        let Some((seq, prev)) = heads.get_mut(&key) else {
+            return Err(crate::error::Error::Internal(format!(
+                "audit chain {key} not returned"
+            )));
+        };
+        let details = entry.details.to_string();
+        let hash = link_hash(
+            prev,
+            *seq,
+            &at,
+            entry.actor,
+            entry.action,
+            entry.entity,
+            entry.entity_id,
+            &details,
+        );
+        rows.push((
+            key,
+            *seq,
+            chain.school_id(),
+            entry,
+            details,
+            prev.clone(),
+            hash.clone(),
+        ));
+        *seq += 1;
+        *prev = hash;
+    }
+    for chunk in rows.chunks(crate::store::rows_per_insert(tx)) {
+        let sql = format!(
+            "INSERT INTO audit_log (chain, seq, school_id, at, actor, action, entity, entity_id, details, prev_hash, hash) VALUES {}",
+            crate::store::values_placeholders(chunk.len(), 11)
+        );
+        let mut q = sqlx::query(&sql);
+        for (key, seq, school_id, entry, details, prev, hash) in chunk {
+            q = q
+                .bind(key)
+                .bind(*seq)
+                .bind(*school_id)
+                .bind(&at)
+                .bind(entry.actor)
+                .bind(entry.action)
+                .bind(entry.entity)
+                .bind(entry.entity_id)
+                .bind(details)
+                .bind(prev)
+                .bind(hash);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    // Every head in one statement: `CASE chain WHEN $1 THEN $2 … END`.
+    let cases: String = (0..heads.len())
+        .map(|i| format!(" WHEN ${} THEN ${}", 2 * i + 1, 2 * i + 2))
+        .collect();
+    let keys: Vec<String> = (0..heads.len())
+        .map(|i| format!("${}", 2 * i + 1))
+        .collect();
+    let sql = format!(
+        "UPDATE audit_chains SET head = CASE chain{cases} END WHERE chain IN ({})",
+        keys.join(",")
+    );
+    let mut q = sqlx::query(&sql);
+    for (key, (_, head)) in &heads {
+        q = q.bind(key).bind(head);
+    }
+    q.execute(&mut **tx).await?;
     Ok(())
 }
 

@@ -313,6 +313,7 @@ async fn pay(db_url: &str, cmd: PayCommand) -> anyhow::Result<()> {
         received_at: chrono::Utc::now(),
         reported_fee: None,
         allocations,
+        codes: vec![],
         method: "cash_desk",
         up_to_balance: false,
         reported_fee_bearer: None,

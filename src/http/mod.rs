@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod extract;
 pub mod fees;
 pub mod health;
+pub mod intake;
 pub mod invoices;
 pub mod org;
 pub mod payments;
@@ -38,6 +39,10 @@ pub struct AppState {
     pub sealer: crate::sealer::Sealer,
     /// A fixed "now" for signature tolerances, so signed samples can be replayed in tests.
     pub fixed_now: Option<chrono::DateTime<chrono::Utc>>,
+    /// Group commit for webhook deliveries.
+    pub intake: intake::Intake,
+    /// Webhook accounts and secrets recently loaded.
+    pub contexts: webhooks::Contexts,
 }
 
 impl AppState {
@@ -46,6 +51,8 @@ impl AppState {
             store,
             sealer,
             fixed_now: None,
+            intake: intake::Intake::default(),
+            contexts: webhooks::Contexts::default(),
         }
     }
 

@@ -242,6 +242,7 @@ async fn record_payment(
             .iter()
             .map(|a| (a.invoice_id, a.amount))
             .collect(),
+        codes: vec![],
         method: if body.channel == Channel::Cash {
             "cash_desk"
         } else {

@@ -157,6 +157,7 @@ async fn add_secret(
             b.access_key.as_deref(),
         )
         .await?;
+    st.contexts.clear();
     let a = account_in_scope(&st, &caller, id).await?;
     Ok((StatusCode::CREATED, Json(a)))
 }
@@ -174,6 +175,7 @@ async fn retire_secret(
     st.store
         .retire_provider_secret(&caller.actor(), &a, secret_id)
         .await?;
+    st.contexts.clear();
     Ok(Json(account_in_scope(&st, &caller, id).await?))
 }
 

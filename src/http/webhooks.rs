@@ -8,6 +8,7 @@ use crate::domain::code::{find_in_text, PaymentCode, SchoolPrefix};
 use crate::error::Error;
 use crate::providers::{self, Ack, Inbound, Notification, Outcome, ProviderId};
 use crate::store::ledger::{NewPayment, Recorded};
+use crate::store::record::{Job, Named};
 use crate::store::webhooks::{DeliveryContext, NewEvent};
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -15,12 +16,63 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// Notifications are small; a larger body is refused (and archived, cut short).
 pub const WEBHOOK_LIMIT: usize = 256 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/webhooks/{provider}/{account_id}", any(deliver))
+}
+
+/// How long an instance trusts the account, school and secrets it loaded for a webhook path.
+/// An admin's change on this instance takes effect at once; on other instances sharing the
+/// database, within this time.
+pub const CONTEXT_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Recently loaded delivery contexts, so a burst to one account reads them once. Only known
+/// accounts are kept (a bounded set); unknown paths always go to the database.
+type Loaded = (Instant, Arc<DeliveryContext>);
+
+#[derive(Clone, Default)]
+pub struct Contexts {
+    cached: Arc<Mutex<HashMap<(i64, ProviderId), Loaded>>>,
+}
+
+impl Contexts {
+    async fn get(
+        &self,
+        st: &AppState,
+        account_id: i64,
+        provider: ProviderId,
+    ) -> Result<Option<Arc<DeliveryContext>>, Error> {
+        let key = (account_id, provider);
+        if let Ok(cached) = self.cached.lock() {
+            if let Some((at, c)) = cached.get(&key) {
+                if at.elapsed() < CONTEXT_TTL {
+                    return Ok(Some(c.clone()));
+                }
+            }
+        }
+        let loaded = st
+            .store
+            .delivery_context(&st.sealer, account_id, provider)
+            .await?
+            .map(Arc::new);
+        if let (Some(c), Ok(mut cached)) = (&loaded, self.cached.lock()) {
+            cached.insert(key, (Instant::now(), c.clone()));
+        }
+        Ok(loaded)
+    }
+
+    /// Forgets everything: secrets or accounts changed.
+    pub fn clear(&self) {
+        if let Ok(mut cached) = self.cached.lock() {
+            cached.clear();
+        }
+    }
 }
 
 /// Headers kept in the archive: what the signatures and replays need, with API keys masked.
@@ -67,13 +119,14 @@ fn archived_headers(kept: &[(String, String)]) -> String {
 }
 
 /// What became of a delivery.
-struct Handled {
-    ack: Ack,
-    outcome: &'static str,
-    detail: Option<String>,
-    verified: bool,
-    txn_id: Option<String>,
-    payment_id: Option<i64>,
+#[derive(Debug, Clone)]
+pub(super) struct Handled {
+    pub ack: Ack,
+    pub outcome: &'static str,
+    pub detail: Option<String>,
+    pub verified: bool,
+    pub txn_id: Option<String>,
+    pub payment_id: Option<i64>,
 }
 
 impl Handled {
@@ -87,6 +140,29 @@ impl Handled {
             payment_id: None,
         }
     }
+
+    /// Writes the outcome into the archived delivery.
+    pub(super) fn fill(&self, provider: ProviderId, event: &mut NewEvent) {
+        event.verified = self.verified;
+        event.txn_id.clone_from(&self.txn_id);
+        event.outcome = self.outcome;
+        event.detail.clone_from(&self.detail);
+        event.payment_id = self.payment_id;
+        event.ack_status = providers::reply(provider, self.ack).status;
+    }
+}
+
+/// A verified paid notification, ready to be recorded, with what its reply depends on.
+#[derive(Debug, Clone)]
+pub(super) struct ToRecord {
+    pub provider: ProviderId,
+    pub txn_id: String,
+    pub amount: crate::domain::money::Vnd,
+}
+
+enum Handling {
+    Done(Handled),
+    Record(Box<(Job, ToRecord)>),
 }
 
 async fn deliver(
@@ -103,73 +179,72 @@ async fn deliver(
     let query = uri.query().unwrap_or("").to_string();
     let kept = kept_headers(&headers);
     let context = match account_id.parse::<i64>() {
-        Ok(id) => st.store.delivery_context(&st.sealer, id, provider).await,
+        Ok(id) => st.contexts.get(&st, id, provider).await,
         Err(_) => Ok(None),
     };
     let account = context
         .as_ref()
         .ok()
         .and_then(|c| c.as_ref())
-        .map(|c| c.account.clone());
-    let (bytes, handled) = match axum::body::to_bytes(body, WEBHOOK_LIMIT).await {
+        .map(|c| (c.account.id, c.account.school_id));
+    let (bytes, handling) = match axum::body::to_bytes(body, WEBHOOK_LIMIT).await {
         Err(_) => (
             Vec::new(),
-            Handled::rejected(
+            Handling::Done(Handled::rejected(
                 Ack::Rejected,
                 "too_large",
                 format!("body over {WEBHOOK_LIMIT} bytes"),
                 false,
-            ),
+            )),
         ),
         Ok(bytes) => {
-            let handled = match &context {
-                Ok(None) => Handled::rejected(
+            let handling = match &context {
+                Ok(None) => Handling::Done(Handled::rejected(
                     Ack::BadSignature,
                     "unknown_account",
                     "no such account for this sender".into(),
                     false,
-                ),
+                )),
                 Ok(Some(context)) => handle(&st, provider, context, &query, &kept, &bytes).await,
                 Err(e) => {
                     tracing::error!(error = ?e, "could not load the account of a delivery");
-                    Handled::rejected(
+                    Handling::Done(Handled::rejected(
                         Ack::RetryLater,
                         "error",
                         "account unavailable".into(),
                         false,
-                    )
+                    ))
                 }
             };
-            (bytes.to_vec(), handled)
+            (bytes.to_vec(), handling)
+        }
+    };
+    let body_size = bytes.len();
+    let event = NewEvent {
+        provider: provider.as_str(),
+        account,
+        method: method.as_str().to_string(),
+        query,
+        headers: archived_headers(&kept),
+        body: bytes,
+        body_size,
+        verified: false,
+        txn_id: None,
+        outcome: "pending",
+        detail: None,
+        payment_id: None,
+        ack_status: 0,
+    };
+    // The payment, if any, and the archived delivery are written together, in a batch with
+    // whatever else arrived meanwhile.
+    let handled = match handling {
+        Handling::Done(h) => st.intake.archive(&st.store, provider, event, h).await,
+        Handling::Record(prepared) => {
+            let (job, info) = *prepared;
+            st.intake.record(&st.store, event, job, info).await
         }
     };
     let reply = providers::reply(provider, handled.ack);
-    let archived = st
-        .store
-        .archive_event(NewEvent {
-            provider: provider.as_str(),
-            account: account.as_ref(),
-            method: method.as_str(),
-            query: &query,
-            headers: archived_headers(&kept),
-            body: &bytes,
-            body_size: bytes.len(),
-            verified: handled.verified,
-            txn_id: handled.txn_id.as_deref(),
-            outcome: handled.outcome,
-            detail: handled.detail.clone(),
-            payment_id: handled.payment_id,
-            ack_status: reply.status,
-        })
-        .await;
-    let reply = match archived {
-        Ok(_) => reply,
-        Err(e) => {
-            // Without its archive record the delivery is not handled: ask the sender to retry.
-            tracing::error!(error = ?e, provider = provider.as_str(), "could not archive a delivery");
-            providers::reply(provider, Ack::RetryLater)
-        }
-    };
     tracing::info!(provider = provider.as_str(), outcome = handled.outcome, status = reply.status, payment_id = ?handled.payment_id, "delivery");
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
     if reply.body.is_empty() {
@@ -191,7 +266,7 @@ async fn handle(
     query: &str,
     headers: &[(String, String)],
     body: &[u8],
-) -> Handled {
+) -> Handling {
     let inbound = Inbound {
         query,
         headers,
@@ -199,31 +274,44 @@ async fn handle(
     };
     let account = &context.account;
     if let Err(e) = providers::verify(provider, &inbound, &context.secrets, st.now()) {
-        return Handled::rejected(Ack::BadSignature, "bad_signature", e.to_string(), false);
+        return Handling::Done(Handled::rejected(
+            Ack::BadSignature,
+            "bad_signature",
+            e.to_string(),
+            false,
+        ));
     }
     let n = match providers::parse(provider, &inbound) {
         Ok(n) => n,
-        Err(e) => return Handled::rejected(Ack::Rejected, "rejected", e.to_string(), true),
+        Err(e) => {
+            return Handling::Done(Handled::rejected(
+                Ack::Rejected,
+                "rejected",
+                e.to_string(),
+                true,
+            ))
+        }
     };
     if n.account
         .as_deref()
         .is_some_and(|a| !a.trim().eq_ignore_ascii_case(&account.account))
     {
-        return Handled::rejected(
+        return Handling::Done(Handled::rejected(
             Ack::Rejected,
             "account_mismatch",
             "the notification is for another account".into(),
             true,
-        );
+        ));
     }
-    let txn_id = Some(n.txn_id.clone());
-    let event = |ack, outcome: &'static str, detail: Option<String>| Handled {
-        ack,
-        outcome,
-        detail,
-        verified: true,
-        txn_id: txn_id.clone(),
-        payment_id: None,
+    let event = |ack, outcome: &'static str, detail: Option<String>| {
+        Handling::Done(Handled {
+            ack,
+            outcome,
+            detail,
+            verified: true,
+            txn_id: Some(n.txn_id.clone()),
+            payment_id: None,
+        })
     };
     match &n.outcome {
         Outcome::Failed { code } => {
@@ -241,43 +329,22 @@ async fn handle(
             Some("a payment of 0 đồng".into()),
         );
     }
-    match record(st, provider, context, &n).await {
-        Ok((ack, outcome, payment_id, detail)) => Handled {
-            ack,
-            outcome,
-            detail,
-            verified: true,
-            txn_id,
-            payment_id,
-        },
-        Err(Error::Conflict {
-            code: "provider_ref_conflict",
-            message,
-        }) => event(
-            if provider == ProviderId::Vnpay {
-                Ack::InvalidAmount
-            } else {
-                Ack::Duplicate
-            },
-            "conflict",
-            Some(message),
-        ),
-        // A retry could never succeed: refuse it, with the reason kept for the accountant.
-        Err(e @ Error::Invalid { .. }) => event(Ack::Rejected, "rejected", Some(e.to_string())),
+    match prepare(provider, context, &n) {
+        Ok(prepared) => Handling::Record(Box::new(prepared)),
         Err(e) => {
-            tracing::error!(error = %e, "could not record a notification");
+            tracing::error!(error = %e, "could not prepare a notification");
             event(Ack::RetryLater, "error", Some(e.to_string()))
         }
     }
 }
 
-/// Records a paid notification and allocates it to the invoice its payment code names, if one does.
-async fn record(
-    st: &AppState,
+/// The payment a paid notification becomes, with the payment codes it carries: the batch, under
+/// the school's lock, allocates it to the invoice they name, if exactly one.
+fn prepare(
     provider: ProviderId,
     context: &DeliveryContext,
     n: &Notification,
-) -> Result<(Ack, &'static str, Option<i64>, Option<String>), Error> {
+) -> Result<(Job, ToRecord), Error> {
     let (school, account) = (&context.school, &context.account);
     let prefix =
         SchoolPrefix::parse(&school.payment_prefix).map_err(|e| Error::Internal(e.to_string()))?;
@@ -293,25 +360,7 @@ async fn record(
             }
         }
     }
-    // (code, id, still owed, voided) of each candidate that is an invoice of this school.
-    let mut invoices = Vec::new();
-    for c in candidates {
-        if let Some((id, open, voided)) = st.store.invoice_balance_by_code(school.id, &c).await? {
-            invoices.push((c, id, open, voided));
-        }
-    }
-    let invoice = if invoices.len() == 1 {
-        invoices.pop()
-    } else {
-        None
-    };
-    let allocations = match &invoice {
-        Some((_, id, open, voided)) if open.dong() > 0 && !voided => {
-            vec![(*id, n.amount.min(*open))]
-        }
-        _ => vec![],
-    };
-    let p = NewPayment {
+    let payment = NewPayment {
         channel: n.channel,
         provider: provider.as_str().to_string(),
         // The sender's transaction id is unique per sender and account.
@@ -325,34 +374,73 @@ async fn record(
         amount: n.amount,
         received_at: n.occurred_at.min(chrono::Utc::now()),
         reported_fee: n.fee,
-        allocations,
+        allocations: vec![],
+        codes: candidates,
         method: "payment_code",
         up_to_balance: true,
         reported_fee_bearer: n.fee_bearer,
     };
-    let recorded = st
-        .store
-        .record_payment(&format!("webhook:{}", provider.as_str()), school, p)
-        .await?;
-    let (id, duplicate) = match recorded {
-        Recorded::Created(id) => (id, false),
-        Recorded::Duplicate(id) => (id, true),
+    let job = Job {
+        actor: format!("webhook:{}", provider.as_str()),
+        school: school.clone(),
+        payment,
     };
-    if duplicate {
-        return Ok((Ack::Duplicate, "duplicate", Some(id), None));
+    let info = ToRecord {
+        provider,
+        txn_id: n.txn_id.clone(),
+        amount: n.amount,
+    };
+    Ok((job, info))
+}
+
+/// What the sender is told, and the archive says, once recording has run.
+pub(super) fn settle(info: &ToRecord, result: &Result<Recorded, Error>, named: &Named) -> Handled {
+    let done = |ack, outcome, payment_id, detail| Handled {
+        ack,
+        outcome,
+        detail,
+        verified: true,
+        txn_id: Some(info.txn_id.clone()),
+        payment_id,
+    };
+    match result {
+        Ok(Recorded::Duplicate(id)) => done(Ack::Duplicate, "duplicate", Some(*id), None),
+        Ok(Recorded::Created(id)) => {
+            let detail = match (&named.invoice, named.invoices) {
+                (Some((code, ..)), _) => format!("allocated to invoice {code}"),
+                (None, 0) => "no invoice code found; kept as credit for review".into(),
+                (None, k) => format!("{k} invoice codes found; kept as credit for review"),
+            };
+            // VNPay pays one order of ours: it must exist and the amount must be what it owed.
+            let ack = match (info.provider, &named.invoice) {
+                (ProviderId::Vnpay, None) => Ack::NotFound,
+                (ProviderId::Vnpay, Some((_, _, open, _))) if *open != info.amount => {
+                    Ack::InvalidAmount
+                }
+                _ => Ack::Accepted,
+            };
+            done(ack, "recorded", Some(*id), Some(detail))
+        }
+        Err(Error::Conflict {
+            code: "provider_ref_conflict",
+            message,
+        }) => done(
+            if info.provider == ProviderId::Vnpay {
+                Ack::InvalidAmount
+            } else {
+                Ack::Duplicate
+            },
+            "conflict",
+            None,
+            Some(message.clone()),
+        ),
+        // A retry could never succeed: refuse it, with the reason kept for the accountant.
+        Err(e @ Error::Invalid { .. }) => {
+            done(Ack::Rejected, "rejected", None, Some(e.to_string()))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not record a notification");
+            done(Ack::RetryLater, "error", None, Some(e.to_string()))
+        }
     }
-    let detail = match (&invoice, invoices.len()) {
-        (Some((code, ..)), _) => Some(format!("allocated to invoice {code}")),
-        (None, 0) => Some("no invoice code found; kept as credit for review".into()),
-        (None, k) => Some(format!(
-            "{k} invoice codes found; kept as credit for review"
-        )),
-    };
-    // VNPay pays one order of ours: it must exist and the amount must be what it owed.
-    let ack = match (provider, &invoice) {
-        (ProviderId::Vnpay, None) => Ack::NotFound,
-        (ProviderId::Vnpay, Some((_, _, open, _))) if *open != n.amount => Ack::InvalidAmount,
-        _ => Ack::Accepted,
-    };
-    Ok((ack, "recorded", Some(id), detail))
 }

@@ -1,6 +1,6 @@
 //! Invoices and their lines: issue one, import many, read, list, void.
 
-use super::{get_bool, now, paginate, values_placeholders, Backend, Page, Store, Tx};
+use super::{chunk_size, get_bool, now, paginate, values_placeholders, Backend, Page, Store, Tx};
 use crate::audit::{self, Chain, Entry};
 use crate::domain::catalog::check_cadence;
 use crate::domain::code::{PaymentCode, SchoolPrefix};
@@ -231,16 +231,6 @@ async fn billed_periods(
             .push(period);
     }
     Ok(out)
-}
-
-/// Rows per multi-row INSERT. PostgreSQL wants few round trips (1,000 rows stays under its
-/// 65,535 parameters); SQLite's cost per row grows with the statement's size, and 16 rows per
-/// statement measured fastest there (the import benchmark: 32k lines/s against 3k at 1,000).
-fn chunk_size(backend: Backend) -> usize {
-    match backend {
-        Backend::Sqlite => 16,
-        Backend::Postgres => 1000,
-    }
 }
 
 struct InvoiceInsert<'a> {

@@ -120,6 +120,10 @@ pub struct NewPayment {
     /// The fee the sender says it charged, when it says.
     pub reported_fee: Option<Vnd>,
     pub allocations: Vec<(i64, Vnd)>,
+    /// Payment codes the sender's reference or memo carried. When exactly one names an invoice
+    /// of the school, the payment also goes to that invoice, up to what it still owes when the
+    /// transaction runs.
+    pub codes: Vec<crate::domain::code::PaymentCode>,
     /// How the allocations were decided: `cash_desk`, `manual`, `payment_code`, …
     pub method: &'static str,
     /// Allocate each invoice only what it still owes when the transaction runs (notifications:
@@ -188,31 +192,41 @@ async fn next_receipt(tx: &mut Tx, school: &School, year: i32) -> Result<(String
     Ok((receipt_number(&school.payment_prefix, year, seq), seq))
 }
 
-/// Open balance of each invoice (total − allocated), for invoices of the school that are not void.
-async fn balances(
+/// An invoice that can still be paid.
+pub(super) struct OpenInvoice {
+    pub open: Vnd,
+    pub student_id: i64,
+    pub school_id: i64,
+}
+
+/// Open balance (total − allocated) of each invoice of `invoice_ids` that is not void.
+pub(super) async fn open_invoices(
     tx: &mut Tx,
-    school_id: i64,
     invoice_ids: &[i64],
-) -> Result<HashMap<i64, (Vnd, i64)>> {
+) -> Result<HashMap<i64, OpenInvoice>> {
     let mut out = HashMap::new();
     for chunk in invoice_ids.chunks(500) {
         let list = (0..chunk.len())
-            .map(|i| format!("${}", i + 2))
+            .map(|i| format!("${}", i + 1))
             .collect::<Vec<_>>()
             .join(",");
         let sql = format!(
-            "SELECT i.id, i.total - CAST(COALESCE((SELECT SUM(a.amount) FROM allocations a WHERE a.invoice_id = i.id), 0) AS BIGINT) AS open,
+            "SELECT i.id, i.school_id, i.total - CAST(COALESCE((SELECT SUM(a.amount) FROM allocations a WHERE a.invoice_id = i.id), 0) AS BIGINT) AS open,
                     i.student_id
-             FROM invoices i WHERE i.school_id = $1 AND i.voided_at IS NULL AND i.id IN ({list})"
+             FROM invoices i WHERE i.voided_at IS NULL AND i.id IN ({list})"
         );
-        let mut q = sqlx::query(&sql).bind(school_id);
+        let mut q = sqlx::query(&sql);
         for id in chunk {
             q = q.bind(*id);
         }
         for r in q.fetch_all(&mut **tx).await? {
             out.insert(
                 r.try_get("id")?,
-                (vnd(&r, "open")?, r.try_get("student_id")?),
+                OpenInvoice {
+                    open: vnd(&r, "open")?,
+                    student_id: r.try_get("student_id")?,
+                    school_id: r.try_get("school_id")?,
+                },
             );
         }
     }
@@ -220,9 +234,9 @@ async fn balances(
 }
 
 /// Checks requested allocations against the invoices' balances and `available`.
-fn check_allocations(
+pub(super) fn check_allocations(
     requested: &[(i64, Vnd)],
-    open: &HashMap<i64, (Vnd, i64)>,
+    balance: &dyn Fn(i64) -> Option<Vnd>,
     available: Vnd,
 ) -> Result<()> {
     let mut seen = HashSet::new();
@@ -240,13 +254,13 @@ fn check_allocations(
                 format!("invoice {invoice_id} appears twice"),
             ));
         }
-        let Some((balance, _)) = open.get(invoice_id) else {
+        let Some(balance) = balance(*invoice_id) else {
             return Err(Error::invalid(
                 "unknown_invoice",
                 format!("invoice {invoice_id} is not an open invoice of this school"),
             ));
         };
-        if amount > balance {
+        if *amount > balance {
             return Err(Error::invalid(
                 "allocation_exceeds_balance",
                 format!("{amount} is more than the {balance} still owed on invoice {invoice_id}"),
@@ -297,41 +311,93 @@ async fn insert_allocations(
     Ok(())
 }
 
-/// The terms in force for a payment, if any: the school's agreement over the published terms.
-async fn terms_in_force(
+/// A fee schedule row: published terms (no school) or a school's agreement.
+pub(super) struct ScheduleRow {
+    id: i64,
+    school_id: Option<i64>,
+    provider: String,
+    channel: String,
+    effective_from: String,
+    effective_to: Option<String>,
+    terms: PartialTerms,
+}
+
+/// Every schedule of `providers` that concerns `schools`, whatever its dates, in one query.
+pub(super) async fn schedules_for(
     tx: &mut Tx,
+    providers: &std::collections::BTreeSet<&str>,
+    schools: &std::collections::BTreeSet<i64>,
+) -> Result<Vec<ScheduleRow>> {
+    if providers.is_empty() {
+        return Ok(vec![]);
+    }
+    let p_list: Vec<String> = (1..=providers.len()).map(|i| format!("${i}")).collect();
+    let s_list: Vec<String> = (0..schools.len())
+        .map(|i| format!("${}", providers.len() + 1 + i))
+        .collect();
+    let school_clause = if schools.is_empty() {
+        String::new()
+    } else {
+        format!(" OR school_id IN ({})", s_list.join(","))
+    };
+    let sql = format!(
+        "SELECT id, school_id, provider, channel, effective_from, effective_to, percent, fixed_fee, min_fee, max_fee, bearer
+         FROM fee_schedules WHERE provider IN ({}) AND (school_id IS NULL{school_clause})",
+        p_list.join(",")
+    );
+    let mut q = sqlx::query(&sql);
+    for p in providers {
+        q = q.bind(*p);
+    }
+    for s in schools {
+        q = q.bind(*s);
+    }
+    q.fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(ScheduleRow {
+                id: r.try_get("id")?,
+                school_id: r.try_get("school_id")?,
+                provider: r.try_get("provider")?,
+                channel: r.try_get("channel")?,
+                effective_from: r.try_get("effective_from")?,
+                effective_to: r.try_get("effective_to")?,
+                terms: stored_terms(r)?,
+            })
+        })
+        .collect()
+}
+
+/// The terms in force for a payment on `date`, if any: the school's agreement over the
+/// published terms.
+pub(super) fn terms_from(
+    rows: &[ScheduleRow],
     school_id: i64,
     provider: &str,
     channel: Channel,
     date: &str,
-) -> Result<Option<(i64, crate::domain::fee::FeeTerms)>> {
-    let rows = sqlx::query(
-        "SELECT id, school_id, percent, fixed_fee, min_fee, max_fee, bearer FROM fee_schedules
-         WHERE provider = $1 AND channel = $2 AND (school_id IS NULL OR school_id = $3)
-           AND effective_from <= $4 AND (effective_to IS NULL OR effective_to > $4)",
-    )
-    .bind(provider)
-    .bind(channel.as_str())
-    .bind(school_id)
-    .bind(date)
-    .fetch_all(&mut **tx)
-    .await?;
+) -> Option<(i64, crate::domain::fee::FeeTerms)> {
     let mut published = None;
     let mut agreement = None;
-    for r in rows {
-        let id: i64 = r.try_get("id")?;
-        let terms = stored_terms(&r)?;
-        if r.try_get::<Option<i64>, _>("school_id")?.is_some() {
-            agreement = Some((id, terms));
+    for r in rows.iter().filter(|r| {
+        r.provider == provider
+            && r.channel == channel.as_str()
+            && r.school_id.map_or(true, |s| s == school_id)
+            && r.effective_from.as_str() <= date
+            && r.effective_to.as_deref().map_or(true, |to| to > date)
+    }) {
+        if r.school_id.is_some() {
+            agreement = Some((r.id, &r.terms));
         } else {
-            published = Some((id, terms));
+            published = Some((r.id, &r.terms));
         }
     }
-    Ok(match (agreement, published) {
-        (Some((id, a)), p) => a.over(p.as_ref().map(|(_, t)| t)).map(|t| (id, t)),
+    match (agreement, published) {
+        (Some((id, a)), p) => a.over(p.map(|(_, t)| t)).map(|t| (id, t)),
         (None, Some((id, p))) => p.over(None).map(|t| (id, t)),
         (None, None) => None,
-    })
+    }
 }
 
 pub(crate) fn stored_terms(r: &AnyRow) -> Result<PartialTerms> {
@@ -352,21 +418,21 @@ pub(crate) fn stored_terms(r: &AnyRow) -> Result<PartialTerms> {
     })
 }
 
-struct FeeRow {
-    charged_by: String,
-    kind: &'static str,
-    basis: String,
-    amount: Vnd,
-    borne_by: Bearer,
-    predicted: Option<Vnd>,
-    reported: Option<Vnd>,
-    schedule_id: Option<i64>,
-    needs_review: bool,
+pub(super) struct FeeRow {
+    pub charged_by: String,
+    pub kind: &'static str,
+    pub basis: String,
+    pub amount: Vnd,
+    pub borne_by: Bearer,
+    pub predicted: Option<Vnd>,
+    pub reported: Option<Vnd>,
+    pub schedule_id: Option<i64>,
+    pub needs_review: bool,
 }
 
 /// The fee lines of a non-cash payment: the schedule's prediction, and the sender's report when
 /// there is one (booked as reported; a difference is flagged, never silently absorbed).
-fn fee_rows(
+pub(super) fn fee_rows(
     p: &NewPayment,
     terms: Option<(i64, crate::domain::fee::FeeTerms)>,
     date: &str,
@@ -439,129 +505,6 @@ fn fee_rows(
 }
 
 impl Store {
-    /// Records a payment of any channel, exactly once per (provider, provider reference).
-    pub async fn record_payment(
-        &self,
-        actor: &str,
-        school: &School,
-        p: NewPayment,
-    ) -> Result<Recorded> {
-        if p.amount.dong() <= 0 {
-            return Err(Error::invalid(
-                "invalid_amount",
-                "a payment is more than 0 đồng",
-            ));
-        }
-        let mut tx = self.begin().await?;
-        let local = p.received_at.with_timezone(&vietnam());
-        let date = local.format("%Y-%m-%d").to_string();
-        let recorded_year = Utc::now().with_timezone(&vietnam()).year();
-        let (receipt_no, seq) = next_receipt(&mut tx, school, recorded_year).await?;
-        lock_ledger(&mut tx, school.id).await?;
-        // Checked under the school's ledger lock, so a concurrent or retried duplicate delivery,
-        // from any instance, sees the first one once it commits and records nothing twice.
-        if let Some(r) = &p.provider_ref {
-            let existing = sqlx::query(
-                "SELECT id, school_id, amount FROM payments WHERE provider = $1 AND provider_ref = $2",
-            )
-            .bind(&p.provider)
-            .bind(r)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(row) = existing {
-                let (id, school_id, amount): (i64, i64, i64) = (
-                    row.try_get("id")?,
-                    row.try_get("school_id")?,
-                    row.try_get("amount")?,
-                );
-                if school_id != school.id || amount != p.amount.dong() {
-                    return Err(Error::conflict(
-                        "provider_ref_conflict",
-                        format!(
-                            "{} reference {r} is already recorded with other details",
-                            p.provider
-                        ),
-                    ));
-                }
-                return Ok(Recorded::Duplicate(id));
-            }
-        }
-        let ids: Vec<i64> = p.allocations.iter().map(|(i, _)| *i).collect();
-        let open = balances(&mut tx, school.id, &ids).await?;
-        let mut p = p;
-        if p.up_to_balance {
-            p.allocations = p
-                .allocations
-                .iter()
-                .filter_map(|(id, a)| open.get(id).map(|(bal, _)| (*id, (*a).min(*bal))))
-                .filter(|(_, a)| a.dong() > 0)
-                .collect();
-        }
-        check_allocations(&p.allocations, &open, p.amount)?;
-        let terms = if p.channel == Channel::Cash {
-            None
-        } else {
-            terms_in_force(&mut tx, school.id, &p.provider, p.channel, &date).await?
-        };
-        let fees = fee_rows(&p, terms, &date)?;
-
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO payments (school_id, channel, provider, provider_ref, payer_name, memo, amount, received_at, recorded_at,
-                recorded_by, receipt_no, receipt_year, receipt_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
-        )
-        .bind(school.id)
-        .bind(p.channel.as_str())
-        .bind(&p.provider)
-        .bind(&p.provider_ref)
-        .bind(&p.payer_name)
-        .bind(&p.memo)
-        .bind(p.amount.dong())
-        .bind(super::format_time(p.received_at))
-        .bind(now())
-        .bind(actor)
-        .bind(&receipt_no)
-        .bind(recorded_year as i64)
-        .bind(seq)
-        .fetch_one(&mut *tx)
-        .await?;
-        for f in &fees {
-            sqlx::query(
-                "INSERT INTO payment_fees (payment_id, school_id, charged_by, kind, basis, amount, borne_by, predicted_amount, reported_amount,
-                    schedule_id, needs_review) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            )
-            .bind(id)
-            .bind(school.id)
-            .bind(&f.charged_by)
-            .bind(f.kind)
-            .bind(&f.basis)
-            .bind(f.amount.dong())
-            .bind(f.borne_by.as_str())
-            .bind(f.predicted.map(Vnd::dong))
-            .bind(f.reported.map(Vnd::dong))
-            .bind(f.schedule_id)
-            .bind(f.needs_review)
-            .execute(&mut *tx)
-            .await?;
-        }
-        insert_allocations(&mut tx, school.id, id, &p.allocations, p.method, actor).await?;
-        audit::record(
-            &mut tx,
-            &Chain::School(school.id),
-            Entry {
-                actor,
-                action: "payment.record",
-                entity: "payment",
-                entity_id: Some(id),
-                details: json!({"channel": p.channel, "provider": p.provider, "provider_ref": p.provider_ref, "amount": p.amount,
-                    "receipt_no": receipt_no, "allocations": p.allocations.iter().map(|(i, a)| json!([i, a])).collect::<Vec<_>>(),
-                    "fees": fees.iter().map(|f| json!({"amount": f.amount, "borne_by": f.borne_by, "needs_review": f.needs_review})).collect::<Vec<_>>()}),
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Recorded::Created(id))
-    }
-
     /// Allocates unallocated credit of a payment to another invoice of the same family.
     pub async fn allocate_credit(
         &self,
@@ -580,10 +523,15 @@ impl Store {
                 "a reversed payment or a reversal has no credit to allocate",
             ));
         }
-        let open = balances(&mut tx, school.id, &[invoice_id]).await?;
-        check_allocations(&[(invoice_id, amount)], &open, pay.unallocated_credit)?;
+        let open = open_invoices(&mut tx, &[invoice_id]).await?;
+        let open = open.get(&invoice_id).filter(|o| o.school_id == school.id);
+        check_allocations(
+            &[(invoice_id, amount)],
+            &|_| open.map(|o| o.open),
+            pay.unallocated_credit,
+        )?;
         // Credit stays within the family: the same student or a sibling (same family_key).
-        let target_student = open.get(&invoice_id).map(|(_, s)| *s).unwrap_or_default();
+        let target_student = open.map(|o| o.student_id).unwrap_or_default();
         let family_ok: bool = if pay.allocations.is_empty() {
             true
         } else {
@@ -698,8 +646,8 @@ impl Store {
     ) -> Result<Payment> {
         let mut tx = self.begin().await?;
         let recorded_year = Utc::now().with_timezone(&vietnam()).year();
-        let (receipt_no, seq) = next_receipt(&mut tx, school, recorded_year).await?;
         lock_ledger(&mut tx, school.id).await?;
+        let (receipt_no, seq) = next_receipt(&mut tx, school, recorded_year).await?;
         let pay = self.payment_in_tx(&mut tx, school.id, payment_id).await?;
         if pay.reverses_payment_id.is_some() {
             return Err(Error::conflict(

@@ -37,20 +37,64 @@ pub struct NewProviderAccount<'a> {
 }
 
 /// A delivery to archive, whatever became of it.
-pub struct NewEvent<'a> {
-    pub provider: &'a str,
-    pub account: Option<&'a ProviderAccount>,
-    pub method: &'a str,
-    pub query: &'a str,
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub provider: &'static str,
+    /// (account id, school id) when the delivery named a known account.
+    pub account: Option<(i64, i64)>,
+    pub method: String,
+    pub query: String,
     pub headers: String,
-    pub body: &'a [u8],
+    pub body: Vec<u8>,
     pub body_size: usize,
     pub verified: bool,
-    pub txn_id: Option<&'a str>,
-    pub outcome: &'a str,
+    pub txn_id: Option<String>,
+    pub outcome: &'static str,
     pub detail: Option<String>,
     pub payment_id: Option<i64>,
     pub ack_status: u16,
+}
+
+/// Archives `events` in one statement per chunk.
+pub(super) async fn insert_events(
+    conn: &mut sqlx::AnyConnection,
+    events: &[&NewEvent],
+) -> Result<()> {
+    let received_at = now();
+    for chunk in events.chunks(super::rows_per_insert(conn)) {
+        let sql = format!(
+            "INSERT INTO provider_events (provider, provider_account_id, school_id, received_at, method, query, headers, body, body_size, verified,
+                txn_id, outcome, detail, payment_id, ack_status) VALUES {}",
+            super::values_placeholders(chunk.len(), 15)
+        );
+        let mut q = sqlx::query(&sql);
+        for e in chunk {
+            // Unauthenticated traffic gets a short prefix only, so nobody can fill the archive.
+            let limit = if e.verified {
+                ARCHIVE_BODY_LIMIT
+            } else {
+                UNVERIFIED_BODY_LIMIT
+            };
+            q = q
+                .bind(e.provider)
+                .bind(e.account.map(|a| a.0))
+                .bind(e.account.map(|a| a.1))
+                .bind(&received_at)
+                .bind(&e.method)
+                .bind(e.query.chars().take(8192).collect::<String>())
+                .bind(&e.headers)
+                .bind(e.body[..e.body.len().min(limit)].to_vec())
+                .bind(e.body_size as i64)
+                .bind(e.verified)
+                .bind(&e.txn_id)
+                .bind(e.outcome)
+                .bind(&e.detail)
+                .bind(e.payment_id)
+                .bind(i64::from(e.ack_status));
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -251,35 +295,9 @@ impl Store {
         Ok(out)
     }
 
-    pub async fn archive_event(&self, e: NewEvent<'_>) -> Result<i64> {
-        // Unauthenticated traffic gets a short prefix only, so nobody can fill the archive.
-        let limit = if e.verified {
-            ARCHIVE_BODY_LIMIT
-        } else {
-            UNVERIFIED_BODY_LIMIT
-        };
-        let body = &e.body[..e.body.len().min(limit)];
-        Ok(sqlx::query_scalar(
-            "INSERT INTO provider_events (provider, provider_account_id, school_id, received_at, method, query, headers, body, body_size, verified,
-                txn_id, outcome, detail, payment_id, ack_status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
-        )
-        .bind(e.provider)
-        .bind(e.account.map(|a| a.id))
-        .bind(e.account.map(|a| a.school_id))
-        .bind(now())
-        .bind(e.method)
-        .bind(e.query.chars().take(8192).collect::<String>())
-        .bind(e.headers)
-        .bind(body.to_vec())
-        .bind(e.body_size as i64)
-        .bind(e.verified)
-        .bind(e.txn_id)
-        .bind(e.outcome)
-        .bind(e.detail)
-        .bind(e.payment_id)
-        .bind(i64::from(e.ack_status))
-        .fetch_one(&self.writer_pool())
-        .await?)
+    /// Archives one delivery on its own, when it could not go with a batch.
+    pub async fn archive_event(&self, e: &NewEvent) -> Result<()> {
+        insert_events(&mut *self.writer_pool().acquire().await?, &[e]).await
     }
 
     pub async fn provider_events(

@@ -428,6 +428,183 @@ async fn casso_flow(app: TestApp) {
     );
 }
 
+/// A burst of distinct transfers, each delivered twice at once, all naming one invoice: the
+/// deliveries are written in batches, yet the invoice is paid exactly its total, the rest stays
+/// as credit, receipts are gapless and every delivery is archived once with its outcome.
+async fn burst_flow(app: TestApp) {
+    let sc = school_with_invoices(&app).await;
+    let key = secrets()["sepay"]["api_key"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    let (_, path) = account(&app, &sc, "sepay", "6868123456789", &key, None).await;
+    let (_, before) = invoice_status(&app, &sc, "QD3CFPSA").await;
+    assert_eq!(before, 0);
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let body = json!({"id": 9000 + i, "gateway": "MBBank", "transactionDate": "2025-09-10 08:30:00",
+            "accountNumber": "6868123456789", "code": null, "content": format!("QD3CFPSA dong lan {i}"),
+            "transferType": "in", "transferAmount": 200000, "referenceCode": format!("FT{i}"), "description": ""})
+        .to_string();
+        for _ in 0..2 {
+            let (client, url, auth, body) = (
+                app.client.clone(),
+                format!("{}{path}", app.base),
+                format!("Apikey {key}"),
+                body.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                client
+                    .post(url)
+                    .header("authorization", auth)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("send")
+                    .status()
+            }));
+        }
+    }
+    for t in tasks {
+        assert_eq!(t.await.expect("task"), StatusCode::OK);
+    }
+    assert_eq!(app.count("payments").await, 20);
+    assert_eq!(app.count("provider_events").await, 40);
+    assert_eq!(
+        app.count("provider_events WHERE outcome = 'recorded'")
+            .await,
+        20
+    );
+    assert_eq!(
+        app.count("provider_events WHERE outcome = 'duplicate'")
+            .await,
+        20
+    );
+    // 1.235.000 ₫ owed: six transfers pay 200.000 ₫, the seventh 35.000 ₫, the rest is credit.
+    assert_eq!(
+        invoice_status(&app, &sc, "QD3CFPSA").await,
+        ("paid".to_string(), 1_235_000)
+    );
+    assert_eq!(app.count("allocations").await, 7);
+    let (_, credit) = app
+        .get(
+            &format!(
+                "/api/v1/schools/{}/payments?with_credit=true&limit=100",
+                sc.school_id
+            ),
+            &sc.accountant,
+        )
+        .await;
+    let credit: i64 = credit["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|p| p["unallocated_credit"].as_i64().expect("credit"))
+        .sum();
+    assert_eq!(credit, 20 * 200_000 - 1_235_000);
+    assert_eq!(
+        app.count(
+            "(SELECT DISTINCT receipt_seq FROM payments WHERE receipt_seq BETWEEN 1 AND 20) AS r"
+        )
+        .await,
+        20,
+        "receipts 1..20, no gap, no repeat"
+    );
+    let (_, chains) = app.get("/api/v1/audit/verify", ADMIN).await;
+    assert!(
+        chains
+            .as_array()
+            .expect("chains")
+            .iter()
+            .all(|c| c["intact"] == json!(true)),
+        "{chains}"
+    );
+}
+
+crate::on_both_backends!(burst, burst_flow);
+
+/// One batch holding a new payment, its retry, a conflicting copy, an allocation over the
+/// balance and a cash payment: each gets its own answer, and the refusals write nothing.
+async fn batch_flow(app: TestApp) {
+    use feerecon::domain::fee::Channel;
+    use feerecon::domain::money::Vnd;
+    use feerecon::store::ledger::{NewPayment, Recorded};
+    use feerecon::store::record::{BatchItem, Job};
+    let sc = school_with_invoices(&app).await;
+    let store = feerecon::store::Store::connect(&app.db_url)
+        .await
+        .expect("store");
+    let school = store.school_by_code(&sc.code).await.expect("school");
+    let code = feerecon::domain::code::PaymentCode::parse("QD3CFPSA").expect("code");
+    let (invoice, owed, _) = store
+        .invoice_balance_by_code(school.id, &code)
+        .await
+        .expect("lookup")
+        .expect("invoice");
+    let payment =
+        |reference: Option<&str>, amount: i64, allocate: i64, up_to_balance: bool| NewPayment {
+            channel: if reference.is_some() {
+                Channel::BankTransfer
+            } else {
+                Channel::Cash
+            },
+            provider: if reference.is_some() { "sepay" } else { "cash" }.into(),
+            provider_ref: reference.map(str::to_string),
+            payer_name: None,
+            memo: None,
+            amount: Vnd::new(amount).expect("amount"),
+            received_at: chrono::Utc::now(),
+            reported_fee: None,
+            allocations: vec![(invoice, Vnd::new(allocate).expect("allocation"))],
+            codes: vec![],
+            method: "manual",
+            up_to_balance,
+            reported_fee_bearer: None,
+        };
+    let job = |p| BatchItem {
+        job: Some(Job {
+            actor: "test".into(),
+            school: school.clone(),
+            payment: p,
+        }),
+        event: None,
+    };
+    let mut items = vec![
+        job(payment(Some("A:1"), 500_000, 500_000, true)),
+        job(payment(Some("A:1"), 500_000, 500_000, true)),
+        job(payment(Some("A:1"), 600_000, 500_000, true)),
+        job(payment(Some("A:2"), 2_000_000, 2_000_000, false)),
+        job(payment(None, 100_000, 100_000, false)),
+    ];
+    let results = store
+        .record_batch(&mut items, &mut |_, _, _, _| {})
+        .await
+        .expect("batch");
+    let first = match results[0] {
+        Some(Ok(Recorded::Created(id))) => id,
+        ref other => panic!("{other:?}"),
+    };
+    assert!(matches!(results[1], Some(Ok(Recorded::Duplicate(id))) if id == first));
+    assert!(matches!(&results[2], Some(Err(e)) if e.to_string().contains("other details")));
+    assert!(
+        matches!(&results[3], Some(Err(e)) if e.to_string().contains("still owed")),
+        "{:?}",
+        results[3]
+    );
+    assert!(matches!(results[4], Some(Ok(Recorded::Created(_)))));
+    assert_eq!(app.count("payments").await, 2);
+    assert_eq!(invoice_status(&app, &sc, "QD3CFPSA").await.1, 600_000);
+    assert!(owed.dong() > 600_000);
+    assert_eq!(
+        app.count("audit_log WHERE action = 'payment.record'").await,
+        2
+    );
+    store.close().await;
+}
+
+crate::on_both_backends!(batch, batch_flow);
+
 crate::on_both_backends!(vnpay, vnpay_flow);
 crate::on_both_backends!(sepay, sepay_flow);
 crate::on_both_backends!(momo_zalopay, json_senders_flow);
