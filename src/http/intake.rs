@@ -112,6 +112,7 @@ fn retry_later(why: &str) -> Handled {
         verified: false,
         txn_id: None,
         payment_id: None,
+        to_match: false,
     }
 }
 

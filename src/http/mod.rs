@@ -11,6 +11,7 @@ pub mod invoices;
 pub mod org;
 pub mod payments;
 pub mod provider_accounts;
+pub mod recon;
 pub mod reports;
 pub mod students;
 pub mod tokens;
@@ -106,6 +107,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(fees::router())
         .merge(reports::router())
         .merge(provider_accounts::router())
+        .merge(recon::router())
         .merge(tokens::router())
         .merge(audit::router())
         .split_for_parts()

@@ -127,6 +127,8 @@ pub(super) struct Handled {
     pub verified: bool,
     pub txn_id: Option<String>,
     pub payment_id: Option<i64>,
+    /// Recorded without an invoice: the reconciliation engine reads its memo next.
+    pub to_match: bool,
 }
 
 impl Handled {
@@ -138,6 +140,7 @@ impl Handled {
             verified,
             txn_id: None,
             payment_id: None,
+            to_match: false,
         }
     }
 
@@ -244,6 +247,24 @@ async fn deliver(
             st.intake.record(&st.store, event, job, info).await
         }
     };
+    // A payment without an invoice goes through the engine now, so the accountant finds it
+    // allocated or in the review queue; the sender's answer does not depend on it.
+    if let (true, Some(payment_id)) = (handled.to_match, handled.payment_id) {
+        if let Some(school) = context
+            .as_ref()
+            .ok()
+            .and_then(|c| c.as_ref())
+            .map(|c| &c.school)
+        {
+            if let Err(e) = st
+                .store
+                .reconcile_payment(&format!("recon:{}", provider.as_str()), school, payment_id)
+                .await
+            {
+                tracing::error!(error = %e, payment_id, "could not reconcile a payment");
+            }
+        }
+    }
     let reply = providers::reply(provider, handled.ack);
     tracing::info!(provider = provider.as_str(), outcome = handled.outcome, status = reply.status, payment_id = ?handled.payment_id, "delivery");
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
@@ -311,6 +332,7 @@ async fn handle(
             verified: true,
             txn_id: Some(n.txn_id.clone()),
             payment_id: None,
+            to_match: false,
         })
     };
     match &n.outcome {
@@ -402,14 +424,19 @@ pub(super) fn settle(info: &ToRecord, result: &Result<Recorded, Error>, named: &
         verified: true,
         txn_id: Some(info.txn_id.clone()),
         payment_id,
+        to_match: false,
     };
     match result {
         Ok(Recorded::Duplicate(id)) => done(Ack::Duplicate, "duplicate", Some(*id), None),
         Ok(Recorded::Created(id)) => {
             let detail = match (&named.invoice, named.invoices) {
                 (Some((code, ..)), _) => format!("allocated to invoice {code}"),
-                (None, 0) => "no invoice code found; kept as credit for review".into(),
-                (None, k) => format!("{k} invoice codes found; kept as credit for review"),
+                (None, 0) => {
+                    "no invoice code found; matched from the memo or kept for review".into()
+                }
+                (None, k) => {
+                    format!("{k} invoice codes found; matched from the memo or kept for review")
+                }
             };
             // VNPay pays one order of ours: it must exist and the amount must be what it owed.
             let ack = match (info.provider, &named.invoice) {
@@ -419,7 +446,11 @@ pub(super) fn settle(info: &ToRecord, result: &Result<Recorded, Error>, named: &
                 }
                 _ => Ack::Accepted,
             };
-            done(ack, "recorded", Some(*id), Some(detail))
+            let allocated = matches!(&named.invoice, Some((_, _, owed, false)) if owed.dong() > 0);
+            Handled {
+                to_match: !allocated,
+                ..done(ack, "recorded", Some(*id), Some(detail))
+            }
         }
         Err(Error::Conflict {
             code: "provider_ref_conflict",

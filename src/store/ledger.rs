@@ -280,7 +280,7 @@ pub(super) fn check_allocations(
     Ok(())
 }
 
-async fn insert_allocations(
+pub(super) async fn insert_allocations(
     tx: &mut Tx,
     school_id: i64,
     payment_id: i64,
@@ -765,7 +765,7 @@ impl Store {
 
 /// A payment with its fee lines, allocations and refunds, on one connection (pooled or in a
 /// transaction); with `school_id`, another school's payment is not found.
-async fn load_payment(
+pub(super) async fn load_payment(
     conn: &mut sqlx::AnyConnection,
     id: i64,
     school_id: Option<i64>,

@@ -8,6 +8,7 @@ pub mod fees;
 pub mod invoices;
 pub mod ledger;
 pub mod org;
+pub mod recon;
 pub mod record;
 pub mod reports;
 pub mod students;

@@ -9,4 +9,5 @@ mod cli;
 mod import;
 mod invoices;
 mod ledger;
+mod recon;
 mod webhooks;

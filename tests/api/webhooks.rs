@@ -14,20 +14,20 @@ fn fixture(path: &str) -> String {
     .expect("fixture")
 }
 
-fn secrets() -> Value {
+pub(crate) fn secrets() -> Value {
     serde_json::from_str(&fixture("secrets.json")).expect("secrets")
 }
 
 /// The September fixture makes QD3CFPSA, QDPHYRXY, … the codes of this school's invoices,
 /// which the provider samples pay.
-async fn school_with_invoices(app: &TestApp) -> School {
+pub(crate) async fn school_with_invoices(app: &TestApp) -> School {
     let sc = app.school("WHK", "QD").await;
     let (s, b) = app.import_fixture(&sc, "thcs-2025-09.csv").await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     sc
 }
 
-async fn account(
+pub(crate) async fn account(
     app: &TestApp,
     sc: &School,
     provider: &str,
@@ -63,7 +63,7 @@ async fn deliver(app: &TestApp, path: &str, headers: &Value, body: &str) -> (Sta
     (r.status(), r.text().await.expect("text"))
 }
 
-async fn invoice_status(app: &TestApp, sc: &School, code: &str) -> (String, i64) {
+pub(crate) async fn invoice_status(app: &TestApp, sc: &School, code: &str) -> (String, i64) {
     let (_, inv) = app
         .get(&format!("/api/v1/payment-codes/{code}"), &sc.accountant)
         .await;

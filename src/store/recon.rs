@@ -1,0 +1,521 @@
+//! Reconciliation against the ledger: the engine (`crate::recon`) decides, this module loads what
+//! it needs and writes what it decided, under the school's ledger lock. A payment the engine
+//! cannot allocate on its own goes to the review queue (`exceptions`) with ranked suggestions;
+//! an accountant matches it or dismisses suggestions, and a dismissed pair is never suggested
+//! again.
+
+use super::ledger::{insert_allocations, load_payment, lock_ledger};
+use super::{now, paginate, Page, Store, Tx};
+use crate::audit::{self, Chain, Entry};
+use crate::domain::code::{PaymentCode, SchoolPrefix};
+use crate::domain::money::Vnd;
+use crate::error::{Error, Result};
+use crate::recon::{decide, Decision, Incoming, Index, OpenInvoice};
+use crate::store::org::School;
+use serde::Serialize;
+use serde_json::json;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use utoipa::ToSchema;
+
+/// One invoice of a suggestion, and what would go to it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
+pub struct SuggestedAllocation {
+    pub invoice_id: i64,
+    pub payment_code: String,
+    #[schema(value_type = i64)]
+    pub amount: Vnd,
+}
+
+/// A possible reading of the memo, with the evidence behind it in words.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
+pub struct SuggestionView {
+    pub allocations: Vec<SuggestedAllocation>,
+    /// e.g. "name matches", "amount equals the balance".
+    pub evidence: String,
+    /// strong | medium | weak
+    pub strength: String,
+}
+
+/// A payment waiting for an accountant.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Exception {
+    pub id: i64,
+    pub school_id: i64,
+    pub payment_id: i64,
+    /// unmatched | ambiguous | wrong_check_character | amount_mismatch | class_mismatch | …
+    pub kind: String,
+    /// Why it is here, in words.
+    pub reason: String,
+    pub suggestions: Vec<SuggestionView>,
+    /// open | matched | dismissed
+    pub status: String,
+    pub created_at: String,
+    pub resolved_at: Option<String>,
+    pub resolved_by: Option<String>,
+    pub resolution: Option<String>,
+    #[schema(value_type = i64)]
+    pub amount: Vnd,
+    pub memo: Option<String>,
+    pub received_at: String,
+}
+
+/// What reconciling a payment did.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Reconciled {
+    /// Allocated automatically, with the evidence.
+    Allocated {
+        allocations: Vec<SuggestedAllocation>,
+        evidence: String,
+    },
+    /// Put in the review queue.
+    Review { exception_id: i64 },
+    /// Nothing to do: no credit left, or a reversal.
+    Nothing,
+}
+
+const EXCEPTION_COLS: &str = "e.id, e.school_id, e.payment_id, e.kind, e.reason, e.suggestions, e.status, e.created_at, e.resolved_at,
+    e.resolved_by, e.resolution, p.amount, p.memo, p.received_at";
+
+fn exception_row(r: &AnyRow) -> Result<Exception> {
+    let suggestions: String = r.try_get("suggestions")?;
+    Ok(Exception {
+        id: r.try_get("id")?,
+        school_id: r.try_get("school_id")?,
+        payment_id: r.try_get("payment_id")?,
+        kind: r.try_get("kind")?,
+        reason: r.try_get("reason")?,
+        suggestions: serde_json::from_str(&suggestions)
+            .map_err(|e| Error::Internal(format!("stored suggestions: {e}")))?,
+        status: r.try_get("status")?,
+        created_at: r.try_get("created_at")?,
+        resolved_at: r.try_get("resolved_at")?,
+        resolved_by: r.try_get("resolved_by")?,
+        resolution: r.try_get("resolution")?,
+        amount: Vnd::new(r.try_get("amount")?).map_err(|e| Error::Internal(e.to_string()))?,
+        memo: r.try_get("memo")?,
+        received_at: r.try_get("received_at")?,
+    })
+}
+
+/// The school's invoices that still owe something, with their students, as the engine needs them.
+async fn open_invoices_of(tx: &mut Tx, school: &School) -> Result<Vec<OpenInvoice>> {
+    let rows = sqlx::query(
+        "SELECT i.id, i.payment_code, i.period, i.student_id, s.student_code, s.full_name, s.class_name, s.family_key,
+                i.total - CAST(COALESCE(a.paid, 0) AS BIGINT) AS open
+         FROM invoices i JOIN students s ON s.id = i.student_id
+         LEFT JOIN (SELECT invoice_id, SUM(amount) AS paid FROM allocations WHERE school_id = $1 GROUP BY invoice_id) a ON a.invoice_id = i.id
+         WHERE i.school_id = $1 AND i.voided_at IS NULL",
+    )
+    .bind(school.id)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let open: i64 = r.try_get("open")?;
+        if open <= 0 {
+            continue;
+        }
+        let code: String = r.try_get("payment_code")?;
+        out.push(OpenInvoice {
+            invoice_id: r.try_get("id")?,
+            code: PaymentCode::from_canonical(&code)
+                .map_err(|e| Error::Internal(format!("stored payment code: {e}")))?,
+            student_id: r.try_get("student_id")?,
+            student_code: r.try_get("student_code")?,
+            student_name: r.try_get("full_name")?,
+            class_name: r.try_get("class_name")?,
+            family_key: r.try_get("family_key")?,
+            open: Vnd::new(open).map_err(|e| Error::Internal(e.to_string()))?,
+            period: r.try_get("period")?,
+        });
+    }
+    Ok(out)
+}
+
+fn views(allocations: &[(i64, Vnd)], codes: &HashMap<i64, String>) -> Vec<SuggestedAllocation> {
+    allocations
+        .iter()
+        .map(|(id, amount)| SuggestedAllocation {
+            invoice_id: *id,
+            payment_code: codes.get(id).cloned().unwrap_or_default(),
+            amount: *amount,
+        })
+        .collect()
+}
+
+fn words<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+async fn open_exception_id(tx: &mut Tx, payment_id: i64) -> Result<Option<i64>> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM exceptions WHERE payment_id = $1 AND status = 'open'")
+            .bind(payment_id)
+            .fetch_optional(&mut **tx)
+            .await?,
+    )
+}
+
+async fn close_exception(
+    tx: &mut Tx,
+    id: i64,
+    status: &str,
+    actor: &str,
+    resolution: &str,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE exceptions SET status = $1, resolved_at = $2, resolved_by = $3, resolution = $4 WHERE id = $5",
+    )
+    .bind(status)
+    .bind(now())
+    .bind(actor)
+    .bind(resolution)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Runs the engine on a payment's unallocated credit: allocates it when the memo leaves no
+    /// doubt, otherwise opens (or refreshes) its exception with ranked suggestions.
+    pub async fn reconcile_payment(
+        &self,
+        actor: &str,
+        school: &School,
+        payment_id: i64,
+    ) -> Result<Reconciled> {
+        let prefix = SchoolPrefix::parse(&school.payment_prefix)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let mut tx = self.begin().await?;
+        lock_ledger(&mut tx, school.id).await?;
+        let pay = load_payment(&mut tx, payment_id, Some(school.id)).await?;
+        if pay.amount.is_negative()
+            || pay.reversed_by_payment_id.is_some()
+            || pay.unallocated_credit.dong() <= 0
+        {
+            return Ok(Reconciled::Nothing);
+        }
+        let invoices = open_invoices_of(&mut tx, school).await?;
+        let codes: HashMap<i64, String> = invoices
+            .iter()
+            .map(|i| (i.invoice_id, i.code.as_str().to_string()))
+            .collect();
+        let dismissed: HashSet<i64> = sqlx::query_scalar::<_, i64>(
+            "SELECT invoice_id FROM dismissed_pairs WHERE payment_id = $1",
+        )
+        .bind(payment_id)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        let index = Index::build(&prefix, invoices);
+        let memo = pay.memo.clone().unwrap_or_default();
+        let decision = decide(
+            &index,
+            &Incoming {
+                amount: pay.unallocated_credit,
+                memo: &memo,
+                order_ref: None,
+                payer_name: pay.payer_name.as_deref(),
+            },
+            &|id| dismissed.contains(&id),
+        );
+        let outcome = match decision {
+            Decision::Auto {
+                allocations,
+                evidence,
+            } => {
+                let evidence = evidence
+                    .iter()
+                    .map(|e| e.words())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                insert_allocations(&mut tx, school.id, payment_id, &allocations, "recon", actor)
+                    .await?;
+                if let Some(id) = open_exception_id(&mut tx, payment_id).await? {
+                    close_exception(&mut tx, id, "matched", actor, &evidence).await?;
+                }
+                audit::record(
+                    &mut tx,
+                    &Chain::School(school.id),
+                    Entry {
+                        actor,
+                        action: "payment.reconcile",
+                        entity: "payment",
+                        entity_id: Some(payment_id),
+                        details: json!({"allocations": allocations.iter().map(|(i, a)| json!([i, a])).collect::<Vec<_>>(), "evidence": evidence}),
+                    },
+                )
+                .await?;
+                Reconciled::Allocated {
+                    allocations: views(&allocations, &codes),
+                    evidence,
+                }
+            }
+            Decision::Review {
+                reason,
+                suggestions,
+            } => {
+                let shown: Vec<SuggestionView> = suggestions
+                    .iter()
+                    .map(|s| SuggestionView {
+                        allocations: views(&s.allocations, &codes),
+                        evidence: s.describe(),
+                        strength: words(&s.strength),
+                    })
+                    .collect();
+                let stored =
+                    serde_json::to_string(&shown).map_err(|e| Error::Internal(e.to_string()))?;
+                let kind = words(&reason);
+                let id = match open_exception_id(&mut tx, payment_id).await? {
+                    Some(id) => {
+                        sqlx::query(
+                            "UPDATE exceptions SET kind = $1, reason = $2, suggestions = $3 WHERE id = $4",
+                        )
+                        .bind(&kind)
+                        .bind(reason.words())
+                        .bind(&stored)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                        id
+                    }
+                    None => {
+                        sqlx::query_scalar(
+                            "INSERT INTO exceptions (school_id, payment_id, kind, reason, suggestions, status, created_at)
+                             VALUES ($1, $2, $3, $4, $5, 'open', $6) RETURNING id",
+                        )
+                        .bind(school.id)
+                        .bind(payment_id)
+                        .bind(&kind)
+                        .bind(reason.words())
+                        .bind(&stored)
+                        .bind(now())
+                        .fetch_one(&mut *tx)
+                        .await?
+                    }
+                };
+                audit::record(
+                    &mut tx,
+                    &Chain::School(school.id),
+                    Entry {
+                        actor,
+                        action: "exception.open",
+                        entity: "exception",
+                        entity_id: Some(id),
+                        details: json!({"payment_id": payment_id, "kind": kind, "suggestions": shown.len()}),
+                    },
+                )
+                .await?;
+                Reconciled::Review { exception_id: id }
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    pub async fn list_exceptions(
+        &self,
+        school_id: i64,
+        status: Option<&str>,
+        page: Page,
+    ) -> Result<(Vec<Exception>, Option<String>)> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EXCEPTION_COLS} FROM exceptions e JOIN payments p ON p.id = e.payment_id
+             WHERE e.school_id = $1 AND ($2 IS NULL OR e.status = $2) AND e.id > $3 ORDER BY e.id LIMIT $4"
+        ))
+        .bind(school_id)
+        .bind(status)
+        .bind(page.after)
+        .bind(page.limit + 1)
+        .fetch_all(self.reader())
+        .await?;
+        let items = rows.iter().map(exception_row).collect::<Result<Vec<_>>>()?;
+        Ok(paginate(items, page, |e| e.id))
+    }
+
+    pub async fn exception(&self, school_id: i64, id: i64) -> Result<Exception> {
+        let row = sqlx::query(&format!(
+            "SELECT {EXCEPTION_COLS} FROM exceptions e JOIN payments p ON p.id = e.payment_id WHERE e.id = $1 AND e.school_id = $2"
+        ))
+        .bind(id)
+        .bind(school_id)
+        .fetch_optional(self.reader())
+        .await?
+        .ok_or_else(|| Error::not_found("exception_not_found", "exception"))?;
+        exception_row(&row)
+    }
+
+    /// An accountant's match: the payment's credit goes to `allocations` (one invoice, or a
+    /// split across one family's invoices), and the exception closes.
+    pub async fn match_exception(
+        &self,
+        actor: &str,
+        school: &School,
+        id: i64,
+        allocations: &[(i64, Vnd)],
+        note: &str,
+    ) -> Result<Exception> {
+        if allocations.is_empty() {
+            return Err(Error::invalid(
+                "invalid_allocation",
+                "a match names at least one invoice",
+            ));
+        }
+        let mut tx = self.begin().await?;
+        lock_ledger(&mut tx, school.id).await?;
+        let (payment_id, status) = exception_state(&mut tx, school.id, id).await?;
+        if status != "open" {
+            return Err(Error::conflict(
+                "exception_closed",
+                format!("this exception is already {status}"),
+            ));
+        }
+        let pay = load_payment(&mut tx, payment_id, Some(school.id)).await?;
+        let ids: Vec<i64> = allocations.iter().map(|(i, _)| *i).collect();
+        let open = super::ledger::open_invoices(&mut tx, &ids).await?;
+        let balance = |i: i64| {
+            open.get(&i)
+                .filter(|o| o.school_id == school.id)
+                .map(|o| o.open)
+        };
+        super::ledger::check_allocations(allocations, &balance, pay.unallocated_credit)?;
+        // A split stays within one family: the same student or siblings (same family_key).
+        let families: BTreeSet<String> = sqlx::query_scalar::<_, String>(&format!(
+            "SELECT COALESCE(s.family_key, 'student:' || CAST(s.id AS TEXT)) FROM invoices i JOIN students s ON s.id = i.student_id WHERE i.id IN ({})",
+            (1..=ids.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        ))
+        .bind_all(&ids)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        if families.len() > 1 {
+            return Err(Error::invalid(
+                "not_same_family",
+                "one payment is split only across invoices of one student or of siblings (same family_key)",
+            ));
+        }
+        insert_allocations(&mut tx, school.id, payment_id, allocations, "manual", actor).await?;
+        close_exception(&mut tx, id, "matched", actor, note).await?;
+        audit::record(
+            &mut tx,
+            &Chain::School(school.id),
+            Entry {
+                actor,
+                action: "exception.match",
+                entity: "exception",
+                entity_id: Some(id),
+                details: json!({"payment_id": payment_id, "allocations": allocations.iter().map(|(i, a)| json!([i, a])).collect::<Vec<_>>(), "note": note}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.exception(school.id, id).await
+    }
+
+    /// An accountant's dismissal: the listed invoices (or every suggested one) are never
+    /// suggested for this payment again, and the exception closes. The money stays as credit.
+    pub async fn dismiss_exception(
+        &self,
+        actor: &str,
+        school: &School,
+        id: i64,
+        invoice_ids: Option<&[i64]>,
+        reason: &str,
+    ) -> Result<Exception> {
+        let current = self.exception(school.id, id).await?;
+        let mut tx = self.begin().await?;
+        lock_ledger(&mut tx, school.id).await?;
+        let (payment_id, status) = exception_state(&mut tx, school.id, id).await?;
+        if status != "open" {
+            return Err(Error::conflict(
+                "exception_closed",
+                format!("this exception is already {status}"),
+            ));
+        }
+        let suggested: BTreeSet<i64> = current
+            .suggestions
+            .iter()
+            .flat_map(|s| s.allocations.iter().map(|a| a.invoice_id))
+            .collect();
+        let pairs: BTreeSet<i64> = match invoice_ids {
+            Some(ids) => {
+                if let Some(bad) = ids.iter().find(|i| !suggested.contains(i)) {
+                    return Err(Error::invalid(
+                        "not_suggested",
+                        format!("invoice {bad} is not among this exception's suggestions"),
+                    ));
+                }
+                ids.iter().copied().collect()
+            }
+            None => suggested,
+        };
+        for invoice_id in &pairs {
+            sqlx::query(
+                "INSERT INTO dismissed_pairs (payment_id, invoice_id, school_id, reason, dismissed_at, dismissed_by)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (payment_id, invoice_id) DO NOTHING",
+            )
+            .bind(payment_id)
+            .bind(*invoice_id)
+            .bind(school.id)
+            .bind(reason)
+            .bind(now())
+            .bind(actor)
+            .execute(&mut *tx)
+            .await?;
+        }
+        close_exception(&mut tx, id, "dismissed", actor, reason).await?;
+        audit::record(
+            &mut tx,
+            &Chain::School(school.id),
+            Entry {
+                actor,
+                action: "exception.dismiss",
+                entity: "exception",
+                entity_id: Some(id),
+                details: json!({"payment_id": payment_id, "invoice_ids": pairs, "reason": reason}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.exception(school.id, id).await
+    }
+}
+
+async fn exception_state(tx: &mut Tx, school_id: i64, id: i64) -> Result<(i64, String)> {
+    let row =
+        sqlx::query("SELECT payment_id, status FROM exceptions WHERE id = $1 AND school_id = $2")
+            .bind(id)
+            .bind(school_id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or_else(|| Error::not_found("exception_not_found", "exception"))?;
+    Ok((row.try_get("payment_id")?, row.try_get("status")?))
+}
+
+/// Binds every value of a list, in order.
+trait BindAll<'q> {
+    fn bind_all(self, values: &'q [i64]) -> Self;
+}
+
+impl<'q, O> BindAll<'q>
+    for sqlx::query::QueryScalar<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>>
+{
+    fn bind_all(mut self, values: &'q [i64]) -> Self {
+        for v in values {
+            self = self.bind(*v);
+        }
+        self
+    }
+}

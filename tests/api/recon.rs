@@ -1,0 +1,281 @@
+//! Reconciliation through the API: transfers without a payment code are matched from their memo
+//! when it leaves no doubt, and otherwise wait in the review queue with ranked suggestions; an
+//! accountant matches or dismisses, and a dismissed suggestion never comes back.
+
+use crate::helpers::{School, TestApp};
+use crate::webhooks::{account, invoice_status, school_with_invoices, secrets};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+/// A SePay transfer into the school's account with `memo`; its payment id.
+async fn transfer(app: &TestApp, path: &str, key: &str, id: i64, memo: &str, amount: i64) -> i64 {
+    let body = json!({"id": id, "gateway": "MBBank", "transactionDate": "2025-09-10 08:30:00",
+        "accountNumber": "6868123456789", "code": null, "content": memo, "transferType": "in",
+        "transferAmount": amount, "referenceCode": format!("FT{id}"), "description": ""});
+    let r = app
+        .client
+        .post(format!("{}{path}", app.base))
+        .header("authorization", format!("Apikey {key}"))
+        .json(&body)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::OK);
+    let n: i64 = app
+        .count(&format!(
+            "payments WHERE provider_ref = '6868123456789:{id}'"
+        ))
+        .await;
+    assert_eq!(n, 1);
+    let pool = sqlx::AnyPool::connect(&app.db_url).await.expect("pool");
+    let pid: i64 = sqlx::query_scalar("SELECT id FROM payments WHERE provider_ref = $1")
+        .bind(format!("6868123456789:{id}"))
+        .fetch_one(&pool)
+        .await
+        .expect("payment");
+    pool.close().await;
+    pid
+}
+
+/// (invoice id, payment code) of a student's invoice.
+async fn invoice_of(app: &TestApp, sc: &School, student_code: &str) -> (i64, String) {
+    let pool = sqlx::AnyPool::connect(&app.db_url).await.expect("pool");
+    let row: (i64, String) = sqlx::query_as(
+        "SELECT i.id, i.payment_code FROM invoices i JOIN students s ON s.id = i.student_id WHERE i.school_id = $1 AND s.student_code = $2",
+    )
+    .bind(sc.school_id)
+    .bind(student_code)
+    .fetch_one(&pool)
+    .await
+    .expect("invoice");
+    pool.close().await;
+    row
+}
+
+async fn open_exceptions(app: &TestApp, sc: &School) -> Vec<Value> {
+    let (s, b) = app
+        .get(
+            &format!("/api/v1/schools/{}/exceptions", sc.school_id),
+            &sc.accountant,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    b["items"].as_array().expect("items").clone()
+}
+
+async fn review_flow(app: TestApp) {
+    let sc = school_with_invoices(&app).await;
+    let key = secrets()["sepay"]["api_key"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    let (_, path) = account(&app, &sc, "sepay", "6868123456789", &key, None).await;
+
+    // Name and class, no code, the exact balance: allocated automatically.
+    transfer(
+        &app,
+        &path,
+        &key,
+        1,
+        "MBVCB.1234567.hoc phi Tran Thi Bich Ngoc lop 7A2.CT tu 0011 NGUYEN VAN BO",
+        1_566_800,
+    )
+    .await;
+    assert_eq!(
+        invoice_status(&app, &sc, "QDAQGU4C").await,
+        ("paid".to_string(), 1_566_800)
+    );
+    assert_eq!(app.count("allocations WHERE method = 'recon'").await, 1);
+    assert!(open_exceptions(&app, &sc).await.is_empty());
+
+    // The student is clear, the amount is not the balance: reviewed, with the invoice suggested.
+    let huy = transfer(&app, &path, &key, 2, "nop tien hoc Pham Gia Huy", 500_000).await;
+    let queue = open_exceptions(&app, &sc).await;
+    assert_eq!(queue.len(), 1, "{queue:?}");
+    let e = &queue[0];
+    assert_eq!(
+        (e["payment_id"].as_i64(), e["kind"].as_str()),
+        (Some(huy), Some("amount_mismatch"))
+    );
+    let (huy_invoice, huy_code) = invoice_of(&app, &sc, "HS0005").await;
+    let first = &e["suggestions"][0];
+    assert_eq!(
+        first["allocations"][0]["invoice_id"].as_i64(),
+        Some(huy_invoice)
+    );
+    assert!(
+        first["evidence"]
+            .as_str()
+            .expect("evidence")
+            .contains("name"),
+        "{first}"
+    );
+
+    // Refused: a cashier, more than the payment, another school's invoice, nothing named.
+    let url = format!(
+        "/api/v1/schools/{}/exceptions/{}/match",
+        sc.school_id, e["id"]
+    );
+    let (s, _) = app
+        .post(
+            &url,
+            &sc.cashier,
+            json!({"allocations": [{"invoice_id": huy_invoice, "amount": 500000}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, b) = app
+        .post(
+            &url,
+            &sc.accountant,
+            json!({"allocations": [{"invoice_id": huy_invoice, "amount": 600000}]}),
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("allocation_exceeds_payment")
+        ),
+        "{b}"
+    );
+    let other = app.school("OTH", "QE").await;
+    let (st, _) = app.import_fixture(&other, "thcs-2025-09.csv").await;
+    assert_eq!(st, StatusCode::CREATED);
+    let (foreign, _) = invoice_of(&app, &other, "HS0001").await;
+    let (s, b) = app
+        .post(
+            &url,
+            &sc.accountant,
+            json!({"allocations": [{"invoice_id": foreign, "amount": 1000}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    let (s, _) = app
+        .post(&url, &sc.accountant, json!({"allocations": []}))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(app.count("allocations").await, 1, "refusals write nothing");
+
+    // The accountant books it as a partial payment.
+    let (s, b) = app.post(&url, &sc.accountant, json!({"allocations": [{"invoice_id": huy_invoice, "amount": 500000}], "note": "phone call with the parent"})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(
+        (b["status"].as_str(), b["resolved_by"].is_string()),
+        (Some("matched"), true)
+    );
+    assert_eq!(invoice_status(&app, &sc, &huy_code).await.1, 500_000);
+    let (s, _) = app
+        .post(
+            &url,
+            &sc.accountant,
+            json!({"allocations": [{"invoice_id": huy_invoice, "amount": 1}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "a closed exception stays closed");
+
+    // A given name alone: suggestions only. Dismissed, that invoice is never suggested again.
+    let phuc = transfer(&app, &path, &key, 3, "hoc phi be Ngoc Han", 700_000).await;
+    let queue = open_exceptions(&app, &sc).await;
+    let e = queue
+        .iter()
+        .find(|e| e["payment_id"].as_i64() == Some(phuc))
+        .expect("exception")
+        .clone();
+    let suggested: Vec<i64> = e["suggestions"]
+        .as_array()
+        .expect("s")
+        .iter()
+        .map(|s| s["allocations"][0]["invoice_id"].as_i64().expect("id"))
+        .collect();
+    assert!(!suggested.is_empty(), "{e}");
+    let dismiss = format!(
+        "/api/v1/schools/{}/exceptions/{}/dismiss",
+        sc.school_id, e["id"]
+    );
+    let (s, _) = app
+        .post(
+            &dismiss,
+            &sc.accountant,
+            json!({"reason": "x", "invoice_ids": [huy_invoice + 9999]}),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "only suggested invoices can be dismissed"
+    );
+    let (s, b) = app
+        .post(
+            &dismiss,
+            &sc.accountant,
+            json!({"reason": "not our pupil: the parent confirmed", "invoice_ids": [suggested[0]]}),
+        )
+        .await;
+    assert_eq!(
+        (s, b["status"].as_str()),
+        (StatusCode::OK, Some("dismissed")),
+        "{b}"
+    );
+    let (s, r) = app
+        .post(
+            &format!("/api/v1/schools/{}/payments/{phuc}/reconcile", sc.school_id),
+            &sc.accountant,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    if let Some(id) = r["exception_id"].as_i64() {
+        let (_, again) = app
+            .get(
+                &format!("/api/v1/schools/{}/exceptions/{id}", sc.school_id),
+                &sc.accountant,
+            )
+            .await;
+        let ids: Vec<i64> = again["suggestions"]
+            .as_array()
+            .expect("s")
+            .iter()
+            .flat_map(|s| s["allocations"].as_array().cloned().unwrap_or_default())
+            .map(|a| a["invoice_id"].as_i64().expect("id"))
+            .collect();
+        assert!(!ids.contains(&suggested[0]), "{again}");
+    } else {
+        assert_eq!(r["result"], "nothing", "{r}");
+    }
+    assert_eq!(
+        app.count("allocations").await,
+        2,
+        "dismissing moves no money"
+    );
+    for action in [
+        "exception.open",
+        "exception.match",
+        "exception.dismiss",
+        "payment.reconcile",
+    ] {
+        assert!(
+            app.count(&format!("audit_log WHERE action = '{action}'"))
+                .await
+                >= 1,
+            "{action}"
+        );
+    }
+    // Auditors read the queue; the queue of another school is not theirs to see.
+    let (s, _) = app
+        .get(
+            &format!("/api/v1/schools/{}/exceptions?status=all", sc.school_id),
+            &sc.auditor,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = app
+        .get(
+            &format!("/api/v1/schools/{}/exceptions?status=bogus", sc.school_id),
+            &sc.accountant,
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+crate::on_both_backends!(review, review_flow);
