@@ -148,6 +148,7 @@ async fn run(label: &str, url: &str, payments: usize) {
                     channel,
                     provider: provider.into(),
                     provider_ref: (channel != Channel::Cash).then(|| format!("{}-{i}", school.id)),
+                    bank_ref: None,
                     payer_name: Some("Phụ huynh".into()),
                     memo: None,
                     amount: Vnd::new(300_000).expect("amount"),

@@ -307,6 +307,7 @@ async fn pay(db_url: &str, cmd: PayCommand) -> anyhow::Result<()> {
         channel: Channel::Cash,
         provider: "cash".into(),
         provider_ref: None,
+        bank_ref: None,
         payer_name: payer,
         memo: None,
         amount,

@@ -230,6 +230,7 @@ async fn record_payment(
         channel: body.channel,
         provider,
         provider_ref,
+        bank_ref: None,
         payer_name: optional_text(body.payer_name.as_deref(), "payer_name", 200)
             .map_err(|e| Error::invalid("invalid_payer_name", e.to_string()))?,
         memo: optional_text(body.memo.as_deref(), "memo", 500)

@@ -2,16 +2,22 @@
 //! and the evidence for each in words; an accountant matches (one invoice or a split across one
 //! family) or dismisses, and every action is audited with who did it.
 
-use super::extract::{page, require, ApiJson, ApiPath, ApiQuery, BILLERS, READERS};
+use super::extract::{
+    page, require, ApiBytes, ApiJson, ApiPath, ApiQuery, BodyLimit, BILLERS, READERS,
+};
 use super::payments::AllocationIn;
 use super::{AppState, List};
 use crate::domain::access::Caller;
 use crate::domain::text::clean_text;
 use crate::error::{Error, ErrorBody, Result};
+use crate::recon::statement::{self, Direction};
 use crate::store::recon::{Exception, Reconciled};
-use axum::extract::State;
+use crate::store::statements::StatementReport;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -19,8 +25,16 @@ use utoipa_axum::routes;
 /// A match names few invoices; more is a typing error.
 const MAX_MATCH: usize = 20;
 
+/// A month of a busy account is a few MB; 100,000 lines of CSV about 15 MB.
+pub const STATEMENT_LIMIT: usize = 64 * 1024 * 1024;
+
 pub fn router() -> OpenApiRouter<AppState> {
+    let statements = OpenApiRouter::new()
+        .routes(routes!(import_statement))
+        .layer(axum::Extension(BodyLimit(STATEMENT_LIMIT)))
+        .layer(DefaultBodyLimit::max(STATEMENT_LIMIT));
     OpenApiRouter::new()
+        .merge(statements)
         .routes(routes!(list_exceptions))
         .routes(routes!(get_exception))
         .routes(routes!(match_exception))
@@ -185,4 +199,87 @@ async fn reconcile_payment(
             .reconcile_payment(&caller.actor(), &school, id)
             .await?,
     ))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct StatementQuery {
+    /// `vietcombank`, `techcombank` or `camt053`; recognised from the file when absent.
+    pub format: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/schools/{school_id}/accounts/{account_id}/statements", tag = "reconciliation", security(("bearer" = [])),
+    params(("school_id" = i64, Path), ("account_id" = i64, Path), StatementQuery),
+    request_body(content = String, content_type = "text/csv", description = "The bank's export as it came: UTF-8 CSV in a preset layout, or ISO 20022 camt.053 XML"),
+    responses((status = 201, description = "Imported: each credit tied to its payment, or recorded and matched", body = StatementReport),
+        (status = 200, description = "Nothing new: every line was imported before", body = StatementReport),
+        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, description = "Refused whole, with the line and column at fault", body = ErrorBody)))]
+async fn import_statement(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath((school_id, account_id)): ApiPath<(i64, i64)>,
+    ApiQuery(q): ApiQuery<StatementQuery>,
+    ApiBytes(body): ApiBytes,
+) -> Result<(StatusCode, Json<StatementReport>)> {
+    require(&caller, BILLERS)?;
+    let school = st.store.school_in_scope(&caller, school_id).await?;
+    let account = st.store.school_account(school.id, account_id).await?;
+    let parsed = statement::parse(&body, q.format.as_deref(), None)
+        .map_err(|e| Error::invalid(e.code(), e.to_string()))?;
+    let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+    if let Some(on_file) = parsed.account.as_deref() {
+        if digits(on_file) != digits(&account.account_number) {
+            return Err(Error::invalid(
+                "statement_account_mismatch",
+                format!(
+                    "the statement is for account {on_file}, not {}",
+                    account.account_number
+                ),
+            ));
+        }
+    }
+    if parsed.currency != "VND" {
+        return Err(Error::invalid(
+            "statement_currency",
+            format!(
+                "the statement is in {}; only VND accounts are reconciled",
+                parsed.currency
+            ),
+        ));
+    }
+    let now = st.now();
+    if let Some(l) = parsed
+        .lines
+        .iter()
+        .find(|l| l.booked_at > now + chrono::Duration::minutes(5))
+    {
+        return Err(Error::invalid(
+            "statement_future_date",
+            format!("line {}: booked in the future ({})", l.line_no, l.booked_at),
+        ));
+    }
+    if !parsed
+        .lines
+        .iter()
+        .any(|l| l.direction == Direction::Credit || l.direction == Direction::Debit)
+    {
+        return Err(Error::invalid(
+            "statement_empty",
+            "the statement has no transactions",
+        ));
+    }
+    let format = match parsed.format {
+        statement::Format::Camt053 => "camt053".to_string(),
+        statement::Format::Csv(p) => p.name().to_string(),
+    };
+    let sha = hex::encode(Sha256::digest(&body));
+    let report = st
+        .store
+        .import_statement(&caller.actor(), &school, &account, &parsed, &sha, &format)
+        .await?;
+    let status = if report.statement_id.is_some() {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(report)))
 }

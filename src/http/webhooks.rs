@@ -391,6 +391,7 @@ fn prepare(
             account.account,
             n.txn_id.to_ascii_uppercase()
         )),
+        bank_ref: n.bank_ref.clone(),
         payer_name: n.payer_name.clone(),
         memo: n.memo.clone(),
         amount: n.amount,

@@ -10,6 +10,7 @@ pub mod codes;
 pub mod engine;
 pub mod memo;
 pub mod names;
+pub mod statement;
 
 pub use engine::{
     decide, Decision, Evidence, Incoming, Index, OpenInvoice, ReviewReason, Strength, Suggestion,

@@ -107,12 +107,19 @@ pub struct Payment {
     pub school_net: Vnd,
 }
 
+/// The provider name of a plain bank transfer into the school's own account, with no
+/// intermediary (found on a bank statement, or entered by hand).
+pub const PLAIN_TRANSFER: &str = "bank";
+
 /// A payment to record, parsed.
 #[derive(Debug, Clone)]
 pub struct NewPayment {
     pub channel: Channel,
     pub provider: String,
     pub provider_ref: Option<String>,
+    /// The bank's own reference (`FT25253…`), when known: statements are matched by it. Banks
+    /// may repeat it, so it is never a key.
+    pub bank_ref: Option<String>,
     pub payer_name: Option<String>,
     pub memo: Option<String>,
     pub amount: Vnd,
@@ -438,6 +445,14 @@ pub(super) fn fee_rows(
     date: &str,
 ) -> Result<Vec<FeeRow>> {
     if p.channel == Channel::Cash {
+        return Ok(vec![]);
+    }
+    // A plain transfer straight into the school's own account passes no intermediary.
+    if p.channel == Channel::BankTransfer
+        && p.provider == PLAIN_TRANSFER
+        && terms.is_none()
+        && p.reported_fee.is_none()
+    {
         return Ok(vec![]);
     }
     let predicted = match &terms {
@@ -874,6 +889,9 @@ fn complete(v: &mut Payment, fees: &[AnyRow], allocs: &[AnyRow], refunded: i64) 
     if v.fees.is_empty() {
         v.no_fees_reason = Some(match v.channel {
             Channel::Cash => "cash at the school office: no transaction fee".into(),
+            Channel::BankTransfer if v.provider == PLAIN_TRANSFER => {
+                "plain transfer into the school's own account: no intermediary fee".into()
+            }
             _ => "no fee recorded".into(),
         });
     }

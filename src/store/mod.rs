@@ -11,6 +11,7 @@ pub mod org;
 pub mod recon;
 pub mod record;
 pub mod reports;
+pub mod statements;
 pub mod students;
 pub mod tokens;
 pub mod webhooks;

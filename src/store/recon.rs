@@ -191,132 +191,12 @@ impl Store {
         school: &School,
         payment_id: i64,
     ) -> Result<Reconciled> {
-        let prefix = SchoolPrefix::parse(&school.payment_prefix)
-            .map_err(|e| Error::Internal(e.to_string()))?;
         let mut tx = self.begin().await?;
         lock_ledger(&mut tx, school.id).await?;
-        let pay = load_payment(&mut tx, payment_id, Some(school.id)).await?;
-        if pay.amount.is_negative()
-            || pay.reversed_by_payment_id.is_some()
-            || pay.unallocated_credit.dong() <= 0
-        {
-            return Ok(Reconciled::Nothing);
-        }
-        let invoices = open_invoices_of(&mut tx, school).await?;
-        let codes: HashMap<i64, String> = invoices
-            .iter()
-            .map(|i| (i.invoice_id, i.code.as_str().to_string()))
-            .collect();
-        let dismissed: HashSet<i64> = sqlx::query_scalar::<_, i64>(
-            "SELECT invoice_id FROM dismissed_pairs WHERE payment_id = $1",
-        )
-        .bind(payment_id)
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .collect();
-        let index = Index::build(&prefix, invoices);
-        let memo = pay.memo.clone().unwrap_or_default();
-        let decision = decide(
-            &index,
-            &Incoming {
-                amount: pay.unallocated_credit,
-                memo: &memo,
-                order_ref: None,
-                payer_name: pay.payer_name.as_deref(),
-            },
-            &|id| dismissed.contains(&id),
-        );
-        let outcome = match decision {
-            Decision::Auto {
-                allocations,
-                evidence,
-            } => {
-                let evidence = evidence
-                    .iter()
-                    .map(|e| e.words())
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                insert_allocations(&mut tx, school.id, payment_id, &allocations, "recon", actor)
-                    .await?;
-                if let Some(id) = open_exception_id(&mut tx, payment_id).await? {
-                    close_exception(&mut tx, id, "matched", actor, &evidence).await?;
-                }
-                audit::record(
-                    &mut tx,
-                    &Chain::School(school.id),
-                    Entry {
-                        actor,
-                        action: "payment.reconcile",
-                        entity: "payment",
-                        entity_id: Some(payment_id),
-                        details: json!({"allocations": allocations.iter().map(|(i, a)| json!([i, a])).collect::<Vec<_>>(), "evidence": evidence}),
-                    },
-                )
-                .await?;
-                Reconciled::Allocated {
-                    allocations: views(&allocations, &codes),
-                    evidence,
-                }
-            }
-            Decision::Review {
-                reason,
-                suggestions,
-            } => {
-                let shown: Vec<SuggestionView> = suggestions
-                    .iter()
-                    .map(|s| SuggestionView {
-                        allocations: views(&s.allocations, &codes),
-                        evidence: s.describe(),
-                        strength: words(&s.strength),
-                    })
-                    .collect();
-                let stored =
-                    serde_json::to_string(&shown).map_err(|e| Error::Internal(e.to_string()))?;
-                let kind = words(&reason);
-                let id = match open_exception_id(&mut tx, payment_id).await? {
-                    Some(id) => {
-                        sqlx::query(
-                            "UPDATE exceptions SET kind = $1, reason = $2, suggestions = $3 WHERE id = $4",
-                        )
-                        .bind(&kind)
-                        .bind(reason.words())
-                        .bind(&stored)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                        id
-                    }
-                    None => {
-                        sqlx::query_scalar(
-                            "INSERT INTO exceptions (school_id, payment_id, kind, reason, suggestions, status, created_at)
-                             VALUES ($1, $2, $3, $4, $5, 'open', $6) RETURNING id",
-                        )
-                        .bind(school.id)
-                        .bind(payment_id)
-                        .bind(&kind)
-                        .bind(reason.words())
-                        .bind(&stored)
-                        .bind(now())
-                        .fetch_one(&mut *tx)
-                        .await?
-                    }
-                };
-                audit::record(
-                    &mut tx,
-                    &Chain::School(school.id),
-                    Entry {
-                        actor,
-                        action: "exception.open",
-                        entity: "exception",
-                        entity_id: Some(id),
-                        details: json!({"payment_id": payment_id, "kind": kind, "suggestions": shown.len()}),
-                    },
-                )
-                .await?;
-                Reconciled::Review { exception_id: id }
-            }
-        };
+        let outcome = reconcile_in(&mut tx, actor, school, &[payment_id])
+            .await?
+            .pop()
+            .unwrap_or(Reconciled::Nothing);
         tx.commit().await?;
         Ok(outcome)
     }
@@ -491,6 +371,163 @@ impl Store {
         tx.commit().await?;
         self.exception(school.id, id).await
     }
+}
+
+/// Runs the engine on each payment in turn, inside the caller's transaction (which holds the
+/// school's ledger lock), with one index of the school's open invoices for all of them.
+pub(super) async fn reconcile_in(
+    tx: &mut Tx,
+    actor: &str,
+    school: &School,
+    payment_ids: &[i64],
+) -> Result<Vec<Reconciled>> {
+    let prefix =
+        SchoolPrefix::parse(&school.payment_prefix).map_err(|e| Error::Internal(e.to_string()))?;
+    let mut index: Option<(Index, HashMap<i64, String>)> = None;
+    let mut out = Vec::with_capacity(payment_ids.len());
+    for &payment_id in payment_ids {
+        let pay = load_payment(tx, payment_id, Some(school.id)).await?;
+        if pay.amount.is_negative()
+            || pay.reversed_by_payment_id.is_some()
+            || pay.unallocated_credit.dong() <= 0
+        {
+            out.push(Reconciled::Nothing);
+            continue;
+        }
+        if index.is_none() {
+            let invoices = open_invoices_of(tx, school).await?;
+            let codes: HashMap<i64, String> = invoices
+                .iter()
+                .map(|i| (i.invoice_id, i.code.as_str().to_string()))
+                .collect();
+            index = Some((Index::build(&prefix, invoices), codes));
+        }
+        let Some((index, codes)) = index.as_mut() else {
+            continue;
+        };
+        let dismissed: HashSet<i64> = sqlx::query_scalar::<_, i64>(
+            "SELECT invoice_id FROM dismissed_pairs WHERE payment_id = $1",
+        )
+        .bind(payment_id)
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .collect();
+        let memo = pay.memo.clone().unwrap_or_default();
+        let decision = decide(
+            index,
+            &Incoming {
+                amount: pay.unallocated_credit,
+                memo: &memo,
+                order_ref: None,
+                payer_name: pay.payer_name.as_deref(),
+            },
+            &|id| dismissed.contains(&id),
+        );
+        out.push(match decision {
+            Decision::Auto {
+                allocations,
+                evidence,
+            } => {
+                let evidence = evidence
+                    .iter()
+                    .map(|e| e.words())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                insert_allocations(tx, school.id, payment_id, &allocations, "recon", actor).await?;
+                for (invoice_id, amount) in &allocations {
+                    index.settle(*invoice_id, *amount);
+                }
+                if let Some(id) = open_exception_id(tx, payment_id).await? {
+                    close_exception(tx, id, "matched", actor, &evidence).await?;
+                }
+                audit::record(
+                    tx,
+                    &Chain::School(school.id),
+                    Entry {
+                        actor,
+                        action: "payment.reconcile",
+                        entity: "payment",
+                        entity_id: Some(payment_id),
+                        details: json!({"allocations": allocations.iter().map(|(i, a)| json!([i, a])).collect::<Vec<_>>(), "evidence": evidence}),
+                    },
+                )
+                .await?;
+                Reconciled::Allocated {
+                    allocations: views(&allocations, codes),
+                    evidence,
+                }
+            }
+            Decision::Review {
+                reason,
+                suggestions,
+            } => {
+                let shown: Vec<SuggestionView> = suggestions
+                    .iter()
+                    .map(|s| SuggestionView {
+                        allocations: views(&s.allocations, codes),
+                        evidence: s.describe(),
+                        strength: words(&s.strength),
+                    })
+                    .collect();
+                let id = open_exception(tx, actor, school, payment_id, &words(&reason), reason.words(), &shown).await?;
+                Reconciled::Review { exception_id: id }
+            }
+        });
+    }
+    Ok(out)
+}
+
+/// Opens the payment's exception, or refreshes the one already open, and audits it.
+pub(super) async fn open_exception(
+    tx: &mut Tx,
+    actor: &str,
+    school: &School,
+    payment_id: i64,
+    kind: &str,
+    reason: &str,
+    shown: &[SuggestionView],
+) -> Result<i64> {
+    let stored = serde_json::to_string(shown).map_err(|e| Error::Internal(e.to_string()))?;
+    let id = match open_exception_id(tx, payment_id).await? {
+        Some(id) => {
+            sqlx::query("UPDATE exceptions SET kind = $1, reason = $2, suggestions = $3 WHERE id = $4")
+                .bind(kind)
+                .bind(reason)
+                .bind(&stored)
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+            id
+        }
+        None => {
+            sqlx::query_scalar(
+                "INSERT INTO exceptions (school_id, payment_id, kind, reason, suggestions, status, created_at)
+                 VALUES ($1, $2, $3, $4, $5, 'open', $6) RETURNING id",
+            )
+            .bind(school.id)
+            .bind(payment_id)
+            .bind(kind)
+            .bind(reason)
+            .bind(&stored)
+            .bind(now())
+            .fetch_one(&mut **tx)
+            .await?
+        }
+    };
+    audit::record(
+        tx,
+        &Chain::School(school.id),
+        Entry {
+            actor,
+            action: "exception.open",
+            entity: "exception",
+            entity_id: Some(id),
+            details: json!({"payment_id": payment_id, "kind": kind, "suggestions": shown.len()}),
+        },
+    )
+    .await?;
+    Ok(id)
 }
 
 async fn exception_state(tx: &mut Tx, school_id: i64, id: i64) -> Result<(i64, String)> {

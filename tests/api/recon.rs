@@ -279,3 +279,245 @@ async fn review_flow(app: TestApp) {
 }
 
 crate::on_both_backends!(review, review_flow);
+
+fn statement(file: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/fixtures/statements/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("statement fixture")
+}
+
+/// A SePay transfer into the statement's account: (id, local time, memo, amount, bank reference).
+async fn sepay_at(app: &TestApp, path: &str, key: &str, t: (i64, &str, &str, i64, &str)) {
+    let (id, at, memo, amount, reference) = t;
+    let body = json!({"id": id, "gateway": "Vietcombank", "transactionDate": at,
+        "accountNumber": "0071000123456", "code": null, "content": memo, "transferType": "in",
+        "transferAmount": amount, "referenceCode": reference, "description": ""});
+    let r = app
+        .client
+        .post(format!("{}{path}", app.base))
+        .header("authorization", format!("Apikey {key}"))
+        .json(&body)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+/// The three-way check: notified transfers are tied to their statement lines (by the bank's
+/// reference, else by amount and time), credits nobody notified become payments and are matched,
+/// a notification the bank never settled is flagged, and nothing is booked twice.
+async fn statement_flow(app: TestApp) {
+    let sc = school_with_invoices(&app).await;
+    let key = secrets()["sepay"]["api_key"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    let (_, path) = account(&app, &sc, "sepay", "0071000123456", &key, None).await;
+    let (s, acct) = app.post(&format!("/api/v1/schools/{}/accounts", sc.school_id), &sc.accountant,
+        json!({"bank_bin": "970436", "account_number": "0071000123456", "account_name": "TRUONG THCS LE QUY DON"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{acct}");
+    let url = format!(
+        "/api/v1/schools/{}/accounts/{}/statements",
+        sc.school_id, acct["id"]
+    );
+
+    // Two of the statement's credits were notified (one with the bank's reference), and one
+    // notification never reached the bank's statement.
+    sepay_at(
+        &app,
+        &path,
+        &key,
+        (
+            501,
+            "2025-09-03 08:30:00",
+            "MBVCB.3278126542.QD3CFPSA NGUYEN VAN BO chuyen tien hoc phi",
+            1_235_000,
+            "5213 - 12345",
+        ),
+    )
+    .await;
+    sepay_at(
+        &app,
+        &path,
+        &key,
+        (
+            502,
+            "2025-09-03 09:10:00",
+            "IBFT QDPHYRXY TRAN THI MAI NOP TIEN AN THANG 9 LOP 6A1",
+            2_450_000,
+            "",
+        ),
+    )
+    .await;
+    sepay_at(
+        &app,
+        &path,
+        &key,
+        (503, "2025-09-02 10:00:00", "hoc phi", 777_000, "FT999"),
+    )
+    .await;
+    assert_eq!(app.count("payments").await, 3);
+
+    // Bad files change nothing.
+    for (file, code) in [
+        ("bad-encoding.csv", "statement_encoding"),
+        ("usd.xml", "statement_currency"),
+        ("bad-amount.csv", "statement_row"),
+    ] {
+        let (s, b) = app
+            .post_raw(&url, &sc.accountant, "text/csv", statement(file))
+            .await;
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(code)),
+            "{file}: {b}"
+        );
+    }
+    let future = String::from_utf8(statement("vietcombank-2025-09.csv"))
+        .expect("utf8")
+        .replace("09/09/2025", "09/09/2099");
+    let (s, b) = app
+        .post_raw(&url, &sc.accountant, "text/csv", future.into_bytes())
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("statement_future_date")
+        ),
+        "{b}"
+    );
+    let doubled = String::from_utf8(statement("vietcombank-2025-09.csv"))
+        .expect("utf8")
+        .replace("6,08/09/2025,5218 - 11203", "6,08/09/2025,5213 - 12388");
+    let (s, b) = app
+        .post_raw(&url, &sc.accountant, "text/csv", doubled.into_bytes())
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("statement_duplicate_line")
+        ),
+        "{b}"
+    );
+    let (s, other) = app.post(&format!("/api/v1/schools/{}/accounts", sc.school_id), &sc.accountant,
+        json!({"bank_bin": "970436", "account_number": "0071000999999", "account_name": "TRUONG THCS LE QUY DON"})).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, b) = app
+        .post_raw(
+            &format!(
+                "/api/v1/schools/{}/accounts/{}/statements",
+                sc.school_id, other["id"]
+            ),
+            &sc.accountant,
+            "text/csv",
+            statement("vietcombank-2025-09.csv"),
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("statement_account_mismatch")
+        ),
+        "{b}"
+    );
+    let (s, _) = app
+        .post_raw(
+            &url,
+            &sc.cashier,
+            "text/csv",
+            statement("vietcombank-2025-09.csv"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(
+        (app.count("statements").await, app.count("payments").await),
+        (0, 3)
+    );
+
+    let (s, r) = app
+        .post_raw(
+            &url,
+            &sc.accountant,
+            "text/csv",
+            statement("vietcombank-2025-09.csv"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    assert_eq!(
+        (
+            r["lines"].as_i64(),
+            r["debits"].as_i64(),
+            r["matched_by_reference"].as_i64(),
+            r["matched_by_amount"].as_i64(),
+            r["created"].as_i64()
+        ),
+        (Some(7), Some(1), Some(1), Some(1), Some(4)),
+        "{r}"
+    );
+    let unsettled = r["unsettled_notifications"].as_array().expect("unsettled");
+    assert_eq!(unsettled.len(), 1, "{r}");
+    assert_eq!(app.count("payments").await, 7);
+    assert_eq!(
+        app.count("exceptions WHERE kind = 'no_statement_line' AND status = 'open'")
+            .await,
+        1
+    );
+    // Credits nobody notified were allocated by their codes: 850.000 + 500.000 to QDAQGU4C.
+    assert_eq!(invoice_status(&app, &sc, "QDAQGU4C").await.1, 1_350_000);
+    // A plain transfer into the school's own account carries no fee line.
+    assert_eq!(
+        app.count(
+            "payment_fees f JOIN payments p ON p.id = f.payment_id WHERE p.provider = 'bank'"
+        )
+        .await,
+        0
+    );
+
+    // The same statement again, or the same transactions as camt.053: nothing new.
+    let (s, r) = app
+        .post_raw(
+            &url,
+            &sc.accountant,
+            "text/csv",
+            statement("vietcombank-2025-09.csv"),
+        )
+        .await;
+    assert_eq!(
+        (s, r["already_imported"].as_i64()),
+        (StatusCode::OK, Some(7)),
+        "{r}"
+    );
+    let (s, r) = app
+        .post_raw(
+            &format!("{url}?format=camt053"),
+            &sc.accountant,
+            "application/xml",
+            statement("camt053-vcb.xml"),
+        )
+        .await;
+    assert_eq!(
+        (s, r["already_imported"].as_i64()),
+        (StatusCode::OK, Some(7)),
+        "{r}"
+    );
+    assert_eq!(
+        (
+            app.count("statements").await,
+            app.count("payments").await,
+            app.count("statement_lines").await
+        ),
+        (1, 7, 7)
+    );
+    assert_eq!(
+        app.count("audit_log WHERE action = 'statement.import'")
+            .await,
+        1
+    );
+}
+
+crate::on_both_backends!(statements, statement_flow);

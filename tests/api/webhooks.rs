@@ -551,6 +551,7 @@ async fn batch_flow(app: TestApp) {
             },
             provider: if reference.is_some() { "sepay" } else { "cash" }.into(),
             provider_ref: reference.map(str::to_string),
+            bank_ref: None,
             payer_name: None,
             memo: None,
             amount: Vnd::new(amount).expect("amount"),

@@ -1,0 +1,415 @@
+//! Bank statements of a school's receiving account: each credit line is tied to the payment it
+//! settles (by the bank's reference, then by amount and time), or becomes the payment when the
+//! notification never came, and goes through matching. Importing the same lines again, in the
+//! same file or a later overlapping export, creates nothing twice.
+
+use super::ledger::{lock_ledger, NewPayment, Recorded, PLAIN_TRANSFER};
+use super::recon::{open_exception, reconcile_in, SuggestionView};
+use super::record::{record_batch_in, BatchItem, Job};
+use super::{format_time, now, rows_per_insert, values_placeholders, Store, Tx};
+use crate::audit::{self, Chain, Entry};
+use crate::domain::code::{find_in_text, SchoolPrefix};
+use crate::domain::fee::Channel;
+use crate::error::{Error, Result};
+use crate::recon::statement::{Direction, Statement, StatementLine};
+use crate::store::fees::SchoolAccount;
+use crate::store::org::School;
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use std::collections::{BTreeSet, HashMap};
+use utoipa::ToSchema;
+
+/// A notification and its statement line are at most this far apart in time.
+pub const MATCH_WINDOW_HOURS: i64 = 48;
+/// A watched-account notification with no statement line this long after it is flagged.
+pub const SETTLEMENT_WINDOW_HOURS: i64 = 24;
+
+/// What an import did.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct StatementReport {
+    /// Absent when every line was imported before.
+    pub statement_id: Option<i64>,
+    pub lines: usize,
+    /// Lines already imported (same bank reference, or the same line without one).
+    pub already_imported: usize,
+    pub debits: usize,
+    /// Credits tied to a payment by the bank's reference.
+    pub matched_by_reference: usize,
+    /// Credits tied to a payment by amount and time.
+    pub matched_by_amount: usize,
+    /// Of those, credits that arrived net of the payment's recorded fee: the fee is confirmed.
+    pub fee_confirmed: usize,
+    /// Credits with no notification: recorded as payments now, and matched.
+    pub created: usize,
+    /// Created payments the engine could not allocate: in the review queue.
+    pub to_review: usize,
+    /// Notifications for this account with no statement line within the settlement window.
+    pub unsettled_notifications: Vec<i64>,
+}
+
+fn line_key(l: &StatementLine) -> String {
+    match l
+        .bank_ref
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+    {
+        Some(r) => format!("ref:{}", r.to_uppercase()),
+        None => {
+            let mut h = Sha256::new();
+            for part in [
+                format_time(l.booked_at),
+                l.amount.dong().to_string(),
+                format!("{:?}", l.direction),
+                l.memo.clone(),
+            ] {
+                h.update(part.as_bytes());
+                h.update([0x1f]);
+            }
+            format!("sha:{}", hex::encode(h.finalize()))
+        }
+    }
+}
+
+/// A payment that may be the one a credit line settles.
+struct Candidate {
+    id: i64,
+    amount: i64,
+    fees: i64,
+    received_at: DateTime<Utc>,
+    bank_ref: Option<String>,
+}
+
+impl Store {
+    pub async fn school_account(&self, school_id: i64, account_id: i64) -> Result<SchoolAccount> {
+        self.school_accounts(school_id)
+            .await?
+            .into_iter()
+            .find(|a| a.id == account_id)
+            .ok_or_else(|| Error::not_found("account_not_found", "receiving account"))
+    }
+
+    /// Imports `statement` of `account`, all or nothing. The caller has checked the file's
+    /// account, currency and dates.
+    pub async fn import_statement(
+        &self,
+        actor: &str,
+        school: &School,
+        account: &SchoolAccount,
+        statement: &Statement,
+        file_sha256: &str,
+        format: &str,
+    ) -> Result<StatementReport> {
+        let mut report = StatementReport {
+            lines: statement.lines.len(),
+            ..Default::default()
+        };
+        let keys: Vec<String> = statement.lines.iter().map(line_key).collect();
+        let mut first_at: HashMap<&str, usize> = HashMap::new();
+        for (l, k) in statement.lines.iter().zip(&keys) {
+            if let Some(earlier) = first_at.insert(k, l.line_no) {
+                return Err(Error::invalid(
+                    "statement_duplicate_line",
+                    format!("lines {earlier} and {} are the same transaction; a statement lists each once", l.line_no),
+                ));
+            }
+        }
+        let mut tx = self.begin().await?;
+        lock_ledger(&mut tx, school.id).await?;
+        let known = known_keys(&mut tx, account.id, &keys).await?;
+        let new: Vec<(&StatementLine, &String)> = statement
+            .lines
+            .iter()
+            .zip(&keys)
+            .filter(|(_, k)| !known.contains(k.as_str()))
+            .collect();
+        report.already_imported = statement.lines.len() - new.len();
+        if new.is_empty() {
+            return Ok(report);
+        }
+
+        // Payments the credits may settle: same school, not yet on a statement, near in time.
+        let credits: Vec<&(&StatementLine, &String)> = new
+            .iter()
+            .filter(|(l, _)| l.direction == Direction::Credit)
+            .collect();
+        report.debits = new.len() - credits.len();
+        let (from, to) = credits.iter().fold((None, None), |(lo, hi), (l, _)| {
+            (
+                Some(lo.map_or(l.booked_at, |t: DateTime<Utc>| t.min(l.booked_at))),
+                Some(hi.map_or(l.booked_at, |t: DateTime<Utc>| t.max(l.booked_at))),
+            )
+        });
+        let window = Duration::hours(MATCH_WINDOW_HOURS);
+        let mut candidates = match (from, to) {
+            (Some(from), Some(to)) => {
+                unsettled(&mut tx, school.id, from - window, to + window).await?
+            }
+            _ => vec![],
+        };
+        // line index → (payment id, how)
+        let mut matched: HashMap<usize, (i64, &'static str)> = HashMap::new();
+        let mut taken: BTreeSet<i64> = BTreeSet::new();
+        for (i, (l, _)) in new.iter().enumerate() {
+            if l.direction != Direction::Credit {
+                continue;
+            }
+            let by_ref = l.bank_ref.as_deref().and_then(|r| {
+                candidates.iter().find(|c| {
+                    !taken.contains(&c.id)
+                        && c.bank_ref
+                            .as_deref()
+                            .is_some_and(|b| b.eq_ignore_ascii_case(r.trim()))
+                        && (c.amount == l.amount.dong() || c.amount - c.fees == l.amount.dong())
+                })
+            });
+            let found = match by_ref {
+                Some(c) => Some((c, "matched_reference")),
+                None => candidates
+                    .iter()
+                    .filter(|c| {
+                        !taken.contains(&c.id)
+                            && (c.amount == l.amount.dong()
+                                || (c.fees > 0 && c.amount - c.fees == l.amount.dong()))
+                            && (c.received_at - l.booked_at).abs() <= window
+                    })
+                    .min_by_key(|c| ((c.received_at - l.booked_at).abs(), c.id))
+                    .map(|c| (c, "matched_amount")),
+            };
+            if let Some((c, how)) = found {
+                if c.fees > 0 && c.amount - c.fees == l.amount.dong() {
+                    report.fee_confirmed += 1;
+                }
+                match how {
+                    "matched_reference" => report.matched_by_reference += 1,
+                    _ => report.matched_by_amount += 1,
+                }
+                taken.insert(c.id);
+                matched.insert(i, (c.id, how));
+            }
+        }
+        candidates.retain(|c| !taken.contains(&c.id));
+
+        // Credits nobody notified: the payment is recorded now, allocated by its code if the memo
+        // has one, else read by the engine.
+        let prefix = SchoolPrefix::parse(&school.payment_prefix)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let missing: Vec<usize> = (0..new.len())
+            .filter(|i| new[*i].0.direction == Direction::Credit && !matched.contains_key(i))
+            .collect();
+        let mut items: Vec<BatchItem> = missing
+            .iter()
+            .map(|i| {
+                let (l, key) = new[*i];
+                BatchItem {
+                    job: Some(Job {
+                        actor: actor.to_string(),
+                        school: school.clone(),
+                        payment: NewPayment {
+                            channel: Channel::BankTransfer,
+                            provider: PLAIN_TRANSFER.into(),
+                            provider_ref: Some(format!("{}:{key}", account.account_number)),
+                            bank_ref: l.bank_ref.clone(),
+                            payer_name: l.counterparty.clone(),
+                            memo: Some(l.memo.clone()),
+                            amount: l.amount,
+                            received_at: l.booked_at,
+                            reported_fee: None,
+                            allocations: vec![],
+                            codes: find_in_text(&l.memo, &prefix),
+                            method: "payment_code",
+                            up_to_balance: true,
+                            reported_fee_bearer: None,
+                        },
+                    }),
+                    event: None,
+                }
+            })
+            .collect();
+        let mut allocated_by_code: Vec<bool> = vec![false; items.len()];
+        let results = record_batch_in(&mut tx, &mut items, &mut |i, _, named, _| {
+            if let Some(slot) = allocated_by_code.get_mut(i) {
+                *slot = matches!(&named.invoice, Some((_, _, owed, false)) if owed.dong() > 0);
+            }
+        })
+        .await?;
+        let mut to_match = Vec::new();
+        for ((i, result), by_code) in missing.iter().zip(results).zip(&allocated_by_code) {
+            match result {
+                Some(Ok(Recorded::Created(id))) => {
+                    report.created += 1;
+                    matched.insert(*i, (id, "created"));
+                    if !by_code {
+                        to_match.push(id);
+                    }
+                }
+                // Recorded before from this account's statement under the same key: cannot
+                // happen past `known_keys`, but never book it twice.
+                Some(Ok(Recorded::Duplicate(id))) => {
+                    matched.insert(*i, (id, "matched_reference"));
+                }
+                Some(Err(e)) => return Err(e),
+                None => {}
+            }
+        }
+        let reconciled = reconcile_in(&mut tx, actor, school, &to_match).await?;
+        report.to_review = reconciled
+            .iter()
+            .filter(|r| matches!(r, super::recon::Reconciled::Review { .. }))
+            .count();
+
+        let statement_id: i64 = sqlx::query_scalar(
+            "INSERT INTO statements (school_id, account_id, format, file_sha256, lines, imported_at, imported_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(school.id)
+        .bind(account.id)
+        .bind(format)
+        .bind(file_sha256)
+        .bind(new.len() as i64)
+        .bind(now())
+        .bind(actor)
+        .fetch_one(&mut *tx)
+        .await?;
+        report.statement_id = Some(statement_id);
+        let rows: Vec<(usize, &StatementLine, &String)> = new
+            .iter()
+            .enumerate()
+            .map(|(i, (l, k))| (i, *l, *k))
+            .collect();
+        for chunk in rows.chunks(rows_per_insert(&tx)) {
+            let sql = format!(
+                "INSERT INTO statement_lines (statement_id, school_id, account_id, line_key, booked_at, amount, direction, bank_ref, memo,
+                    counterparty, payment_id, matched_by) VALUES {}",
+                values_placeholders(chunk.len(), 12)
+            );
+            let mut q = sqlx::query(&sql);
+            for (i, l, key) in chunk {
+                let (payment_id, how) = match matched.get(i) {
+                    Some((id, how)) => (Some(*id), *how),
+                    None => (None, "debit"),
+                };
+                q = q
+                    .bind(statement_id)
+                    .bind(school.id)
+                    .bind(account.id)
+                    .bind(key.as_str())
+                    .bind(format_time(l.booked_at))
+                    .bind(l.amount.dong())
+                    .bind(match l.direction {
+                        Direction::Credit => "credit",
+                        Direction::Debit => "debit",
+                    })
+                    .bind(&l.bank_ref)
+                    .bind(&l.memo)
+                    .bind(&l.counterparty)
+                    .bind(payment_id)
+                    .bind(how);
+            }
+            q.execute(&mut *tx).await?;
+        }
+
+        // Notifications of this account that the bank never settled within the window.
+        if let Some(to) = to {
+            let cutoff = to - Duration::hours(SETTLEMENT_WINDOW_HOURS);
+            let watched = format!("{}:%", account.account_number);
+            for c in candidates.iter().filter(|c| c.received_at <= cutoff) {
+                let from_this_account: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM payments WHERE id = $1 AND provider_ref LIKE $2 AND provider <> $3",
+                )
+                .bind(c.id)
+                .bind(&watched)
+                .bind(PLAIN_TRANSFER)
+                .fetch_one(&mut *tx)
+                .await?;
+                if from_this_account > 0 {
+                    report.unsettled_notifications.push(c.id);
+                    let none: [SuggestionView; 0] = [];
+                    open_exception(
+                        &mut tx,
+                        actor,
+                        school,
+                        c.id,
+                        "no_statement_line",
+                        "notified, but the bank statement shows no such credit",
+                        &none,
+                    )
+                    .await?;
+                }
+            }
+        }
+        audit::record(
+            &mut tx,
+            &Chain::School(school.id),
+            Entry {
+                actor,
+                action: "statement.import",
+                entity: "statement",
+                entity_id: Some(statement_id),
+                details: json!({"account_id": account.id, "format": format, "sha256": file_sha256, "lines": new.len(),
+                    "matched": report.matched_by_reference + report.matched_by_amount, "created": report.created,
+                    "unsettled": report.unsettled_notifications}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(report)
+    }
+}
+
+/// Which of `keys` this account's earlier statements already hold.
+async fn known_keys(tx: &mut Tx, account_id: i64, keys: &[String]) -> Result<BTreeSet<String>> {
+    let mut out = BTreeSet::new();
+    for chunk in keys.chunks(500) {
+        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT line_key FROM statement_lines WHERE account_id = $1 AND line_key IN ({})",
+            list.join(",")
+        );
+        let mut q = sqlx::query_scalar::<_, String>(&sql).bind(account_id);
+        for k in chunk {
+            q = q.bind(k);
+        }
+        out.extend(q.fetch_all(&mut **tx).await?);
+    }
+    Ok(out)
+}
+
+/// Cashless payments of the school received in `[from, to]` that no statement line settles yet.
+async fn unsettled(
+    tx: &mut Tx,
+    school_id: i64,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<Candidate>> {
+    let rows = sqlx::query(
+        "SELECT p.id, p.amount, p.received_at, p.bank_ref,
+                CAST(COALESCE((SELECT SUM(f.amount) FROM payment_fees f WHERE f.payment_id = p.id), 0) AS BIGINT) AS fees
+         FROM payments p
+         WHERE p.school_id = $1 AND p.channel <> 'cash' AND p.amount > 0 AND p.received_at >= $2 AND p.received_at <= $3
+           AND NOT EXISTS (SELECT 1 FROM statement_lines l WHERE l.payment_id = p.id)
+         ORDER BY p.id",
+    )
+    .bind(school_id)
+    .bind(format_time(from))
+    .bind(format_time(to))
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let at: String = r.try_get("received_at")?;
+            Ok(Candidate {
+                id: r.try_get("id")?,
+                amount: r.try_get("amount")?,
+                fees: r.try_get("fees")?,
+                received_at: DateTime::parse_from_rfc3339(&at)
+                    .map_err(|e| Error::Internal(format!("stored time: {e}")))?
+                    .with_timezone(&Utc),
+                bank_ref: r.try_get("bank_ref")?,
+            })
+        })
+        .collect()
+}
