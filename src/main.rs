@@ -61,6 +61,19 @@ enum Command {
     Token(TokenCommand),
     /// Recompute every audit chain and report whether it is intact.
     VerifyAudit,
+    /// A school's day: what was recorded (by channel, fees by bearer, matches, open exceptions);
+    /// with `--close`, close it.
+    Reconcile {
+        /// The school's code.
+        #[arg(long)]
+        school: String,
+        /// YYYY-MM-DD (Asia/Ho_Chi_Minh); yesterday when absent.
+        #[arg(long)]
+        date: Option<String>,
+        /// Close the day: its summary is frozen and audited.
+        #[arg(long)]
+        close: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -153,7 +166,40 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Pay(cmd)) => pay(&db_url, cmd).await,
         Some(Command::Token(cmd)) => token(&db_url, cmd).await,
         Some(Command::VerifyAudit) => verify_audit(&db_url).await,
+        Some(Command::Reconcile {
+            school,
+            date,
+            close,
+        }) => reconcile(&db_url, &school, date.as_deref(), close).await,
     }
+}
+
+async fn reconcile(
+    db_url: &str,
+    school: &str,
+    date: Option<&str>,
+    close: bool,
+) -> anyhow::Result<()> {
+    let store = open(db_url).await?;
+    let school = store
+        .school_by_code(school)
+        .await
+        .map_err(|e| anyhow!(e.to_string()))?;
+    let today = chrono::Utc::now()
+        .with_timezone(&feerecon::domain::time::vietnam())
+        .date_naive();
+    let day = match date {
+        Some(d) => feerecon::store::days::parse_day(d).map_err(|e| anyhow!(e.to_string()))?,
+        None => today - chrono::Duration::days(1),
+    };
+    let result = if close {
+        store.close_day("cli", &school, day, today).await
+    } else {
+        store.day(school.id, day).await
+    }
+    .map_err(|e| anyhow!(e.to_string()))?;
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    Ok(())
 }
 
 async fn open(db_url: &str) -> anyhow::Result<Store> {

@@ -11,6 +11,7 @@ use crate::domain::access::Caller;
 use crate::domain::text::clean_text;
 use crate::error::{Error, ErrorBody, Result};
 use crate::recon::statement::{self, Direction};
+use crate::store::days::{parse_day, Day};
 use crate::store::recon::{Exception, Reconciled};
 use crate::store::statements::StatementReport;
 use axum::extract::{DefaultBodyLimit, State};
@@ -40,6 +41,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(match_exception))
         .routes(routes!(dismiss_exception))
         .routes(routes!(reconcile_payment))
+        .routes(routes!(get_day))
+        .routes(routes!(close_day))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -282,4 +285,40 @@ async fn import_statement(
         StatusCode::OK
     };
     Ok((status, Json(report)))
+}
+
+#[utoipa::path(get, path = "/api/v1/schools/{school_id}/days/{date}", tag = "reconciliation", security(("bearer" = [])),
+    params(("school_id" = i64, Path), ("date" = String, Path, description = "YYYY-MM-DD, Asia/Ho_Chi_Minh")),
+    responses((status = 200, description = "What was recorded that day: totals by channel (cash included), fees by who bore them, matches and open exceptions; and whether it is closed", body = Day),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn get_day(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath((school_id, date)): ApiPath<(i64, String)>,
+) -> Result<Json<Day>> {
+    require(&caller, READERS)?;
+    let school = st.store.school_in_scope(&caller, school_id).await?;
+    Ok(Json(st.store.day(school.id, parse_day(&date)?).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/schools/{school_id}/days/{date}/close", tag = "reconciliation", security(("bearer" = [])),
+    params(("school_id" = i64, Path), ("date" = String, Path, description = "YYYY-MM-DD, a day that is over")),
+    responses((status = 200, description = "Closed: its summary is frozen; later corrections are dated in an open day", body = Day),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn close_day(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath((school_id, date)): ApiPath<(i64, String)>,
+) -> Result<Json<Day>> {
+    require(&caller, BILLERS)?;
+    let school = st.store.school_in_scope(&caller, school_id).await?;
+    let today = st
+        .now()
+        .with_timezone(&crate::domain::time::vietnam())
+        .date_naive();
+    Ok(Json(
+        st.store
+            .close_day(&caller.actor(), &school, parse_day(&date)?, today)
+            .await?,
+    ))
 }

@@ -4,6 +4,7 @@
 //! differ only in dialect (identity columns, booleans, triggers).
 
 pub mod catalog;
+pub mod days;
 pub mod fees;
 pub mod invoices;
 pub mod ledger;

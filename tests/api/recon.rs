@@ -521,3 +521,123 @@ async fn statement_flow(app: TestApp) {
 }
 
 crate::on_both_backends!(statements, statement_flow);
+
+/// The daily close: what was recorded on a day, cash beside cashless, fees by bearer, matches and
+/// open exceptions; closing freezes it, once, only when the day is over; the CLI does the same.
+async fn day_flow(app: TestApp) {
+    let sc = school_with_invoices(&app).await;
+    let key = secrets()["sepay"]["api_key"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    let (_, path) = account(&app, &sc, "sepay", "6868123456789", &key, None).await;
+    let (a, _) = invoice_of(&app, &sc, "HS0001").await;
+    let (s, b) = app
+        .post(&format!("/api/v1/schools/{}/payments", sc.school_id), &sc.cashier,
+            json!({"channel": "cash", "amount": 300000, "allocations": [{"invoice_id": a, "amount": 300000}]}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    transfer(&app, &path, &key, 77, "QD3CFPSA hoc phi", 935_000).await;
+    transfer(&app, &path, &key, 78, "chuyen tien", 50_000).await;
+    // Payments are dated when they are recorded: today, in Vietnam.
+    let today = chrono::Utc::now()
+        .with_timezone(&feerecon::domain::time::vietnam())
+        .format("%Y-%m-%d")
+        .to_string();
+    let url = format!("/api/v1/schools/{}/days/{today}", sc.school_id);
+    let (s, d) = app.get(&url, &sc.auditor).await;
+    assert_eq!(s, StatusCode::OK, "{d}");
+    let sum = &d["summary"];
+    assert_eq!(
+        (
+            sum["total"].as_i64(),
+            sum["cash"].as_i64(),
+            sum["cashless"].as_i64()
+        ),
+        (Some(1_285_000), Some(300_000), Some(985_000)),
+        "{d}"
+    );
+    assert_eq!(
+        (sum["allocations"].as_i64(), sum["allocated"].as_i64()),
+        (Some(2), Some(1_235_000))
+    );
+    assert_eq!(
+        (
+            sum["exceptions_opened"].as_i64(),
+            sum["exceptions_open"].as_i64()
+        ),
+        (Some(1), Some(1))
+    );
+    assert_eq!(d["closed"], json!(false));
+
+    // The app's clock is a day ahead, so today is over for it.
+    let (s, b) = app
+        .post(&format!("{url}/close"), &sc.cashier, json!({}))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    let (s, c) = app
+        .post(&format!("{url}/close"), &sc.accountant, json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{c}");
+    assert_eq!(
+        (c["closed"].as_bool(), &c["closed_summary"]),
+        (Some(true), &c["summary"])
+    );
+    let (s, b) = app
+        .post(&format!("{url}/close"), &sc.accountant, json!({}))
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("day_closed"))
+    );
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1))
+        .with_timezone(&feerecon::domain::time::vietnam())
+        .format("%Y-%m-%d")
+        .to_string();
+    let (s, b) = app
+        .post(
+            &format!("/api/v1/schools/{}/days/{tomorrow}/close", sc.school_id),
+            &sc.accountant,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("day_not_over")),
+        "{b}"
+    );
+    let (s, _) = app
+        .get(
+            &format!("/api/v1/schools/{}/days/2025-13-01", sc.school_id),
+            &sc.accountant,
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(app.count("audit_log WHERE action = 'day.close'").await, 1);
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_feerecon"))
+        .args(["reconcile", "--school", &sc.code, "--date", &today])
+        .env("DATABASE_URL", &app.db_url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run feerecon");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        (
+            printed["closed"].as_bool(),
+            printed["summary"]["total"].as_i64()
+        ),
+        (Some(true), Some(1_285_000))
+    );
+}
+
+crate::on_both_backends!(
+    days,
+    day_flow,
+    Some(chrono::Utc::now() + chrono::Duration::days(1))
+);
