@@ -154,7 +154,7 @@ impl Store {
     /// The day's books now, and whether (and by whom) it was closed.
     pub async fn day(&self, school_id: i64, day: NaiveDate) -> Result<Day> {
         let mut conn = self.reader().acquire().await?;
-        let summary = self.day_summary(&mut *conn, school_id, day).await?;
+        let summary = self.day_summary(&mut conn, school_id, day).await?;
         let closed = sqlx::query("SELECT closed_at, closed_by, summary FROM day_closes WHERE school_id = $1 AND day = $2")
             .bind(school_id)
             .bind(day.format("%Y-%m-%d").to_string())
@@ -214,7 +214,7 @@ impl Store {
                 format!("{key} was already closed by {by}"),
             ));
         }
-        let summary = self.day_summary(&mut *tx, school.id, day).await?;
+        let summary = self.day_summary(&mut tx, school.id, day).await?;
         let stored = serde_json::to_string(&summary).map_err(|e| Error::Internal(e.to_string()))?;
         sqlx::query("INSERT INTO day_closes (school_id, day, summary, closed_at, closed_by) VALUES ($1, $2, $3, $4, $5)")
             .bind(school.id)
