@@ -168,7 +168,7 @@ async fn attempt(store: &Store, pending: &[Pending]) -> Result<Vec<Handled>, Err
         .collect();
     store
         .record_batch(&mut items, &mut |i, result, named, event| {
-            if let Some((provider, Some(info))) = infos.get(i) {
+            if let (Some((provider, Some(info))), Some(event)) = (infos.get(i), event) {
                 let h = settle(info, result, named);
                 h.fill(*provider, event);
                 handled[i] = Some(h);

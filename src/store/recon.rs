@@ -5,7 +5,7 @@
 //! again.
 
 use super::ledger::{insert_allocations, load_payment, lock_ledger};
-use super::{now, paginate, Page, Store, Tx};
+use super::{now, paginate, rows_per_insert, values_placeholders, Page, Store, Tx};
 use crate::audit::{self, Chain, Entry};
 use crate::domain::code::{PaymentCode, SchoolPrefix};
 use crate::domain::money::Vnd;
@@ -193,7 +193,8 @@ impl Store {
     ) -> Result<Reconciled> {
         let mut tx = self.begin().await?;
         lock_ledger(&mut tx, school.id).await?;
-        let outcome = reconcile_in(&mut tx, actor, school, &[payment_id])
+        let todo = to_reconcile(&mut tx, school, &[payment_id]).await?;
+        let outcome = reconcile_in(&mut tx, actor, school, &todo)
             .await?
             .pop()
             .unwrap_or(Reconciled::Nothing);
@@ -373,60 +374,120 @@ impl Store {
     }
 }
 
+/// A payment's credit, as the engine reads it.
+pub(super) struct ToReconcile {
+    pub id: i64,
+    pub credit: Vnd,
+    pub memo: Option<String>,
+    pub payer_name: Option<String>,
+}
+
+/// Loads what the engine needs of each payment; `None` where there is nothing to reconcile (no
+/// credit left, a reversal or a reversed payment).
+pub(super) async fn to_reconcile(
+    tx: &mut Tx,
+    school: &School,
+    payment_ids: &[i64],
+) -> Result<Vec<Option<ToReconcile>>> {
+    let mut out = Vec::with_capacity(payment_ids.len());
+    for &id in payment_ids {
+        let pay = load_payment(tx, id, Some(school.id)).await?;
+        out.push(
+            (!pay.amount.is_negative()
+                && pay.reversed_by_payment_id.is_none()
+                && pay.unallocated_credit.dong() > 0)
+                .then_some(ToReconcile {
+                    id,
+                    credit: pay.unallocated_credit,
+                    memo: pay.memo,
+                    payer_name: pay.payer_name,
+                }),
+        );
+    }
+    Ok(out)
+}
+
+/// (payment id → something) for every payment of `ids`, from `sql` selecting `payment_id` and
+/// `value` with `payment_id IN (…)` as its last condition.
+async fn by_payment(tx: &mut Tx, sql: &str, ids: &[i64]) -> Result<Vec<(i64, i64)>> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(500) {
+        let list: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let full = format!("{sql} ({})", list.join(","));
+        let mut q = sqlx::query(&full);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for r in q.fetch_all(&mut **tx).await? {
+            out.push((r.try_get("payment_id")?, r.try_get("value")?));
+        }
+    }
+    Ok(out)
+}
+
 /// Runs the engine on each payment in turn, inside the caller's transaction (which holds the
-/// school's ledger lock), with one index of the school's open invoices for all of them.
+/// school's ledger lock), with one index of the school's open invoices for all of them; what it
+/// decides is written in a few statements whatever the number of payments.
 pub(super) async fn reconcile_in(
     tx: &mut Tx,
     actor: &str,
     school: &School,
-    payment_ids: &[i64],
+    payments: &[Option<ToReconcile>],
 ) -> Result<Vec<Reconciled>> {
+    let todo: Vec<&ToReconcile> = payments.iter().flatten().collect();
+    if todo.is_empty() {
+        return Ok(payments.iter().map(|_| Reconciled::Nothing).collect());
+    }
     let prefix =
         SchoolPrefix::parse(&school.payment_prefix).map_err(|e| Error::Internal(e.to_string()))?;
-    let mut index: Option<(Index, HashMap<i64, String>)> = None;
-    let mut out = Vec::with_capacity(payment_ids.len());
-    for &payment_id in payment_ids {
-        let pay = load_payment(tx, payment_id, Some(school.id)).await?;
-        if pay.amount.is_negative()
-            || pay.reversed_by_payment_id.is_some()
-            || pay.unallocated_credit.dong() <= 0
-        {
-            out.push(Reconciled::Nothing);
-            continue;
-        }
-        if index.is_none() {
-            let invoices = open_invoices_of(tx, school).await?;
-            let codes: HashMap<i64, String> = invoices
-                .iter()
-                .map(|i| (i.invoice_id, i.code.as_str().to_string()))
-                .collect();
-            index = Some((Index::build(&prefix, invoices), codes));
-        }
-        let Some((index, codes)) = index.as_mut() else {
-            continue;
-        };
-        let dismissed: HashSet<i64> = sqlx::query_scalar::<_, i64>(
-            "SELECT invoice_id FROM dismissed_pairs WHERE payment_id = $1",
-        )
-        .bind(payment_id)
-        .fetch_all(&mut **tx)
-        .await?
-        .into_iter()
+    let ids: Vec<i64> = todo.iter().map(|p| p.id).collect();
+    let mut dismissed: HashMap<i64, HashSet<i64>> = HashMap::new();
+    for (payment_id, invoice_id) in by_payment(
+        tx,
+        "SELECT payment_id, invoice_id AS value FROM dismissed_pairs WHERE payment_id IN",
+        &ids,
+    )
+    .await?
+    {
+        dismissed.entry(payment_id).or_default().insert(invoice_id);
+    }
+    let open_exceptions: HashMap<i64, i64> = by_payment(
+        tx,
+        "SELECT payment_id, id AS value FROM exceptions WHERE status = 'open' AND payment_id IN",
+        &ids,
+    )
+    .await?
+    .into_iter()
+    .collect();
+    let invoices = open_invoices_of(tx, school).await?;
+    let codes: HashMap<i64, String> = invoices
+        .iter()
+        .map(|i| (i.invoice_id, i.code.as_str().to_string()))
         .collect();
-        let memo = pay.memo.clone().unwrap_or_default();
+    let mut index = Index::build(&prefix, invoices);
+
+    let mut allocations: Vec<(i64, i64, Vnd)> = Vec::new();
+    let mut entries: Vec<(i64, &'static str, &'static str, serde_json::Value)> = Vec::new();
+    let mut to_close: Vec<(i64, String)> = Vec::new();
+    let mut reviews: Vec<(i64, String, &'static str, Vec<SuggestionView>)> = Vec::new();
+    let mut decided: HashMap<i64, Reconciled> = HashMap::new();
+    let none = HashSet::new();
+    for p in &todo {
+        let memo = p.memo.clone().unwrap_or_default();
+        let gone = dismissed.get(&p.id).unwrap_or(&none);
         let decision = decide(
-            index,
+            &index,
             &Incoming {
-                amount: pay.unallocated_credit,
+                amount: p.credit,
                 memo: &memo,
                 order_ref: None,
-                payer_name: pay.payer_name.as_deref(),
+                payer_name: p.payer_name.as_deref(),
             },
-            &|id| dismissed.contains(&id),
+            &|id| gone.contains(&id),
         );
-        out.push(match decision {
+        match decision {
             Decision::Auto {
-                allocations,
+                allocations: chosen,
                 evidence,
             } => {
                 let evidence = evidence
@@ -434,29 +495,21 @@ pub(super) async fn reconcile_in(
                     .map(|e| e.words())
                     .collect::<Vec<_>>()
                     .join(", ");
-                insert_allocations(tx, school.id, payment_id, &allocations, "recon", actor).await?;
-                for (invoice_id, amount) in &allocations {
+                for (invoice_id, amount) in &chosen {
                     index.settle(*invoice_id, *amount);
+                    allocations.push((p.id, *invoice_id, *amount));
                 }
-                if let Some(id) = open_exception_id(tx, payment_id).await? {
-                    close_exception(tx, id, "matched", actor, &evidence).await?;
+                if let Some(id) = open_exceptions.get(&p.id) {
+                    to_close.push((*id, evidence.clone()));
                 }
-                audit::record(
-                    tx,
-                    &Chain::School(school.id),
-                    Entry {
-                        actor,
-                        action: "payment.reconcile",
-                        entity: "payment",
-                        entity_id: Some(payment_id),
-                        details: json!({"allocations": allocations.iter().map(|(i, a)| json!([i, a])).collect::<Vec<_>>(), "evidence": evidence}),
+                entries.push((p.id, "payment.reconcile", "payment", json!({"allocations": chosen.iter().map(|(i, a)| json!([i, a])).collect::<Vec<_>>(), "evidence": evidence})));
+                decided.insert(
+                    p.id,
+                    Reconciled::Allocated {
+                        allocations: views(&chosen, &codes),
+                        evidence,
                     },
-                )
-                .await?;
-                Reconciled::Allocated {
-                    allocations: views(&allocations, codes),
-                    evidence,
-                }
+                );
             }
             Decision::Review {
                 reason,
@@ -465,17 +518,121 @@ pub(super) async fn reconcile_in(
                 let shown: Vec<SuggestionView> = suggestions
                     .iter()
                     .map(|s| SuggestionView {
-                        allocations: views(&s.allocations, codes),
+                        allocations: views(&s.allocations, &codes),
                         evidence: s.describe(),
                         strength: words(&s.strength),
                     })
                     .collect();
-                let id = open_exception(tx, actor, school, payment_id, &words(&reason), reason.words(), &shown).await?;
-                Reconciled::Review { exception_id: id }
+                reviews.push((p.id, words(&reason), reason.words(), shown));
             }
-        });
+        }
     }
-    Ok(out)
+
+    // Allocations of every automatic match, in multi-row statements.
+    let at = now();
+    for chunk in allocations.chunks(rows_per_insert(tx)) {
+        let sql = format!(
+            "INSERT INTO allocations (school_id, payment_id, invoice_id, amount, method, created_at, created_by) VALUES {}",
+            values_placeholders(chunk.len(), 7)
+        );
+        let mut q = sqlx::query(&sql);
+        for (payment_id, invoice_id, amount) in chunk {
+            q = q
+                .bind(school.id)
+                .bind(*payment_id)
+                .bind(*invoice_id)
+                .bind(amount.dong())
+                .bind("recon")
+                .bind(&at)
+                .bind(actor);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    for (id, evidence) in &to_close {
+        close_exception(tx, *id, "matched", actor, evidence).await?;
+    }
+    // Reviews: refresh the exceptions already open, open the others in multi-row statements.
+    let mut fresh = Vec::new();
+    for (payment_id, kind, reason, shown) in &reviews {
+        let stored = serde_json::to_string(shown).map_err(|e| Error::Internal(e.to_string()))?;
+        match open_exceptions.get(payment_id) {
+            Some(id) => {
+                sqlx::query(
+                    "UPDATE exceptions SET kind = $1, reason = $2, suggestions = $3 WHERE id = $4",
+                )
+                .bind(kind)
+                .bind(*reason)
+                .bind(&stored)
+                .bind(*id)
+                .execute(&mut **tx)
+                .await?;
+                decided.insert(*payment_id, Reconciled::Review { exception_id: *id });
+            }
+            None => fresh.push((*payment_id, kind.as_str(), *reason, stored)),
+        }
+    }
+    for chunk in fresh.chunks(rows_per_insert(tx)) {
+        let sql = format!(
+            "INSERT INTO exceptions (school_id, payment_id, kind, reason, suggestions, status, created_at) VALUES {} RETURNING id, payment_id",
+            values_placeholders(chunk.len(), 7)
+        );
+        let mut q = sqlx::query(&sql);
+        for (payment_id, kind, reason, stored) in chunk {
+            q = q
+                .bind(school.id)
+                .bind(*payment_id)
+                .bind(*kind)
+                .bind(*reason)
+                .bind(stored)
+                .bind("open")
+                .bind(&at);
+        }
+        for r in q.fetch_all(&mut **tx).await? {
+            decided.insert(
+                r.try_get("payment_id")?,
+                Reconciled::Review {
+                    exception_id: r.try_get("id")?,
+                },
+            );
+        }
+    }
+    for (payment_id, kind, _, shown) in &reviews {
+        if let Some(Reconciled::Review { exception_id }) = decided.get(payment_id) {
+            entries.push((
+                *exception_id,
+                "exception.open",
+                "exception",
+                json!({"payment_id": payment_id, "kind": kind, "suggestions": shown.len()}),
+            ));
+        }
+    }
+    audit::record_many(
+        tx,
+        entries
+            .into_iter()
+            .map(|(entity_id, action, entity, details)| {
+                (
+                    Chain::School(school.id),
+                    Entry {
+                        actor,
+                        action,
+                        entity,
+                        entity_id: Some(entity_id),
+                        details,
+                    },
+                )
+            })
+            .collect(),
+    )
+    .await?;
+    Ok(payments
+        .iter()
+        .map(|p| {
+            p.as_ref()
+                .and_then(|p| decided.remove(&p.id))
+                .unwrap_or(Reconciled::Nothing)
+        })
+        .collect())
 }
 
 /// Opens the payment's exception, or refreshes the one already open, and audits it.

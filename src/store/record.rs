@@ -47,9 +47,10 @@ pub struct Named {
     pub invoice: Option<(String, i64, Vnd, bool)>,
 }
 
-/// Told, for item `usize`, what recording did and what its codes named, so it can write the
-/// outcome into the item's archived delivery.
-pub type Settle<'a> = dyn FnMut(usize, &Result<Recorded>, &Named, &mut NewEvent) + Send + 'a;
+/// Told, for each job (by item index), what recording did and what its codes named, with the
+/// item's archived delivery when it has one, so the archive says what happened.
+pub type Settle<'a> =
+    dyn FnMut(usize, &Result<Recorded>, &Named, Option<&mut NewEvent>) + Send + 'a;
 
 /// What became of each job, decided before anything is written.
 enum Plan {
@@ -567,11 +568,11 @@ pub(super) async fn record_batch_in(
         .collect();
     let mut events = Vec::new();
     for (idx, (item, result)) in items.iter_mut().zip(&results).enumerate() {
-        if let Some(event) = &mut item.event {
-            if let Some(result) = result {
-                settle(idx, result, &named[idx], event);
-            }
-            events.push(&*event);
+        if let Some(result) = result {
+            settle(idx, result, &named[idx], item.event.as_mut());
+        }
+        if let Some(event) = &item.event {
+            events.push(event);
         }
     }
     insert_events(tx, &events).await?;

@@ -4,7 +4,7 @@
 //! same file or a later overlapping export, creates nothing twice.
 
 use super::ledger::{lock_ledger, NewPayment, Recorded, PLAIN_TRANSFER};
-use super::recon::{open_exception, reconcile_in, SuggestionView};
+use super::recon::{open_exception, reconcile_in, SuggestionView, ToReconcile};
 use super::record::{record_batch_in, BatchItem, Job};
 use super::{format_time, now, rows_per_insert, values_placeholders, Store, Tx};
 use crate::audit::{self, Chain, Entry};
@@ -236,14 +236,20 @@ impl Store {
             }
         })
         .await?;
-        let mut to_match = Vec::new();
+        let mut to_match: Vec<Option<ToReconcile>> = Vec::new();
         for ((i, result), by_code) in missing.iter().zip(results).zip(&allocated_by_code) {
             match result {
                 Some(Ok(Recorded::Created(id))) => {
                     report.created += 1;
                     matched.insert(*i, (id, "created"));
                     if !by_code {
-                        to_match.push(id);
+                        let l = new[*i].0;
+                        to_match.push(Some(ToReconcile {
+                            id,
+                            credit: l.amount,
+                            memo: Some(l.memo.clone()),
+                            payer_name: l.counterparty.clone(),
+                        }));
                     }
                 }
                 // Recorded before from this account's statement under the same key: cannot
