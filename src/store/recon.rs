@@ -102,7 +102,10 @@ fn exception_row(r: &AnyRow) -> Result<Exception> {
 
 /// The school's invoices that still owe something, with their students, as the engine needs them.
 async fn open_invoices_of(tx: &mut Tx, school: &School) -> Result<Vec<OpenInvoice>> {
-    let rows = sqlx::query(
+    use futures_util::TryStreamExt;
+    // Streamed: a school's whole book of open invoices can be a million rows, and holding the
+    // raw rows beside the converted ones would double the memory.
+    let mut rows = sqlx::query(
         "SELECT i.id, i.payment_code, i.period, i.student_id, s.student_code, s.full_name, s.class_name, s.family_key,
                 i.total - CAST(COALESCE(a.paid, 0) AS BIGINT) AS open
          FROM invoices i JOIN students s ON s.id = i.student_id
@@ -110,10 +113,9 @@ async fn open_invoices_of(tx: &mut Tx, school: &School) -> Result<Vec<OpenInvoic
          WHERE i.school_id = $1 AND i.voided_at IS NULL",
     )
     .bind(school.id)
-    .fetch_all(&mut **tx)
-    .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
+    .fetch(&mut **tx);
+    let mut out = Vec::new();
+    while let Some(r) = rows.try_next().await? {
         let open: i64 = r.try_get("open")?;
         if open <= 0 {
             continue;
@@ -132,6 +134,7 @@ async fn open_invoices_of(tx: &mut Tx, school: &School) -> Result<Vec<OpenInvoic
             period: r.try_get("period")?,
         });
     }
+    out.shrink_to_fit();
     Ok(out)
 }
 
