@@ -40,6 +40,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_exception))
         .routes(routes!(match_exception))
         .routes(routes!(dismiss_exception))
+        .routes(routes!(refund_exception))
         .routes(routes!(reconcile_payment))
         .routes(routes!(get_day))
         .routes(routes!(close_day))
@@ -47,7 +48,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct ExceptionQuery {
-    /// `open` (default), `matched`, `dismissed` or `all`.
+    /// `open` (default), `matched`, `dismissed`, `refund` or `all`.
     pub status: Option<String>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,
@@ -67,11 +68,11 @@ async fn list_exceptions(
     let school = st.store.school_in_scope(&caller, school_id).await?;
     let status = match q.status.as_deref().unwrap_or("open") {
         "all" => None,
-        s @ ("open" | "matched" | "dismissed") => Some(s),
+        s @ ("open" | "matched" | "dismissed" | "refund") => Some(s),
         other => {
             return Err(Error::invalid(
                 "invalid_status",
-                format!("status is open, matched, dismissed or all, not {other:?}"),
+                format!("status is open, matched, dismissed, refund or all, not {other:?}"),
             ))
         }
     };
@@ -182,6 +183,36 @@ async fn dismiss_exception(
                 body.invoice_ids.as_deref(),
                 &reason,
             )
+            .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundRequest {
+    /// Whole đồng, at most the payment's unallocated credit.
+    #[schema(value_type = i64)]
+    pub amount: crate::domain::money::Vnd,
+    pub reason: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/schools/{school_id}/exceptions/{exception_id}/refund", tag = "reconciliation", security(("bearer" = [])),
+    params(("school_id" = i64, Path), ("exception_id" = i64, Path)), request_body = RefundRequest,
+    responses((status = 200, description = "Marked for refund to the payer; the exception is closed", body = Exception),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn refund_exception(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath((school_id, id)): ApiPath<(i64, i64)>,
+    ApiJson(body): ApiJson<RefundRequest>,
+) -> Result<Json<Exception>> {
+    require(&caller, BILLERS)?;
+    let school = st.store.school_in_scope(&caller, school_id).await?;
+    let reason = clean_text(&body.reason, "reason", 500)
+        .map_err(|e| Error::invalid("invalid_reason", e.to_string()))?;
+    Ok(Json(
+        st.store
+            .refund_exception(&caller.actor(), &school, id, body.amount, &reason)
             .await?,
     ))
 }

@@ -240,6 +240,62 @@ pub(super) async fn open_invoices(
     Ok(out)
 }
 
+/// Marks `amount` of a payment's credit for refund to the payer, inside the caller's transaction
+/// (which holds the school's ledger lock).
+pub(super) async fn refund_in(
+    tx: &mut Tx,
+    actor: &str,
+    school: &School,
+    payment_id: i64,
+    amount: Vnd,
+    reason: &str,
+) -> Result<()> {
+    let pay = load_payment(tx, payment_id, Some(school.id)).await?;
+    if pay.amount.is_negative() || pay.reversed_by_payment_id.is_some() {
+        return Err(Error::conflict(
+            "payment_reversed",
+            "a reversed payment or a reversal has no credit to refund",
+        ));
+    }
+    if amount.dong() <= 0 {
+        return Err(Error::invalid(
+            "invalid_amount",
+            "a refund is more than 0 đồng",
+        ));
+    }
+    if amount > pay.unallocated_credit {
+        return Err(Error::invalid(
+            "refund_exceeds_credit",
+            format!(
+                "{amount} is more than the credit of {}",
+                pay.unallocated_credit
+            ),
+        ));
+    }
+    sqlx::query("INSERT INTO refunds (school_id, payment_id, amount, reason, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(school.id)
+        .bind(payment_id)
+        .bind(amount.dong())
+        .bind(reason)
+        .bind(now())
+        .bind(actor)
+        .execute(&mut **tx)
+        .await?;
+    audit::record(
+        tx,
+        &Chain::School(school.id),
+        Entry {
+            actor,
+            action: "payment.refund_request",
+            entity: "payment",
+            entity_id: Some(payment_id),
+            details: json!({"amount": amount, "reason": reason}),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
 /// Checks requested allocations against the invoices' balances and `available`.
 pub(super) fn check_allocations(
     requested: &[(i64, Vnd)],
@@ -603,49 +659,7 @@ impl Store {
     ) -> Result<Payment> {
         let mut tx = self.begin().await?;
         lock_ledger(&mut tx, school.id).await?;
-        let pay = self.payment_in_tx(&mut tx, school.id, payment_id).await?;
-        if pay.amount.is_negative() || pay.reversed_by_payment_id.is_some() {
-            return Err(Error::conflict(
-                "payment_reversed",
-                "a reversed payment or a reversal has no credit to refund",
-            ));
-        }
-        if amount.dong() <= 0 {
-            return Err(Error::invalid(
-                "invalid_amount",
-                "a refund is more than 0 đồng",
-            ));
-        }
-        if amount > pay.unallocated_credit {
-            return Err(Error::invalid(
-                "refund_exceeds_credit",
-                format!(
-                    "{amount} is more than the credit of {}",
-                    pay.unallocated_credit
-                ),
-            ));
-        }
-        sqlx::query("INSERT INTO refunds (school_id, payment_id, amount, reason, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(school.id)
-            .bind(payment_id)
-            .bind(amount.dong())
-            .bind(reason)
-            .bind(now())
-            .bind(actor)
-            .execute(&mut *tx)
-            .await?;
-        audit::record(
-            &mut tx,
-            &Chain::School(school.id),
-            Entry {
-                actor,
-                action: "payment.refund_request",
-                entity: "payment",
-                entity_id: Some(payment_id),
-                details: json!({"amount": amount, "reason": reason}),
-            },
-        )
-        .await?;
+        refund_in(&mut tx, actor, school, payment_id, amount, reason).await?;
         tx.commit().await?;
         self.payment(payment_id).await
     }

@@ -49,7 +49,7 @@ pub struct Exception {
     /// Why it is here, in words.
     pub reason: String,
     pub suggestions: Vec<SuggestionView>,
-    /// open | matched | dismissed
+    /// open | matched | dismissed | refund
     pub status: String,
     pub created_at: String,
     pub resolved_at: Option<String>,
@@ -301,6 +301,43 @@ impl Store {
                 entity: "exception",
                 entity_id: Some(id),
                 details: json!({"payment_id": payment_id, "allocations": allocations.iter().map(|(i, a)| json!([i, a])).collect::<Vec<_>>(), "note": note}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.exception(school.id, id).await
+    }
+
+    /// An accountant's decision that the money goes back to the payer (a duplicate, a transfer
+    /// for another school): `amount` of its credit is marked for refund and the exception closes.
+    pub async fn refund_exception(
+        &self,
+        actor: &str,
+        school: &School,
+        id: i64,
+        amount: Vnd,
+        reason: &str,
+    ) -> Result<Exception> {
+        let mut tx = self.begin().await?;
+        lock_ledger(&mut tx, school.id).await?;
+        let (payment_id, status) = exception_state(&mut tx, school.id, id).await?;
+        if status != "open" {
+            return Err(Error::conflict(
+                "exception_closed",
+                format!("this exception is already {status}"),
+            ));
+        }
+        super::ledger::refund_in(&mut tx, actor, school, payment_id, amount, reason).await?;
+        close_exception(&mut tx, id, "refund", actor, reason).await?;
+        audit::record(
+            &mut tx,
+            &Chain::School(school.id),
+            Entry {
+                actor,
+                action: "exception.refund",
+                entity: "exception",
+                entity_id: Some(id),
+                details: json!({"payment_id": payment_id, "amount": amount, "reason": reason}),
             },
         )
         .await?;

@@ -248,10 +248,59 @@ async fn review_flow(app: TestApp) {
         2,
         "dismissing moves no money"
     );
+
+    // Money that is not for this school goes back: marked for refund, never more than the credit.
+    transfer(&app, &path, &key, 4, "tra tien hang thang 10", 120_000).await;
+    let e = open_exceptions(&app, &sc)
+        .await
+        .into_iter()
+        .find(|e| e["amount"] == json!(120000))
+        .expect("exception");
+    let refund = format!(
+        "/api/v1/schools/{}/exceptions/{}/refund",
+        sc.school_id, e["id"]
+    );
+    let (s, b) = app
+        .post(
+            &refund,
+            &sc.accountant,
+            json!({"amount": 120001, "reason": "not a school fee"}),
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("refund_exceeds_credit")
+        ),
+        "{b}"
+    );
+    let (s, b) = app
+        .post(
+            &refund,
+            &sc.accountant,
+            json!({"amount": 120000, "reason": "not a school fee"}),
+        )
+        .await;
+    assert_eq!(
+        (s, b["status"].as_str()),
+        (StatusCode::OK, Some("refund")),
+        "{b}"
+    );
+    assert_eq!(app.count("refunds WHERE amount = 120000").await, 1);
+    let (s, _) = app
+        .post(
+            &refund,
+            &sc.accountant,
+            json!({"amount": 1, "reason": "again"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
     for action in [
         "exception.open",
         "exception.match",
         "exception.dismiss",
+        "exception.refund",
         "payment.reconcile",
     ] {
         assert!(
