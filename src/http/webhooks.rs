@@ -447,9 +447,8 @@ pub(super) fn settle(info: &ToRecord, result: &Result<Recorded, Error>, named: &
                 }
                 _ => Ack::Accepted,
             };
-            let allocated = matches!(&named.invoice, Some((_, _, owed, false)) if owed.dong() > 0);
             Handled {
-                to_match: !allocated,
+                to_match: named.allocates().is_none(),
                 ..done(ack, "recorded", Some(*id), Some(detail))
             }
         }

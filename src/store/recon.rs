@@ -255,13 +255,7 @@ impl Store {
         }
         let mut tx = self.begin().await?;
         lock_ledger(&mut tx, school.id).await?;
-        let (payment_id, status) = exception_state(&mut tx, school.id, id).await?;
-        if status != "open" {
-            return Err(Error::conflict(
-                "exception_closed",
-                format!("this exception is already {status}"),
-            ));
-        }
+        let payment_id = open_exception_payment(&mut tx, school.id, id).await?;
         let pay = load_payment(&mut tx, payment_id, Some(school.id)).await?;
         let ids: Vec<i64> = allocations.iter().map(|(i, _)| *i).collect();
         let open = super::ledger::open_invoices(&mut tx, &ids).await?;
@@ -320,13 +314,7 @@ impl Store {
     ) -> Result<Exception> {
         let mut tx = self.begin().await?;
         lock_ledger(&mut tx, school.id).await?;
-        let (payment_id, status) = exception_state(&mut tx, school.id, id).await?;
-        if status != "open" {
-            return Err(Error::conflict(
-                "exception_closed",
-                format!("this exception is already {status}"),
-            ));
-        }
+        let payment_id = open_exception_payment(&mut tx, school.id, id).await?;
         super::ledger::refund_in(&mut tx, actor, school, payment_id, amount, reason).await?;
         close_exception(&mut tx, id, "refund", actor, reason).await?;
         audit::record(
@@ -358,13 +346,7 @@ impl Store {
         let current = self.exception(school.id, id).await?;
         let mut tx = self.begin().await?;
         lock_ledger(&mut tx, school.id).await?;
-        let (payment_id, status) = exception_state(&mut tx, school.id, id).await?;
-        if status != "open" {
-            return Err(Error::conflict(
-                "exception_closed",
-                format!("this exception is already {status}"),
-            ));
-        }
+        let payment_id = open_exception_payment(&mut tx, school.id, id).await?;
         let suggested: BTreeSet<i64> = current
             .suggestions
             .iter()
@@ -727,7 +709,8 @@ pub(super) async fn open_exception(
     Ok(id)
 }
 
-async fn exception_state(tx: &mut Tx, school_id: i64, id: i64) -> Result<(i64, String)> {
+/// The payment of an exception that is still open; a closed one stays closed.
+async fn open_exception_payment(tx: &mut Tx, school_id: i64, id: i64) -> Result<i64> {
     let row =
         sqlx::query("SELECT payment_id, status FROM exceptions WHERE id = $1 AND school_id = $2")
             .bind(id)
@@ -735,7 +718,14 @@ async fn exception_state(tx: &mut Tx, school_id: i64, id: i64) -> Result<(i64, S
             .fetch_optional(&mut **tx)
             .await?
             .ok_or_else(|| Error::not_found("exception_not_found", "exception"))?;
-    Ok((row.try_get("payment_id")?, row.try_get("status")?))
+    let status: String = row.try_get("status")?;
+    if status != "open" {
+        return Err(Error::conflict(
+            "exception_closed",
+            format!("this exception is already {status}"),
+        ));
+    }
+    Ok(row.try_get("payment_id")?)
 }
 
 /// Binds every value of a list, in order.

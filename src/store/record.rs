@@ -47,6 +47,16 @@ pub struct Named {
     pub invoice: Option<(String, i64, Vnd, bool)>,
 }
 
+impl Named {
+    /// The invoice the payment goes to: named alone, not void, still owing (id, owed).
+    pub fn allocates(&self) -> Option<(i64, Vnd)> {
+        match &self.invoice {
+            Some((_, id, owed, false)) if owed.dong() > 0 => Some((*id, *owed)),
+            _ => None,
+        }
+    }
+}
+
 /// Told, for each job (by item index), what recording did and what its codes named, with the
 /// item's archived delivery when it has one, so the archive says what happened.
 pub type Settle<'a> =
@@ -344,9 +354,9 @@ pub(super) async fn record_batch_in(
                     .map(|o| o.open)
             };
             let mut requested = p.allocations.clone();
-            if let Some((_, id, owed, false)) = &this.invoice {
-                if owed.dong() > 0 && !requested.iter().any(|(i, _)| i == id) {
-                    requested.push((*id, p.amount.min(*owed)));
+            if let Some((id, owed)) = this.allocates() {
+                if !requested.iter().any(|(i, _)| *i == id) {
+                    requested.push((id, p.amount.min(owed)));
                 }
             }
             let allocations: Vec<(i64, Vnd)> = if p.up_to_balance {

@@ -4,7 +4,7 @@
 //! same file or a later overlapping export, creates nothing twice.
 
 use super::ledger::{lock_ledger, NewPayment, Recorded, PLAIN_TRANSFER};
-use super::recon::{open_exception, reconcile_in, SuggestionView, ToReconcile};
+use super::recon::{open_exception, reconcile_in, ToReconcile};
 use super::record::{record_batch_in, BatchItem, Job};
 use super::{format_time, now, rows_per_insert, values_placeholders, Store, Tx};
 use crate::audit::{self, Chain, Entry};
@@ -81,6 +81,8 @@ struct Candidate {
     fees: i64,
     received_at: DateTime<Utc>,
     bank_ref: Option<String>,
+    provider: String,
+    provider_ref: Option<String>,
 }
 
 impl Store {
@@ -232,7 +234,7 @@ impl Store {
         let mut allocated_by_code: Vec<bool> = vec![false; items.len()];
         let results = record_batch_in(&mut tx, &mut items, &mut |i, _, named, _| {
             if let Some(slot) = allocated_by_code.get_mut(i) {
-                *slot = matches!(&named.invoice, Some((_, _, owed, false)) if owed.dong() > 0);
+                *slot = named.allocates().is_some();
             }
         })
         .await?;
@@ -321,30 +323,30 @@ impl Store {
         // Notifications of this account that the bank never settled within the window.
         if let Some(to) = to {
             let cutoff = to - Duration::hours(SETTLEMENT_WINDOW_HOURS);
-            let watched = format!("{}:%", account.account_number);
-            for c in candidates.iter().filter(|c| c.received_at <= cutoff) {
-                let from_this_account: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM payments WHERE id = $1 AND provider_ref LIKE $2 AND provider <> $3",
+            // A watcher's notification carries this account in its reference (`account:txn`).
+            let watched = format!("{}:", account.account_number);
+            let from_this_account = |c: &&Candidate| {
+                c.provider != PLAIN_TRANSFER
+                    && c.provider_ref
+                        .as_deref()
+                        .is_some_and(|r| r.starts_with(&watched))
+            };
+            for c in candidates
+                .iter()
+                .filter(|c| c.received_at <= cutoff)
+                .filter(from_this_account)
+            {
+                report.unsettled_notifications.push(c.id);
+                open_exception(
+                    &mut tx,
+                    actor,
+                    school,
+                    c.id,
+                    "no_statement_line",
+                    "notified, but the bank statement shows no such credit",
+                    &[],
                 )
-                .bind(c.id)
-                .bind(&watched)
-                .bind(PLAIN_TRANSFER)
-                .fetch_one(&mut *tx)
                 .await?;
-                if from_this_account > 0 {
-                    report.unsettled_notifications.push(c.id);
-                    let none: [SuggestionView; 0] = [];
-                    open_exception(
-                        &mut tx,
-                        actor,
-                        school,
-                        c.id,
-                        "no_statement_line",
-                        "notified, but the bank statement shows no such credit",
-                        &none,
-                    )
-                    .await?;
-                }
             }
         }
         audit::record(
@@ -392,7 +394,7 @@ async fn unsettled(
     to: DateTime<Utc>,
 ) -> Result<Vec<Candidate>> {
     let rows = sqlx::query(
-        "SELECT p.id, p.amount, p.received_at, p.bank_ref,
+        "SELECT p.id, p.amount, p.received_at, p.bank_ref, p.provider, p.provider_ref,
                 CAST(COALESCE((SELECT SUM(f.amount) FROM payment_fees f WHERE f.payment_id = p.id), 0) AS BIGINT) AS fees
          FROM payments p
          WHERE p.school_id = $1 AND p.channel <> 'cash' AND p.amount > 0 AND p.received_at >= $2 AND p.received_at <= $3
@@ -415,6 +417,8 @@ async fn unsettled(
                     .map_err(|e| Error::Internal(format!("stored time: {e}")))?
                     .with_timezone(&Utc),
                 bank_ref: r.try_get("bank_ref")?,
+                provider: r.try_get("provider")?,
+                provider_ref: r.try_get("provider_ref")?,
             })
         })
         .collect()
