@@ -7,6 +7,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod providers;
+pub mod pull;
 pub mod recon;
 pub mod sealer;
 pub mod store;

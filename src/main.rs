@@ -225,9 +225,14 @@ async fn serve(cfg: ServeConfig, keys: &SecretKeyConfig, db_url: &str) -> anyhow
         .await
         .with_context(|| format!("while binding {}", cfg.listen))?;
     tracing::info!(listen = %listener.local_addr()?, backend = ?store.backend(), "feerecon listening");
-    axum::serve(listener, app(AppState::new(store.clone(), sealer)))
+    let state = AppState::new(store.clone(), sealer);
+    // Pulls SePay and Casso accounts whose notifications may have been missed.
+    let scheduler =
+        feerecon::pull::spawn(store.clone(), state.sealer.clone(), state.puller.clone());
+    axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    scheduler.abort();
     store.close().await;
     tracing::info!("stopped");
     Ok(())

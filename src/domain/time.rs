@@ -15,6 +15,11 @@ pub fn local_to_utc(local: NaiveDateTime) -> DateTime<Utc> {
     (local - Duration::hours(OFFSET_HOURS)).and_utc()
 }
 
+/// The Vietnamese calendar day of an instant.
+pub fn vietnam_date(t: DateTime<Utc>) -> NaiveDate {
+    t.with_timezone(&vietnam()).date_naive()
+}
+
 /// The instant a Vietnamese calendar day starts.
 pub fn day_start(date: NaiveDate) -> DateTime<Utc> {
     local_to_utc(date.and_time(chrono::NaiveTime::MIN))

@@ -11,6 +11,7 @@ pub mod invoices;
 pub mod org;
 pub mod payments;
 pub mod provider_accounts;
+pub mod pulls;
 pub mod recon;
 pub mod reports;
 pub mod students;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub intake: intake::Intake,
     /// Webhook accounts and secrets recently loaded.
     pub contexts: webhooks::Contexts,
+    /// Pulls SePay and Casso accounts' transaction lists.
+    pub puller: crate::pull::Puller,
 }
 
 impl AppState {
@@ -54,6 +57,7 @@ impl AppState {
             fixed_now: None,
             intake: intake::Intake::default(),
             contexts: webhooks::Contexts::default(),
+            puller: crate::pull::Puller::default(),
         }
     }
 
@@ -107,6 +111,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(fees::router())
         .merge(reports::router())
         .merge(provider_accounts::router())
+        .merge(pulls::router())
         .merge(recon::router())
         .merge(tokens::router())
         .merge(audit::router())

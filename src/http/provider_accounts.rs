@@ -46,7 +46,7 @@ pub struct AddSecret {
     pub access_key: Option<String>,
 }
 
-fn secret_bytes(provider: ProviderId, s: &str) -> Result<Vec<u8>> {
+pub(super) fn secret_bytes(provider: ProviderId, s: &str) -> Result<Vec<u8>> {
     let s = s.trim();
     if s.len() < 8 || s.len() > 512 {
         return Err(Error::invalid(
@@ -121,7 +121,11 @@ async fn list_accounts(
     Ok(Json(st.store.provider_accounts_of_school(school.id).await?))
 }
 
-async fn account_in_scope(st: &AppState, caller: &Caller, id: i64) -> Result<ProviderAccount> {
+pub(super) async fn account_in_scope(
+    st: &AppState,
+    caller: &Caller,
+    id: i64,
+) -> Result<ProviderAccount> {
     let a = st
         .store
         .provider_account(id)

@@ -9,6 +9,7 @@ pub mod fees;
 pub mod invoices;
 pub mod ledger;
 pub mod org;
+pub mod pulls;
 pub mod recon;
 pub mod record;
 pub mod reports;

@@ -222,6 +222,17 @@ impl Store {
         }
     }
 
+    /// The school, for work done on no caller's behalf (a scheduled pull).
+    pub async fn school_by_id(&self, id: i64) -> Result<School> {
+        let row = sqlx::query(&format!("SELECT {SCHOOL_COLS} FROM schools WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.reader())
+            .await?;
+        row.map(|r| school(&r))
+            .transpose()?
+            .ok_or(Error::not_found("school_not_found", "school"))
+    }
+
     pub async fn school_by_code(&self, code: &str) -> Result<School> {
         let row = sqlx::query(&format!(
             "SELECT {SCHOOL_COLS} FROM schools WHERE code = $1"

@@ -10,7 +10,10 @@ use super::{format_time, now, rows_per_insert, values_placeholders, Store, Tx};
 use crate::audit::{self, Chain, Entry};
 use crate::domain::code::{find_in_text, SchoolPrefix};
 use crate::domain::fee::Channel;
+use crate::domain::money::Vnd;
 use crate::error::{Error, Result};
+use crate::providers::ProviderId;
+use crate::pull::feed::Pulled;
 use crate::recon::statement::{Direction, Statement, StatementLine};
 use crate::store::fees::SchoolAccount;
 use crate::store::org::School;
@@ -74,6 +77,14 @@ fn line_key(l: &StatementLine) -> String {
     }
 }
 
+/// A line to import under its key; a pulled one carries the sender's transaction id and order
+/// reference.
+struct Line<'a> {
+    line: &'a StatementLine,
+    key: String,
+    txn: Option<(String, Option<String>)>,
+}
+
 /// A payment that may be the one a credit line settles.
 struct Candidate {
     id: i64,
@@ -105,10 +116,6 @@ impl Store {
         file_sha256: &str,
         format: &str,
     ) -> Result<StatementReport> {
-        let mut report = StatementReport {
-            lines: statement.lines.len(),
-            ..Default::default()
-        };
         let keys: Vec<String> = statement.lines.iter().map(line_key).collect();
         let mut first_at: HashMap<&str, usize> = HashMap::new();
         for (l, k) in statement.lines.iter().zip(&keys) {
@@ -119,27 +126,93 @@ impl Store {
                 ));
             }
         }
-        let mut tx = self.begin().await?;
-        lock_ledger(&mut tx, school.id).await?;
-        let known = known_keys(&mut tx, account.id, &keys).await?;
-        let new: Vec<(&StatementLine, &String)> = statement
+        let lines: Vec<Line> = statement
             .lines
             .iter()
-            .zip(&keys)
-            .filter(|(_, k)| !known.contains(k.as_str()))
+            .zip(keys)
+            .map(|(line, key)| Line {
+                line,
+                key,
+                txn: None,
+            })
             .collect();
-        report.already_imported = statement.lines.len() - new.len();
+        self.import_lines(actor, school, account, lines, None, file_sha256, format)
+            .await
+    }
+
+    /// Imports the transactions pulled from a watcher's API for `account` (the watched bank
+    /// account), through the same path as a statement. Each is keyed by the sender's transaction
+    /// id: a transaction already notified is tied to its payment, one never notified is recorded
+    /// under the key its notification would carry, so a late notification is a duplicate.
+    pub async fn import_pulled(
+        &self,
+        school: &School,
+        account: &SchoolAccount,
+        provider: ProviderId,
+        pulled: &[Pulled],
+        digest: &str,
+    ) -> Result<StatementReport> {
+        let mut seen = BTreeSet::new();
+        let lines: Vec<Line> = pulled
+            .iter()
+            // A transaction listed twice (pages shifting under the reader) is one transaction.
+            .filter(|p| seen.insert(p.txn_id.to_ascii_uppercase()))
+            .map(|p| Line {
+                line: &p.line,
+                key: format!("{}:{}", provider.as_str(), p.txn_id.to_ascii_uppercase()),
+                txn: Some((p.txn_id.to_ascii_uppercase(), p.order_ref.clone())),
+            })
+            .collect();
+        let actor = format!("pull:{}", provider.as_str());
+        let format = format!("{}-api", provider.as_str());
+        self.import_lines(
+            &actor,
+            school,
+            account,
+            lines,
+            Some(provider),
+            digest,
+            &format,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn import_lines(
+        &self,
+        actor: &str,
+        school: &School,
+        account: &SchoolAccount,
+        lines: Vec<Line<'_>>,
+        pulled_from: Option<ProviderId>,
+        file_sha256: &str,
+        format: &str,
+    ) -> Result<StatementReport> {
+        let mut report = StatementReport {
+            lines: lines.len(),
+            ..Default::default()
+        };
+        let mut tx = self.begin().await?;
+        lock_ledger(&mut tx, school.id).await?;
+        let keys: Vec<String> = lines.iter().map(|l| l.key.clone()).collect();
+        let known = known_keys(&mut tx, account.id, &keys).await?;
+        let elsewhere = imported_from_elsewhere(&mut tx, account.id, &lines).await?;
+        let (new, old): (Vec<&Line>, Vec<&Line>) = lines
+            .iter()
+            .partition(|l| !known.contains(l.key.as_str()) && !elsewhere.contains(l.key.as_str()));
+        report.already_imported = old.len();
         if new.is_empty() {
             return Ok(report);
         }
 
         // Payments the credits may settle: same school, not yet on a statement, near in time.
-        let credits: Vec<&(&StatementLine, &String)> = new
+        let credits: Vec<&StatementLine> = new
             .iter()
-            .filter(|(l, _)| l.direction == Direction::Credit)
+            .map(|l| l.line)
+            .filter(|l| l.direction == Direction::Credit)
             .collect();
         report.debits = new.len() - credits.len();
-        let (from, to) = credits.iter().fold((None, None), |(lo, hi), (l, _)| {
+        let (from, to) = credits.iter().fold((None, None), |(lo, hi), l| {
             (
                 Some(lo.map_or(l.booked_at, |t: DateTime<Utc>| t.min(l.booked_at))),
                 Some(hi.map_or(l.booked_at, |t: DateTime<Utc>| t.max(l.booked_at))),
@@ -155,8 +228,42 @@ impl Store {
         // line index → (payment id, how)
         let mut matched: HashMap<usize, (i64, &'static str)> = HashMap::new();
         let mut taken: BTreeSet<i64> = BTreeSet::new();
-        for (i, (l, _)) in new.iter().enumerate() {
-            if l.direction != Direction::Credit {
+        // A pulled transaction already notified: its payment carries the same sender key.
+        let mut differing: Vec<(i64, String)> = Vec::new();
+        if let Some(provider) = pulled_from {
+            let refs: Vec<String> = new
+                .iter()
+                .filter(|l| l.line.direction == Direction::Credit)
+                .filter_map(|l| l.txn.as_ref())
+                .map(|(txn, _)| format!("{}:{txn}", account.account_number))
+                .collect();
+            let notified = payments_by_ref(&mut tx, school.id, provider.as_str(), &refs).await?;
+            for (i, l) in new.iter().enumerate() {
+                let Some((txn, _)) = &l.txn else { continue };
+                if l.line.direction != Direction::Credit {
+                    continue;
+                }
+                if let Some((id, amount)) =
+                    notified.get(&format!("{}:{txn}", account.account_number))
+                {
+                    if *amount != l.line.amount.dong() {
+                        differing.push((
+                            *id,
+                            format!(
+                                "the sender's transaction list says {} for this transaction; its notification said {}",
+                                l.line.amount, Vnd::new(*amount).unwrap_or(Vnd::ZERO)
+                            ),
+                        ));
+                    }
+                    report.matched_by_reference += 1;
+                    taken.insert(*id);
+                    matched.insert(i, (*id, "matched_reference"));
+                }
+            }
+        }
+        for (i, l) in new.iter().enumerate() {
+            let l = l.line;
+            if l.direction != Direction::Credit || matched.contains_key(&i) {
                 continue;
             }
             let by_ref = l.bank_ref.as_deref().and_then(|r| {
@@ -200,28 +307,50 @@ impl Store {
         let prefix = SchoolPrefix::parse(&school.payment_prefix)
             .map_err(|e| Error::Internal(e.to_string()))?;
         let missing: Vec<usize> = (0..new.len())
-            .filter(|i| new[*i].0.direction == Direction::Credit && !matched.contains_key(i))
+            .filter(|i| new[*i].line.direction == Direction::Credit && !matched.contains_key(i))
             .collect();
+        let now_at = Utc::now();
         let mut items: Vec<BatchItem> = missing
             .iter()
             .map(|i| {
-                let (l, key) = new[*i];
+                let Line { line: l, key, txn } = new[*i];
+                // A pulled transaction is recorded as its notification would have been.
+                let (provider, provider_ref, order_ref) = match (pulled_from, txn) {
+                    (Some(p), Some((txn, order_ref))) => (
+                        p.as_str().to_string(),
+                        format!("{}:{txn}", account.account_number),
+                        order_ref.as_deref(),
+                    ),
+                    _ => (
+                        PLAIN_TRANSFER.to_string(),
+                        format!("{}:{key}", account.account_number),
+                        None,
+                    ),
+                };
+                let mut codes = Vec::new();
+                for text in [order_ref, Some(l.memo.as_str())].into_iter().flatten() {
+                    for c in find_in_text(text, &prefix) {
+                        if !codes.contains(&c) {
+                            codes.push(c);
+                        }
+                    }
+                }
                 BatchItem {
                     job: Some(Job {
                         actor: actor.to_string(),
                         school: school.clone(),
                         payment: NewPayment {
                             channel: Channel::BankTransfer,
-                            provider: PLAIN_TRANSFER.into(),
-                            provider_ref: Some(format!("{}:{key}", account.account_number)),
+                            provider,
+                            provider_ref: Some(provider_ref),
                             bank_ref: l.bank_ref.clone(),
                             payer_name: l.counterparty.clone(),
                             memo: Some(l.memo.clone()),
                             amount: l.amount,
-                            received_at: l.booked_at,
+                            received_at: l.booked_at.min(now_at),
                             reported_fee: None,
                             allocations: vec![],
-                            codes: find_in_text(&l.memo, &prefix),
+                            codes,
                             method: "payment_code",
                             up_to_balance: true,
                             reported_fee_bearer: None,
@@ -245,7 +374,7 @@ impl Store {
                     report.created += 1;
                     matched.insert(*i, (id, "created"));
                     if !by_code {
-                        let l = new[*i].0;
+                        let l = new[*i].line;
                         to_match.push(Some(ToReconcile {
                             id,
                             credit: l.amount,
@@ -286,7 +415,7 @@ impl Store {
         let rows: Vec<(usize, &StatementLine, &String)> = new
             .iter()
             .enumerate()
-            .map(|(i, (l, k))| (i, *l, *k))
+            .map(|(i, l)| (i, l.line, &l.key))
             .collect();
         for chunk in rows.chunks(rows_per_insert(&tx)) {
             let sql = format!(
@@ -348,6 +477,18 @@ impl Store {
                 )
                 .await?;
             }
+        }
+        for (payment_id, reason) in &differing {
+            open_exception(
+                &mut tx,
+                actor,
+                school,
+                *payment_id,
+                "amount_mismatch",
+                reason,
+                &[],
+            )
+            .await?;
         }
         audit::record(
             &mut tx,
@@ -422,4 +563,94 @@ async fn unsettled(
             })
         })
         .collect()
+}
+
+/// Keys of `lines` already imported under another kind of key: a statement line with the same
+/// bank reference, amount and direction as a pulled one (or the other way round) is the same
+/// transaction seen through the bank's export and through the watcher's API.
+async fn imported_from_elsewhere(
+    tx: &mut Tx,
+    account_id: i64,
+    lines: &[Line<'_>],
+) -> Result<BTreeSet<String>> {
+    let with_ref: Vec<(&Line, String)> = lines
+        .iter()
+        .filter_map(|l| {
+            l.line
+                .bank_ref
+                .as_deref()
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(|r| (l, r.to_uppercase()))
+        })
+        .collect();
+    let mut seen: HashMap<(String, i64, String), Vec<bool>> = HashMap::new();
+    let refs: Vec<&String> = with_ref.iter().map(|(_, r)| r).collect();
+    for chunk in refs.chunks(500) {
+        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT line_key, UPPER(bank_ref) AS bank_ref, amount, direction FROM statement_lines
+             WHERE account_id = $1 AND UPPER(bank_ref) IN ({})",
+            list.join(",")
+        );
+        let mut q = sqlx::query(&sql).bind(account_id);
+        for r in chunk {
+            q = q.bind(r.as_str());
+        }
+        for row in q.fetch_all(&mut **tx).await? {
+            let key: String = row.try_get("line_key")?;
+            seen.entry((
+                row.try_get("bank_ref")?,
+                row.try_get("amount")?,
+                row.try_get("direction")?,
+            ))
+            .or_default()
+            .push(is_file_key(&key));
+        }
+    }
+    Ok(with_ref
+        .into_iter()
+        .filter(|(l, r)| {
+            let direction = match l.line.direction {
+                Direction::Credit => "credit",
+                Direction::Debit => "debit",
+            };
+            seen.get(&(r.clone(), l.line.amount.dong(), direction.to_string()))
+                .is_some_and(|kinds| kinds.iter().any(|k| *k != is_file_key(&l.key)))
+        })
+        .map(|(l, _)| l.key.clone())
+        .collect())
+}
+
+/// A key a bank file gave (its reference or a digest), not a watcher's transaction id.
+fn is_file_key(key: &str) -> bool {
+    key.starts_with("ref:") || key.starts_with("sha:")
+}
+
+/// Payments of the school from `provider` under the references `refs`: reference → (id, amount).
+async fn payments_by_ref(
+    tx: &mut Tx,
+    school_id: i64,
+    provider: &str,
+    refs: &[String],
+) -> Result<HashMap<String, (i64, i64)>> {
+    let mut out = HashMap::new();
+    for chunk in refs.chunks(500) {
+        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+        let sql = format!(
+            "SELECT id, amount, provider_ref FROM payments WHERE school_id = $1 AND provider = $2 AND provider_ref IN ({})",
+            list.join(",")
+        );
+        let mut q = sqlx::query(&sql).bind(school_id).bind(provider);
+        for r in chunk {
+            q = q.bind(r.as_str());
+        }
+        for row in q.fetch_all(&mut **tx).await? {
+            out.insert(
+                row.try_get::<String, _>("provider_ref")?,
+                (row.try_get("id")?, row.try_get("amount")?),
+            );
+        }
+    }
+    Ok(out)
 }

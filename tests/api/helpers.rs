@@ -107,6 +107,13 @@ impl TestApp {
             feerecon::sealer::Sealer::from_base64(SEALER_KEY).expect("key"),
         );
         state.fixed_now = now;
+        // Short timeouts and waits, so the failure paths of pulling run fast.
+        state.puller = feerecon::pull::Puller::new(feerecon::pull::PullPolicy {
+            timeout: std::time::Duration::from_millis(700),
+            backoff: std::time::Duration::from_millis(20),
+            max_retry_after: std::time::Duration::from_millis(50),
+            ..Default::default()
+        });
         let router = app(state);
         tokio::spawn(async move { axum::serve(listener, router).await });
         Some(TestApp {

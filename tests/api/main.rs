@@ -9,5 +9,6 @@ mod cli;
 mod import;
 mod invoices;
 mod ledger;
+mod pulls;
 mod recon;
 mod webhooks;
