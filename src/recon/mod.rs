@@ -7,6 +7,7 @@
 //! - [`engine`]: the per-school [`Index`] and [`decide`].
 
 pub mod codes;
+pub mod duplicates;
 pub mod engine;
 pub mod memo;
 pub mod names;

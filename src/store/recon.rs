@@ -10,8 +10,10 @@ use crate::audit::{self, Chain, Entry};
 use crate::domain::code::{PaymentCode, SchoolPrefix};
 use crate::domain::money::Vnd;
 use crate::error::{Error, Result};
+use crate::recon::duplicates::{self, Arrival, Booked, Twin, DUPLICATE_WINDOW_DAYS};
 use crate::recon::{decide, Decision, Incoming, Index, OpenInvoice};
 use crate::store::org::School;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::any::AnyRow;
@@ -399,6 +401,9 @@ impl Store {
 /// A payment's credit, as the engine reads it.
 pub(super) struct ToReconcile {
     pub id: i64,
+    /// The payment's whole amount and when it arrived: a repeat of another transfer is told by them.
+    pub amount: Vnd,
+    pub received_at: DateTime<Utc>,
     pub credit: Vnd,
     pub memo: Option<String>,
     pub payer_name: Option<String>,
@@ -414,12 +419,15 @@ pub(super) async fn to_reconcile(
     let mut out = Vec::with_capacity(payment_ids.len());
     for &id in payment_ids {
         let pay = load_payment(tx, id, Some(school.id)).await?;
+        let received_at = parse_time(&pay.received_at)?;
         out.push(
             (!pay.amount.is_negative()
                 && pay.reversed_by_payment_id.is_none()
                 && pay.unallocated_credit.dong() > 0)
                 .then_some(ToReconcile {
                     id,
+                    amount: pay.amount,
+                    received_at,
                     credit: pay.unallocated_credit,
                     memo: pay.memo,
                     payer_name: pay.payer_name,
@@ -491,7 +499,7 @@ pub(super) async fn reconcile_in(
     let mut allocations: Vec<(i64, i64, Vnd)> = Vec::new();
     let mut entries: Vec<(i64, &'static str, &'static str, serde_json::Value)> = Vec::new();
     let mut to_close: Vec<(i64, String)> = Vec::new();
-    let mut reviews: Vec<(i64, String, &'static str, Vec<SuggestionView>)> = Vec::new();
+    let mut reviews: Vec<(i64, String, String, Vec<SuggestionView>)> = Vec::new();
     let mut decided: HashMap<i64, Reconciled> = HashMap::new();
     let none = HashSet::new();
     for p in &todo {
@@ -545,7 +553,21 @@ pub(super) async fn reconcile_in(
                         strength: words(&s.strength),
                     })
                     .collect();
-                reviews.push((p.id, words(&reason), reason.words(), shown));
+                reviews.push((p.id, words(&reason), reason.words().to_string(), shown));
+            }
+        }
+    }
+    // A transfer in review that repeats one already booked is a refund candidate.
+    if !reviews.is_empty() {
+        let arriving: Vec<&ToReconcile> = reviews
+            .iter()
+            .filter_map(|(id, ..)| todo.iter().find(|p| p.id == *id).copied())
+            .collect();
+        let found = twins(tx, school, &prefix, &arriving, &codes).await?;
+        for (payment_id, kind, reason, _) in reviews.iter_mut() {
+            if let Some(twin) = found.get(payment_id) {
+                *kind = "duplicate".to_string();
+                *reason = twin.reason();
             }
         }
     }
@@ -583,14 +605,14 @@ pub(super) async fn reconcile_in(
                     "UPDATE exceptions SET kind = $1, reason = $2, suggestions = $3 WHERE id = $4",
                 )
                 .bind(kind)
-                .bind(*reason)
+                .bind(reason)
                 .bind(&stored)
                 .bind(*id)
                 .execute(&mut **tx)
                 .await?;
                 decided.insert(*payment_id, Reconciled::Review { exception_id: *id });
             }
-            None => fresh.push((*payment_id, kind.as_str(), *reason, stored)),
+            None => fresh.push((*payment_id, kind.as_str(), reason.as_str(), stored)),
         }
     }
     for chunk in fresh.chunks(rows_per_insert(tx)) {
@@ -742,4 +764,157 @@ impl<'q, O> BindAll<'q>
         }
         self
     }
+}
+
+fn parse_time(stored: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(stored)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| Error::Internal(format!("stored time: {e}")))
+}
+
+/// For each payment of `arriving` (all in review) that repeats a payment already booked, the
+/// booked one (rules in [`crate::recon::duplicates`]). `open` holds the school's open invoices
+/// (id → code): a code named that is not among them is of a closed invoice.
+async fn twins(
+    tx: &mut Tx,
+    school: &School,
+    prefix: &SchoolPrefix,
+    arriving: &[&ToReconcile],
+    open: &HashMap<i64, String>,
+) -> Result<HashMap<i64, Twin>> {
+    // Invoices named by code, with the payments that pay them.
+    let named: Vec<Vec<String>> = arriving
+        .iter()
+        .map(|p| {
+            crate::domain::code::find_in_text(p.memo.as_deref().unwrap_or(""), prefix)
+                .into_iter()
+                .map(|c| c.as_str().to_string())
+                .collect()
+        })
+        .collect();
+    let all_codes: BTreeSet<&String> = named.iter().flatten().collect();
+    let mut paid_by: HashMap<String, (i64, Vec<i64>)> = HashMap::new();
+    let codes: Vec<&String> = all_codes.into_iter().collect();
+    for chunk in codes.chunks(500) {
+        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT i.id AS invoice_id, i.payment_code, a.payment_id FROM invoices i JOIN allocations a ON a.invoice_id = i.id
+             WHERE i.school_id = $1 AND i.payment_code IN ({})
+             GROUP BY i.id, i.payment_code, a.payment_id HAVING SUM(a.amount) > 0",
+            list.join(",")
+        );
+        let mut q = sqlx::query(&sql).bind(school.id);
+        for c in chunk {
+            q = q.bind(c.as_str());
+        }
+        for r in q.fetch_all(&mut **tx).await? {
+            let e = paid_by
+                .entry(r.try_get("payment_code")?)
+                .or_insert((r.try_get("invoice_id")?, vec![]));
+            e.1.push(r.try_get("payment_id")?);
+        }
+    }
+    // Booked payments that may be twins: those paying a named invoice, and those with the
+    // amount of a transfer whose memo can decide, near in time.
+    let mut ids: BTreeSet<i64> = paid_by.values().flat_map(|(_, p)| p.clone()).collect();
+    let window = chrono::Duration::days(DUPLICATE_WINDOW_DAYS);
+    let repeatable: Vec<&&ToReconcile> = arriving
+        .iter()
+        .filter(|p| duplicates::memo_key(p.memo.as_deref().unwrap_or("")).is_some())
+        .collect();
+    if let (Some(lo), Some(hi)) = (
+        repeatable.iter().map(|p| p.received_at).min(),
+        repeatable.iter().map(|p| p.received_at).max(),
+    ) {
+        let amounts: BTreeSet<i64> = repeatable.iter().map(|p| p.amount.dong()).collect();
+        let amounts: Vec<i64> = amounts.into_iter().collect();
+        for chunk in amounts.chunks(500) {
+            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 4)).collect();
+            let sql = format!(
+                "SELECT p.id FROM payments p WHERE p.school_id = $1 AND p.received_at >= $2 AND p.received_at <= $3
+                   AND p.amount IN ({}) AND EXISTS (SELECT 1 FROM allocations a WHERE a.payment_id = p.id)",
+                list.join(",")
+            );
+            let mut q = sqlx::query_scalar::<_, i64>(&sql)
+                .bind(school.id)
+                .bind(super::format_time(lo - window))
+                .bind(super::format_time(hi + window));
+            for a in chunk {
+                q = q.bind(*a);
+            }
+            ids.extend(q.fetch_all(&mut **tx).await?);
+        }
+    }
+    for p in arriving {
+        ids.remove(&p.id);
+    }
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let ids: Vec<i64> = ids.into_iter().collect();
+    let mut booked: HashMap<i64, Booked> = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let list: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT id, received_at, amount, memo, payer_name FROM payments WHERE id IN ({})",
+            list.join(",")
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for r in q.fetch_all(&mut **tx).await? {
+            let at: String = r.try_get("received_at")?;
+            let id: i64 = r.try_get("id")?;
+            booked.insert(
+                id,
+                Booked {
+                    payment_id: id,
+                    received_at: parse_time(&at)?,
+                    amount: Vnd::new(r.try_get("amount")?)
+                        .map_err(|e| Error::Internal(e.to_string()))?,
+                    memo: r.try_get::<Option<String>, _>("memo")?.unwrap_or_default(),
+                    payer_name: r.try_get("payer_name")?,
+                    invoice_ids: vec![],
+                },
+            );
+        }
+    }
+    for (payment_id, invoice_id) in by_payment(
+        tx,
+        "SELECT payment_id, invoice_id AS value FROM allocations GROUP BY payment_id, invoice_id HAVING SUM(amount) > 0 AND payment_id IN",
+        &ids,
+    )
+    .await?
+    {
+        if let Some(b) = booked.get_mut(&payment_id) {
+            b.invoice_ids.push(invoice_id);
+        }
+    }
+    let mut booked: Vec<Booked> = booked.into_values().collect();
+    booked.sort_by_key(|b| b.payment_id);
+    let mut out = HashMap::new();
+    for (p, codes) in arriving.iter().zip(&named) {
+        let closed: Vec<(i64, String)> = codes
+            .iter()
+            .filter_map(|c| {
+                paid_by
+                    .get(c)
+                    .map(|(invoice_id, _)| (*invoice_id, c.clone()))
+            })
+            .filter(|(invoice_id, _)| !open.contains_key(invoice_id))
+            .collect();
+        let arrival = Arrival {
+            payment_id: p.id,
+            received_at: p.received_at,
+            amount: p.amount,
+            memo: p.memo.as_deref().unwrap_or(""),
+            payer_name: p.payer_name.as_deref(),
+            closed_named: &closed,
+        };
+        if let Some(twin) = duplicates::twin_of(&arrival, &booked) {
+            out.insert(p.id, twin);
+        }
+    }
+    Ok(out)
 }

@@ -377,6 +377,8 @@ impl Store {
                         let l = new[*i].line;
                         to_match.push(Some(ToReconcile {
                             id,
+                            amount: l.amount,
+                            received_at: l.booked_at.min(now_at),
                             credit: l.amount,
                             memo: Some(l.memo.clone()),
                             payer_name: l.counterparty.clone(),

@@ -690,3 +690,103 @@ crate::on_both_backends!(
     day_flow,
     Some(chrono::Utc::now() + chrono::Duration::days(1))
 );
+
+/// The same family paying twice: a second transfer for an invoice already paid, or the same
+/// transfer repeated, is in the queue as a refund candidate naming the first payment.
+async fn duplicate_flow(app: TestApp) {
+    let sc = school_with_invoices(&app).await;
+    let key = secrets()["sepay"]["api_key"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    let (_, path) = account(&app, &sc, "sepay", "6868123456789", &key, None).await;
+
+    // By code: the first pays the invoice, the second finds it paid.
+    let first = transfer(
+        &app,
+        &path,
+        &key,
+        11,
+        "QD3CFPSA NGUYEN VAN BO hoc phi",
+        1_235_000,
+    )
+    .await;
+    assert_eq!(invoice_status(&app, &sc, "QD3CFPSA").await.0, "paid");
+    let again = transfer(
+        &app,
+        &path,
+        &key,
+        12,
+        "QD3CFPSA NGUYEN VAN BO hoc phi",
+        1_235_000,
+    )
+    .await;
+    let queue = open_exceptions(&app, &sc).await;
+    assert_eq!(queue.len(), 1, "{queue:?}");
+    assert_eq!(queue[0]["payment_id"].as_i64(), Some(again));
+    assert_eq!(queue[0]["kind"], "duplicate", "{queue:?}");
+    let reason = queue[0]["reason"].as_str().expect("reason");
+    assert!(
+        reason.contains(&format!("already paid by payment {first}")),
+        "{reason}"
+    );
+
+    // By repetition: the same name-only transfer twice; the first was matched from the memo.
+    transfer(
+        &app,
+        &path,
+        &key,
+        13,
+        "hoc phi Tran Thi Bich Ngoc lop 7A2",
+        1_566_800,
+    )
+    .await;
+    assert_eq!(invoice_status(&app, &sc, "QDAQGU4C").await.0, "paid");
+    let repeat = transfer(
+        &app,
+        &path,
+        &key,
+        14,
+        "IBFT HOC PHI TRAN THI BICH NGOC LOP 7A2",
+        1_566_800,
+    )
+    .await;
+    // A transfer of filler words only is never called a repeat.
+    let filler = transfer(&app, &path, &key, 15, "chuyen tien hoc phi", 1_566_800).await;
+    let queue = open_exceptions(&app, &sc).await;
+    let kind_of = |pid: i64| {
+        queue
+            .iter()
+            .find(|e| e["payment_id"].as_i64() == Some(pid))
+            .map(|e| e["kind"].as_str().unwrap_or("").to_string())
+    };
+    assert_eq!(kind_of(repeat).as_deref(), Some("duplicate"), "{queue:?}");
+    assert_ne!(kind_of(filler).as_deref(), Some("duplicate"), "{queue:?}");
+
+    // The refund candidate goes back to the payer.
+    let e = queue
+        .iter()
+        .find(|e| e["payment_id"].as_i64() == Some(again))
+        .expect("exception");
+    let (s, b) = app
+        .post(
+            &format!(
+                "/api/v1/schools/{}/exceptions/{}/refund",
+                sc.school_id, e["id"]
+            ),
+            &sc.accountant,
+            json!({"amount": 1_235_000, "reason": "paid twice"}),
+        )
+        .await;
+    assert_eq!(
+        (s, b["status"].as_str()),
+        (StatusCode::OK, Some("refund")),
+        "{b}"
+    );
+    assert_eq!(
+        invoice_status(&app, &sc, "QD3CFPSA").await,
+        ("paid".to_string(), 1_235_000)
+    );
+}
+
+crate::on_both_backends!(duplicates, duplicate_flow);
