@@ -46,7 +46,8 @@ pub struct Exception {
     pub id: i64,
     pub school_id: i64,
     pub payment_id: i64,
-    /// unmatched | ambiguous | wrong_check_character | amount_mismatch | class_mismatch | …
+    /// unmatched | ambiguous | wrong_check_character | amount_mismatch | class_mismatch |
+    /// duplicate | no_statement_line | …
     pub kind: String,
     /// Why it is here, in words.
     pub reason: String,
