@@ -27,3 +27,7 @@ CREATE INDEX pull_sources_due ON pull_sources(next_run_at);
 
 -- The same transaction seen through the bank's export and through the watcher's API.
 CREATE INDEX statement_lines_bank_ref ON statement_lines(account_id, UPPER(bank_ref));
+
+-- Payments allocated from their memo or by hand, recent first: the transfers a repeat is
+-- compared with (a repeat of a payment allocated by its code names the same code).
+CREATE INDEX allocations_not_by_code ON allocations(school_id, created_at) WHERE method <> 'payment_code';

@@ -12,13 +12,15 @@
 //! 2. `same_transfer_repeated`: another payment within the window has the same amount, the same
 //!    memo once bank wrapping and filler words are removed (at least [`MIN_MEMO_WORDS`] words
 //!    left, so "hoc phi" alone never decides), the same sender name when both are known, and
-//!    was allocated.
+//!    was allocated from its memo or by hand (one allocated by a payment code is rule 1's: a
+//!    repeat of it names the same code).
 //!
 //! The nearest in time wins; ties go to the lower payment id.
 
 use crate::domain::money::Vnd;
 use crate::recon::memo;
 use chrono::{DateTime, Duration, Utc};
+use std::collections::HashMap;
 
 /// Two payments further apart than this are not a duplicate.
 pub const DUPLICATE_WINDOW_DAYS: i64 = 7;
@@ -33,8 +35,10 @@ pub struct Booked {
     pub amount: Vnd,
     pub memo: String,
     pub payer_name: Option<String>,
-    /// Invoices it pays (allocations that still stand).
+    /// Invoices it pays among those an arrival names (allocations that still stand).
     pub invoice_ids: Vec<i64>,
+    /// It pays some invoice (allocations that still stand).
+    pub allocated: bool,
 }
 
 /// The transfer in review.
@@ -117,47 +121,81 @@ fn same_name(a: Option<&str>, b: Option<&str>) -> bool {
     }
 }
 
-/// The booked payment the arrival repeats, if any.
-pub fn twin_of(arrival: &Arrival<'_>, booked: &[Booked]) -> Option<Twin> {
-    let window = Duration::days(DUPLICATE_WINDOW_DAYS);
-    let near = |b: &&Booked| {
-        b.payment_id != arrival.payment_id
-            && (b.received_at - arrival.received_at).abs() <= window
-            && !b.invoice_ids.is_empty()
-    };
-    let distance = |b: &Booked| ((b.received_at - arrival.received_at).abs(), b.payment_id);
-    let by_invoice = booked
-        .iter()
-        .filter(near)
-        .filter_map(|b| {
-            arrival
-                .closed_named
-                .iter()
-                .find(|(id, _)| b.invoice_ids.contains(id))
-                .map(|(_, code)| (b, code))
-        })
-        .min_by_key(|(b, _)| distance(b));
-    if let Some((b, code)) = by_invoice {
-        return Some(Twin::SameInvoice {
-            payment_id: b.payment_id,
-            received_at: b.received_at,
-            code: code.clone(),
-        });
+/// Booked payments, indexed by the invoices they pay and by (amount, memo words), so each
+/// arrival is looked up, not compared with every booked payment.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    booked: Vec<Booked>,
+    by_invoice: HashMap<i64, Vec<usize>>,
+    by_transfer: HashMap<(i64, String), Vec<usize>>,
+}
+
+impl Ledger {
+    pub fn new(booked: Vec<Booked>) -> Self {
+        let mut ledger = Ledger::default();
+        for (i, b) in booked.iter().enumerate() {
+            for id in &b.invoice_ids {
+                ledger.by_invoice.entry(*id).or_default().push(i);
+            }
+            if let Some(key) = memo_key(&b.memo) {
+                ledger
+                    .by_transfer
+                    .entry((b.amount.dong(), key))
+                    .or_default()
+                    .push(i);
+            }
+        }
+        ledger.booked = booked;
+        ledger
     }
-    let key = memo_key(arrival.memo)?;
-    booked
-        .iter()
-        .filter(near)
-        .filter(|b| {
-            b.amount == arrival.amount
-                && same_name(b.payer_name.as_deref(), arrival.payer_name)
-                && memo_key(&b.memo).as_deref() == Some(key.as_str())
-        })
-        .min_by_key(|b| distance(b))
-        .map(|b| Twin::SameTransfer {
-            payment_id: b.payment_id,
-            received_at: b.received_at,
-        })
+
+    /// The booked payment the arrival repeats, if any.
+    pub fn twin_of(&self, arrival: &Arrival<'_>) -> Option<Twin> {
+        let window = Duration::days(DUPLICATE_WINDOW_DAYS);
+        let near = |b: &&Booked| {
+            b.payment_id != arrival.payment_id
+                && (b.received_at - arrival.received_at).abs() <= window
+                && b.allocated
+        };
+        let distance = |b: &Booked| ((b.received_at - arrival.received_at).abs(), b.payment_id);
+        let by_invoice = arrival
+            .closed_named
+            .iter()
+            .flat_map(|(id, code)| {
+                self.by_invoice
+                    .get(id)
+                    .into_iter()
+                    .flatten()
+                    .map(move |i| (&self.booked[*i], code))
+            })
+            .filter(|(b, _)| near(b))
+            .min_by_key(|(b, _)| distance(b));
+        if let Some((b, code)) = by_invoice {
+            return Some(Twin::SameInvoice {
+                payment_id: b.payment_id,
+                received_at: b.received_at,
+                code: code.clone(),
+            });
+        }
+        let key = memo_key(arrival.memo)?;
+        self.by_transfer
+            .get(&(arrival.amount.dong(), key))
+            .into_iter()
+            .flatten()
+            .map(|i| &self.booked[*i])
+            .filter(near)
+            .filter(|b| same_name(b.payer_name.as_deref(), arrival.payer_name))
+            .min_by_key(|b| distance(b))
+            .map(|b| Twin::SameTransfer {
+                payment_id: b.payment_id,
+                received_at: b.received_at,
+            })
+    }
+}
+
+/// The booked payment the arrival repeats, if any (one look-up; see [`Ledger`] for many).
+pub fn twin_of(arrival: &Arrival<'_>, booked: &[Booked]) -> Option<Twin> {
+    Ledger::new(booked.to_vec()).twin_of(arrival)
 }
 
 #[cfg(test)]
@@ -178,6 +216,7 @@ mod tests {
             memo: memo.into(),
             payer_name: None,
             invoice_ids: invoices.to_vec(),
+            allocated: !invoices.is_empty(),
         }
     }
 
@@ -280,7 +319,7 @@ mod tests {
             if let Some(t) = twin_of(&a, &booked) {
                 let b = booked.iter().find(|b| b.payment_id == t.payment_id()).unwrap();
                 prop_assert!((b.received_at - a.received_at).abs() <= Duration::days(DUPLICATE_WINDOW_DAYS));
-                prop_assert!(!b.invoice_ids.is_empty());
+                prop_assert!(b.allocated);
                 prop_assert_ne!(b.payment_id, a.payment_id);
             }
         }

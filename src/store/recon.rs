@@ -794,14 +794,17 @@ async fn twins(
         })
         .collect();
     let all_codes: BTreeSet<&String> = named.iter().flatten().collect();
-    let mut paid_by: HashMap<String, (i64, Vec<i64>)> = HashMap::new();
+    // code → (invoice id, payments paying it); the payments found either way, by id.
+    let mut paid_by: HashMap<String, i64> = HashMap::new();
+    let mut booked: HashMap<i64, Booked> = HashMap::new();
     let codes: Vec<&String> = all_codes.into_iter().collect();
     for chunk in codes.chunks(500) {
         let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
         let sql = format!(
-            "SELECT i.id AS invoice_id, i.payment_code, a.payment_id FROM invoices i JOIN allocations a ON a.invoice_id = i.id
+            "SELECT i.id AS invoice_id, i.payment_code, a.payment_id, p.received_at
+             FROM invoices i JOIN allocations a ON a.invoice_id = i.id JOIN payments p ON p.id = a.payment_id
              WHERE i.school_id = $1 AND i.payment_code IN ({})
-             GROUP BY i.id, i.payment_code, a.payment_id HAVING SUM(a.amount) > 0",
+             GROUP BY i.id, i.payment_code, a.payment_id, p.received_at HAVING SUM(a.amount) > 0",
             list.join(",")
         );
         let mut q = sqlx::query(&sql).bind(school.id);
@@ -809,15 +812,28 @@ async fn twins(
             q = q.bind(c.as_str());
         }
         for r in q.fetch_all(&mut **tx).await? {
-            let e = paid_by
-                .entry(r.try_get("payment_code")?)
-                .or_insert((r.try_get("invoice_id")?, vec![]));
-            e.1.push(r.try_get("payment_id")?);
+            let invoice_id: i64 = r.try_get("invoice_id")?;
+            let payment_id: i64 = r.try_get("payment_id")?;
+            let at: String = r.try_get("received_at")?;
+            paid_by.insert(r.try_get("payment_code")?, invoice_id);
+            booked
+                .entry(payment_id)
+                .or_insert(Booked {
+                    payment_id,
+                    received_at: parse_time(&at)?,
+                    amount: Vnd::ZERO,
+                    memo: String::new(),
+                    payer_name: None,
+                    invoice_ids: vec![],
+                    allocated: true,
+                })
+                .invoice_ids
+                .push(invoice_id);
         }
     }
-    // Booked payments that may be twins: those paying a named invoice, and those with the
-    // amount of a transfer whose memo can decide, near in time.
-    let mut ids: BTreeSet<i64> = paid_by.values().flat_map(|(_, p)| p.clone()).collect();
+    // Transfers that may be repeated: the amount of one whose memo can decide, near in time,
+    // allocated from the memo or by hand (a repeat of a payment allocated by its code names the
+    // same code, found above).
     let window = chrono::Duration::days(DUPLICATE_WINDOW_DAYS);
     let repeatable: Vec<&&ToReconcile> = arriving
         .iter()
@@ -828,81 +844,54 @@ async fn twins(
         repeatable.iter().map(|p| p.received_at).max(),
     ) {
         let amounts: BTreeSet<i64> = repeatable.iter().map(|p| p.amount.dong()).collect();
-        let amounts: Vec<i64> = amounts.into_iter().collect();
-        for chunk in amounts.chunks(500) {
-            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 4)).collect();
-            let sql = format!(
-                "SELECT p.id FROM payments p WHERE p.school_id = $1 AND p.received_at >= $2 AND p.received_at <= $3
-                   AND p.amount IN ({}) AND EXISTS (SELECT 1 FROM allocations a WHERE a.payment_id = p.id)",
-                list.join(",")
-            );
-            let mut q = sqlx::query_scalar::<_, i64>(&sql)
-                .bind(school.id)
-                .bind(super::format_time(lo - window))
-                .bind(super::format_time(hi + window));
-            for a in chunk {
-                q = q.bind(*a);
+        // Allocated after they were received: the partial index on allocations not made by a
+        // code finds the few candidates without reading the window's payments.
+        let rows = sqlx::query(
+            "SELECT p.id, p.received_at, p.amount, p.memo, p.payer_name FROM payments p
+             WHERE p.id IN (SELECT a.payment_id FROM allocations a
+                            WHERE a.school_id = $1 AND a.method <> 'payment_code' AND a.created_at >= $2)
+               AND p.received_at >= $2 AND p.received_at <= $3",
+        )
+        .bind(school.id)
+        .bind(super::format_time(lo - window))
+        .bind(super::format_time(hi + window))
+        .fetch_all(&mut **tx)
+        .await?;
+        for r in rows {
+            let amount: i64 = r.try_get("amount")?;
+            if !amounts.contains(&amount) {
+                continue;
             }
-            ids.extend(q.fetch_all(&mut **tx).await?);
+            let id: i64 = r.try_get("id")?;
+            let at: String = r.try_get("received_at")?;
+            let b = booked.entry(id).or_insert(Booked {
+                payment_id: id,
+                received_at: parse_time(&at)?,
+                amount: Vnd::ZERO,
+                memo: String::new(),
+                payer_name: None,
+                invoice_ids: vec![],
+                allocated: true,
+            });
+            b.amount = Vnd::new(amount).map_err(|e| Error::Internal(e.to_string()))?;
+            b.memo = r.try_get::<Option<String>, _>("memo")?.unwrap_or_default();
+            b.payer_name = r.try_get("payer_name")?;
         }
     }
     for p in arriving {
-        ids.remove(&p.id);
+        booked.remove(&p.id);
     }
-    if ids.is_empty() {
+    if booked.is_empty() {
         return Ok(HashMap::new());
-    }
-    let ids: Vec<i64> = ids.into_iter().collect();
-    let mut booked: HashMap<i64, Booked> = HashMap::new();
-    for chunk in ids.chunks(500) {
-        let list: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "SELECT id, received_at, amount, memo, payer_name FROM payments WHERE id IN ({})",
-            list.join(",")
-        );
-        let mut q = sqlx::query(&sql);
-        for id in chunk {
-            q = q.bind(*id);
-        }
-        for r in q.fetch_all(&mut **tx).await? {
-            let at: String = r.try_get("received_at")?;
-            let id: i64 = r.try_get("id")?;
-            booked.insert(
-                id,
-                Booked {
-                    payment_id: id,
-                    received_at: parse_time(&at)?,
-                    amount: Vnd::new(r.try_get("amount")?)
-                        .map_err(|e| Error::Internal(e.to_string()))?,
-                    memo: r.try_get::<Option<String>, _>("memo")?.unwrap_or_default(),
-                    payer_name: r.try_get("payer_name")?,
-                    invoice_ids: vec![],
-                },
-            );
-        }
-    }
-    for (payment_id, invoice_id) in by_payment(
-        tx,
-        "SELECT payment_id, invoice_id AS value FROM allocations GROUP BY payment_id, invoice_id HAVING SUM(amount) > 0 AND payment_id IN",
-        &ids,
-    )
-    .await?
-    {
-        if let Some(b) = booked.get_mut(&payment_id) {
-            b.invoice_ids.push(invoice_id);
-        }
     }
     let mut booked: Vec<Booked> = booked.into_values().collect();
     booked.sort_by_key(|b| b.payment_id);
+    let ledger = duplicates::Ledger::new(booked);
     let mut out = HashMap::new();
     for (p, codes) in arriving.iter().zip(&named) {
         let closed: Vec<(i64, String)> = codes
             .iter()
-            .filter_map(|c| {
-                paid_by
-                    .get(c)
-                    .map(|(invoice_id, _)| (*invoice_id, c.clone()))
-            })
+            .filter_map(|c| paid_by.get(c).map(|invoice_id| (*invoice_id, c.clone())))
             .filter(|(invoice_id, _)| !open.contains_key(invoice_id))
             .collect();
         let arrival = Arrival {
@@ -913,7 +902,7 @@ async fn twins(
             payer_name: p.payer_name.as_deref(),
             closed_named: &closed,
         };
-        if let Some(twin) = duplicates::twin_of(&arrival, &booked) {
+        if let Some(twin) = ledger.twin_of(&arrival) {
             out.insert(p.id, twin);
         }
     }

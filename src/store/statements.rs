@@ -575,6 +575,22 @@ async fn imported_from_elsewhere(
     account_id: i64,
     lines: &[Line<'_>],
 ) -> Result<BTreeSet<String>> {
+    // Most accounts are only ever read one way: then there is nothing to look for.
+    let from_files = lines.iter().any(|l| is_file_key(&l.key));
+    let other_kind = if from_files {
+        "(line_key >= 'casso:' AND line_key < 'casso;') OR (line_key >= 'sepay:' AND line_key < 'sepay;')"
+    } else {
+        "(line_key >= 'ref:' AND line_key < 'ref;') OR (line_key >= 'sha:' AND line_key < 'sha;')"
+    };
+    let any: Option<i64> = sqlx::query_scalar(&format!(
+        "SELECT id FROM statement_lines WHERE account_id = $1 AND ({other_kind}) LIMIT 1"
+    ))
+    .bind(account_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if any.is_none() {
+        return Ok(BTreeSet::new());
+    }
     let with_ref: Vec<(&Line, String)> = lines
         .iter()
         .filter_map(|l| {

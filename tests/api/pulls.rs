@@ -363,6 +363,30 @@ async fn sepay_flow(app: TestApp) {
         1
     );
 
+    // The bank's own export of the same day, imported later: the pulled transaction is
+    // recognised by reference, amount and direction; only the line nobody listed is new.
+    let csv = "STT,Ngày giao dịch,Số tham chiếu,Số tiền ghi nợ,Số tiền ghi có,Số dư,Mô tả\n\
+        1,03/09/2025,FT259002,,1.235.000,53.575.000,\"IBFT QD3CFPSA NGUYEN VAN BO chuyen tien hoc phi\"\n\
+        2,03/09/2025,FT25NEW1,,777.000,54.352.000,\"ung ho quy khuyen hoc\"\n";
+    let (s, r) = app
+        .post_raw(
+            &format!(
+                "/api/v1/schools/{}/accounts/{receiving}/statements?format=vietcombank",
+                sc.school_id
+            ),
+            &sc.accountant,
+            "text/csv",
+            csv.as_bytes().to_vec(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    assert_eq!(
+        (r["already_imported"].clone(), r["created"].clone()),
+        (json!(1), json!(1)),
+        "{r}"
+    );
+    assert_eq!(app.count("payments").await, 4);
+
     // The next run resumes after the last transaction; nothing new, nothing booked.
     standin.with(|sc| sc.seen.clear());
     let (s, r) = app.post(&run, &sc.accountant, json!({})).await;
@@ -388,7 +412,7 @@ async fn sepay_flow(app: TestApp) {
         (json!(4), json!(4)),
         "{r}"
     );
-    assert_eq!(app.count("payments").await, 3);
+    assert_eq!(app.count("payments").await, 4);
 
     // A refused key is not retried; the source backs off and says why.
     standin.with(|sc| {
