@@ -259,6 +259,7 @@ impl Decision {
 #[derive(Debug, Clone)]
 struct Inv {
     id: i64,
+    code: PaymentCode,
     student: usize,
     open: Vnd,
 }
@@ -430,6 +431,7 @@ impl Index {
                 index.by_code.insert(inv.code.as_str().to_string(), i);
                 index.invoices.push(Inv {
                     id: inv.invoice_id,
+                    code: inv.code,
                     student: s,
                     open: inv.open,
                 });
@@ -495,6 +497,11 @@ impl Index {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// An invoice's payment code (`None` if the index never held it).
+    pub fn code(&self, invoice_id: i64) -> Option<&PaymentCode> {
+        self.by_id.get(&invoice_id).map(|&i| &self.invoices[i].code)
     }
 
     /// What is still owed on an invoice (`None` if the index never held it).

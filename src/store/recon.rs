@@ -141,12 +141,15 @@ async fn open_invoices_of(tx: &mut Tx, school: &School) -> Result<Vec<OpenInvoic
     Ok(out)
 }
 
-fn views(allocations: &[(i64, Vnd)], codes: &HashMap<i64, String>) -> Vec<SuggestedAllocation> {
+fn views(allocations: &[(i64, Vnd)], index: &Index) -> Vec<SuggestedAllocation> {
     allocations
         .iter()
         .map(|(id, amount)| SuggestedAllocation {
             invoice_id: *id,
-            payment_code: codes.get(id).cloned().unwrap_or_default(),
+            payment_code: index
+                .code(*id)
+                .map(|c| c.as_str().to_string())
+                .unwrap_or_default(),
             amount: *amount,
         })
         .collect()
@@ -491,10 +494,6 @@ pub(super) async fn reconcile_in(
     .into_iter()
     .collect();
     let invoices = open_invoices_of(tx, school).await?;
-    let codes: HashMap<i64, String> = invoices
-        .iter()
-        .map(|i| (i.invoice_id, i.code.as_str().to_string()))
-        .collect();
     let mut index = Index::build(&prefix, invoices);
 
     let mut allocations: Vec<(i64, i64, Vnd)> = Vec::new();
@@ -537,7 +536,7 @@ pub(super) async fn reconcile_in(
                 decided.insert(
                     p.id,
                     Reconciled::Allocated {
-                        allocations: views(&chosen, &codes),
+                        allocations: views(&chosen, &index),
                         evidence,
                     },
                 );
@@ -549,7 +548,7 @@ pub(super) async fn reconcile_in(
                 let shown: Vec<SuggestionView> = suggestions
                     .iter()
                     .map(|s| SuggestionView {
-                        allocations: views(&s.allocations, &codes),
+                        allocations: views(&s.allocations, &index),
                         evidence: s.describe(),
                         strength: words(&s.strength),
                     })
@@ -564,7 +563,7 @@ pub(super) async fn reconcile_in(
             .iter()
             .filter_map(|(id, ..)| todo.iter().find(|p| p.id == *id).copied())
             .collect();
-        let found = twins(tx, school, &prefix, &arriving, &codes).await?;
+        let found = twins(tx, school, &prefix, &arriving, &index).await?;
         for (payment_id, kind, reason, _) in reviews.iter_mut() {
             if let Some(twin) = found.get(payment_id) {
                 *kind = "duplicate".to_string();
@@ -774,14 +773,14 @@ fn parse_time(stored: &str) -> Result<DateTime<Utc>> {
 }
 
 /// For each payment of `arriving` (all in review) that repeats a payment already booked, the
-/// booked one (rules in [`crate::recon::duplicates`]). `open` holds the school's open invoices
-/// (id → code): a code named that is not among them is of a closed invoice.
+/// booked one (rules in [`crate::recon::duplicates`]). `open` indexes the school's open
+/// invoices: a code named that is not among them is of a closed invoice.
 async fn twins(
     tx: &mut Tx,
     school: &School,
     prefix: &SchoolPrefix,
     arriving: &[&ToReconcile],
-    open: &HashMap<i64, String>,
+    open: &Index,
 ) -> Result<HashMap<i64, Twin>> {
     // Invoices named by code, with the payments that pay them.
     let named: Vec<Vec<String>> = arriving
@@ -892,7 +891,7 @@ async fn twins(
         let closed: Vec<(i64, String)> = codes
             .iter()
             .filter_map(|c| paid_by.get(c).map(|invoice_id| (*invoice_id, c.clone())))
-            .filter(|(invoice_id, _)| !open.contains_key(invoice_id))
+            .filter(|(invoice_id, _)| open.open(*invoice_id).is_none())
             .collect();
         let arrival = Arrival {
             payment_id: p.id,

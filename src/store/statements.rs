@@ -194,7 +194,7 @@ impl Store {
         };
         let mut tx = self.begin().await?;
         lock_ledger(&mut tx, school.id).await?;
-        let keys: Vec<String> = lines.iter().map(|l| l.key.clone()).collect();
+        let keys: Vec<&str> = lines.iter().map(|l| l.key.as_str()).collect();
         let known = known_keys(&mut tx, account.id, &keys).await?;
         let elsewhere = imported_from_elsewhere(&mut tx, account.id, &lines).await?;
         let (new, old): (Vec<&Line>, Vec<&Line>) = lines
@@ -512,7 +512,7 @@ impl Store {
 }
 
 /// Which of `keys` this account's earlier statements already hold.
-async fn known_keys(tx: &mut Tx, account_id: i64, keys: &[String]) -> Result<BTreeSet<String>> {
+async fn known_keys(tx: &mut Tx, account_id: i64, keys: &[&str]) -> Result<BTreeSet<String>> {
     let mut out = BTreeSet::new();
     for chunk in keys.chunks(500) {
         let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
