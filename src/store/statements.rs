@@ -27,6 +27,10 @@ use utoipa::ToSchema;
 
 /// A notification and its statement line are at most this far apart in time.
 pub const MATCH_WINDOW_HOURS: i64 = 48;
+/// A credit with a notification's bank reference is tied to it, and reviewed, when the amounts
+/// differ by at most this share of the notified amount (a fee kept on the way); beyond, it is
+/// another transfer.
+pub const MAX_REFERENCE_DIFFERENCE_PERCENT: i64 = 5;
 /// A watched-account notification with no statement line this long after it is flagged.
 pub const SETTLEMENT_WINDOW_HOURS: i64 = 24;
 
@@ -229,7 +233,7 @@ impl Store {
         let mut matched: HashMap<usize, (i64, &'static str)> = HashMap::new();
         let mut taken: BTreeSet<i64> = BTreeSet::new();
         // A pulled transaction already notified: its payment carries the same sender key.
-        let mut differing: Vec<(i64, String)> = Vec::new();
+        let mut differing: Vec<(i64, &'static str, String)> = Vec::new();
         if let Some(provider) = pulled_from {
             let refs: Vec<String> = new
                 .iter()
@@ -249,6 +253,7 @@ impl Store {
                     if *amount != l.line.amount.dong() {
                         differing.push((
                             *id,
+                            "amount_mismatch",
                             format!(
                                 "the sender's transaction list says {} for this transaction; its notification said {}",
                                 l.line.amount, Vnd::new(*amount).unwrap_or(Vnd::ZERO)
@@ -275,8 +280,45 @@ impl Store {
                         && (c.amount == l.amount.dong() || c.amount - c.fees == l.amount.dong())
                 })
             });
+            // The same bank reference with another amount, close to it: the same transfer, with
+            // a fee the payment does not record (or another difference). Tied, and reviewed.
+            let by_ref_differing = || {
+                l.bank_ref.as_deref().and_then(|r| {
+                    candidates.iter().find(|c| {
+                        !taken.contains(&c.id)
+                            && c.bank_ref
+                                .as_deref()
+                                .is_some_and(|b| b.eq_ignore_ascii_case(r.trim()))
+                            && (c.received_at - l.booked_at).abs() <= window
+                            && (c.amount - l.amount.dong()).abs() * 100
+                                <= c.amount * MAX_REFERENCE_DIFFERENCE_PERCENT
+                    })
+                })
+            };
             let found = match by_ref {
                 Some(c) => Some((c, "matched_reference")),
+                None if by_ref_differing().is_some() => {
+                    let c = by_ref_differing().unwrap_or_else(|| unreachable!("just found"));
+                    let (credited, notified) = (l.amount, Vnd::new(c.amount).unwrap_or(Vnd::ZERO));
+                    differing.push(if c.amount > l.amount.dong() {
+                        (
+                            c.id,
+                            "fee_mismatch",
+                            format!(
+                                "the bank credited {credited} for a payment of {notified}: {} was kept on the way, and the payment records {} of fees",
+                                Vnd::new(c.amount - l.amount.dong()).unwrap_or(Vnd::ZERO),
+                                Vnd::new(c.fees).unwrap_or(Vnd::ZERO)
+                            ),
+                        )
+                    } else {
+                        (
+                            c.id,
+                            "amount_mismatch",
+                            format!("the bank credited {credited}; the notification said {notified}"),
+                        )
+                    });
+                    Some((c, "matched_reference"))
+                }
                 None => candidates
                     .iter()
                     .filter(|c| {
@@ -480,17 +522,8 @@ impl Store {
                 .await?;
             }
         }
-        for (payment_id, reason) in &differing {
-            open_exception(
-                &mut tx,
-                actor,
-                school,
-                *payment_id,
-                "amount_mismatch",
-                reason,
-                &[],
-            )
-            .await?;
+        for (payment_id, kind, reason) in &differing {
+            open_exception(&mut tx, actor, school, *payment_id, kind, reason, &[]).await?;
         }
         audit::record(
             &mut tx,

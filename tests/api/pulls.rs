@@ -467,6 +467,58 @@ async fn sepay_flow(app: TestApp) {
         (StatusCode::CONFLICT, json!("pull_disabled"))
     );
 
+    // A notified transfer the bank credited short, under the same reference: the same money,
+    // with a fee kept on the way. Tied to its payment and reviewed, never booked a second time.
+    let short = sepay_txn(
+        9100,
+        "2025-09-05 08:00:00",
+        "ung ho quy lop 6A1",
+        500_000,
+        0,
+    );
+    assert_eq!(
+        sepay_webhook(&app, &hook, &key, &short).await,
+        StatusCode::OK
+    );
+    let before = app.count("payments").await;
+    let csv = "STT,Ngày giao dịch,Số tham chiếu,Số tiền ghi nợ,Số tiền ghi có,Số dư,Mô tả\n\
+        1,05/09/2025,FT259100,,489.000,60.000.000,\"ung ho quy lop 6A1\"\n";
+    let (s, r) = app
+        .post_raw(
+            &format!(
+                "/api/v1/schools/{}/accounts/{receiving}/statements?format=vietcombank",
+                sc.school_id
+            ),
+            &sc.accountant,
+            "text/csv",
+            csv.as_bytes().to_vec(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    assert_eq!(
+        (r["matched_by_reference"].clone(), r["created"].clone()),
+        (json!(1), json!(0)),
+        "{r}"
+    );
+    assert_eq!(app.count("payments").await, before);
+    let (_, queue) = app
+        .get(
+            &format!("/api/v1/schools/{}/exceptions", sc.school_id),
+            &sc.accountant,
+        )
+        .await;
+    let e = queue["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|e| e["kind"] == "fee_mismatch")
+        .cloned()
+        .unwrap_or_else(|| panic!("a fee_mismatch exception: {queue}"));
+    assert!(
+        e["reason"].as_str().expect("reason").contains("11.000"),
+        "{e}"
+    );
+
     let (_, chains) = app.get("/api/v1/audit/verify", ADMIN).await;
     for chain in chains.as_array().expect("chains") {
         assert_eq!(chain["intact"], true, "{chains}");
