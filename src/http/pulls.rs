@@ -7,7 +7,7 @@ use super::provider_accounts::{account_in_scope, secret_bytes};
 use super::AppState;
 use crate::domain::access::{Caller, Role};
 use crate::error::{Error, ErrorBody, Result};
-use crate::pull::feed::{valid_cursor, Feed};
+use crate::pull::feed::{same_account, valid_cursor, Feed};
 use crate::pull::{RunReport, MAX_INTERVAL_SECONDS, MIN_INTERVAL_SECONDS};
 use crate::store::pulls::{PullSettings, PullSource};
 use axum::extract::State;
@@ -95,11 +95,6 @@ async fn set_pull(
             ),
         )
     })?;
-    let digits = |s: &str| {
-        s.chars()
-            .filter(char::is_ascii_alphanumeric)
-            .collect::<String>()
-    };
     let receiving = st.store.school_accounts(account.school_id).await?;
     let target = match b.account_id {
         Some(aid) => receiving
@@ -108,7 +103,7 @@ async fn set_pull(
             .ok_or(Error::not_found("account_not_found", "receiving account"))?,
         None => receiving
             .iter()
-            .find(|a| digits(&a.account_number) == digits(&account.account))
+            .find(|a| same_account(&a.account_number, &account.account))
             .ok_or_else(|| {
                 Error::invalid(
                     "no_receiving_account",
@@ -119,7 +114,7 @@ async fn set_pull(
                 )
             })?,
     };
-    if digits(&target.account_number) != digits(&account.account) {
+    if !same_account(&target.account_number, &account.account) {
         return Err(Error::invalid(
             "pull_account_mismatch",
             format!(

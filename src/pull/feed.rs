@@ -189,7 +189,8 @@ pub fn valid_cursor(feed: Feed, cursor: &str) -> bool {
     }
 }
 
-fn same_account(a: &str, b: &str) -> bool {
+/// Two writings of one bank account number: spaces, dots and dashes do not count.
+pub fn same_account(a: &str, b: &str) -> bool {
     let digits = |s: &str| -> String { s.chars().filter(|c| c.is_ascii_alphanumeric()).collect() };
     digits(a).eq_ignore_ascii_case(&digits(b))
 }

@@ -815,17 +815,7 @@ async fn twins(
             let payment_id: i64 = r.try_get("payment_id")?;
             let at: String = r.try_get("received_at")?;
             paid_by.insert(r.try_get("payment_code")?, invoice_id);
-            booked
-                .entry(payment_id)
-                .or_insert(Booked {
-                    payment_id,
-                    received_at: parse_time(&at)?,
-                    amount: Vnd::ZERO,
-                    memo: String::new(),
-                    payer_name: None,
-                    invoice_ids: vec![],
-                    allocated: true,
-                })
+            booked_entry(&mut booked, payment_id, &at)?
                 .invoice_ids
                 .push(invoice_id);
         }
@@ -863,15 +853,7 @@ async fn twins(
             }
             let id: i64 = r.try_get("id")?;
             let at: String = r.try_get("received_at")?;
-            let b = booked.entry(id).or_insert(Booked {
-                payment_id: id,
-                received_at: parse_time(&at)?,
-                amount: Vnd::ZERO,
-                memo: String::new(),
-                payer_name: None,
-                invoice_ids: vec![],
-                allocated: true,
-            });
+            let b = booked_entry(&mut booked, id, &at)?;
             b.amount = Vnd::new(amount).map_err(|e| Error::Internal(e.to_string()))?;
             b.memo = r.try_get::<Option<String>, _>("memo")?.unwrap_or_default();
             b.payer_name = r.try_get("payer_name")?;
@@ -906,4 +888,25 @@ async fn twins(
         }
     }
     Ok(out)
+}
+
+/// The allocated payment `id` (received at `at`) among `booked`, added bare on first sight; what
+/// each query learns of it is filled in by that query.
+fn booked_entry<'a>(
+    booked: &'a mut HashMap<i64, Booked>,
+    id: i64,
+    at: &str,
+) -> Result<&'a mut Booked> {
+    Ok(match booked.entry(id) {
+        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::hash_map::Entry::Vacant(e) => e.insert(Booked {
+            payment_id: id,
+            received_at: parse_time(at)?,
+            amount: Vnd::ZERO,
+            memo: String::new(),
+            payer_name: None,
+            invoice_ids: vec![],
+            allocated: true,
+        }),
+    })
 }

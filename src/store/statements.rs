@@ -271,34 +271,33 @@ impl Store {
             if l.direction != Direction::Credit || matched.contains_key(&i) {
                 continue;
             }
-            let by_ref = l.bank_ref.as_deref().and_then(|r| {
-                candidates.iter().find(|c| {
-                    !taken.contains(&c.id)
-                        && c.bank_ref
+            let same_ref = |c: &&Candidate| {
+                !taken.contains(&c.id)
+                    && l.bank_ref.as_deref().is_some_and(|r| {
+                        c.bank_ref
                             .as_deref()
                             .is_some_and(|b| b.eq_ignore_ascii_case(r.trim()))
-                        && (c.amount == l.amount.dong() || c.amount - c.fees == l.amount.dong())
-                })
-            });
+                    })
+            };
+            let by_ref = candidates
+                .iter()
+                .filter(same_ref)
+                .find(|c| c.amount == l.amount.dong() || c.amount - c.fees == l.amount.dong());
             // The same bank reference with another amount, close to it: the same transfer, with
             // a fee the payment does not record (or another difference). Tied, and reviewed.
             let by_ref_differing = || {
-                l.bank_ref.as_deref().and_then(|r| {
-                    candidates.iter().find(|c| {
-                        !taken.contains(&c.id)
-                            && c.bank_ref
-                                .as_deref()
-                                .is_some_and(|b| b.eq_ignore_ascii_case(r.trim()))
-                            && (c.received_at - l.booked_at).abs() <= window
-                            && (c.amount - l.amount.dong()).abs() * 100
-                                <= c.amount * MAX_REFERENCE_DIFFERENCE_PERCENT
-                    })
+                candidates.iter().filter(same_ref).find(|c| {
+                    (c.received_at - l.booked_at).abs() <= window
+                        && (c.amount - l.amount.dong()).abs() * 100
+                            <= c.amount * MAX_REFERENCE_DIFFERENCE_PERCENT
                 })
             };
-            let found = match by_ref {
-                Some(c) => Some((c, "matched_reference")),
-                None if by_ref_differing().is_some() => {
-                    let c = by_ref_differing().unwrap_or_else(|| unreachable!("just found"));
+            let found = match by_ref
+                .map(|c| (c, true))
+                .or_else(|| by_ref_differing().map(|c| (c, false)))
+            {
+                Some((c, true)) => Some((c, "matched_reference")),
+                Some((c, false)) => {
                     let (credited, notified) = (l.amount, Vnd::new(c.amount).unwrap_or(Vnd::ZERO));
                     differing.push(if c.amount > l.amount.dong() {
                         (

@@ -169,6 +169,23 @@ async fn receiving_account(app: &TestApp, sc: &School) -> i64 {
     acct["id"].as_i64().expect("id")
 }
 
+/// Imports a Vietcombank-layout statement of the receiving account; its report.
+async fn import_statement(app: &TestApp, sc: &School, receiving: i64, csv: &str) -> Value {
+    let (s, r) = app
+        .post_raw(
+            &format!(
+                "/api/v1/schools/{}/accounts/{receiving}/statements?format=vietcombank",
+                sc.school_id
+            ),
+            &sc.accountant,
+            "text/csv",
+            csv.as_bytes().to_vec(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    r
+}
+
 async fn put(app: &TestApp, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
     app.call(Method::PUT, path, Some(token), Some(&body)).await
 }
@@ -368,18 +385,7 @@ async fn sepay_flow(app: TestApp) {
     let csv = "STT,Ngày giao dịch,Số tham chiếu,Số tiền ghi nợ,Số tiền ghi có,Số dư,Mô tả\n\
         1,03/09/2025,FT259002,,1.235.000,53.575.000,\"IBFT QD3CFPSA NGUYEN VAN BO chuyen tien hoc phi\"\n\
         2,03/09/2025,FT25NEW1,,777.000,54.352.000,\"ung ho quy khuyen hoc\"\n";
-    let (s, r) = app
-        .post_raw(
-            &format!(
-                "/api/v1/schools/{}/accounts/{receiving}/statements?format=vietcombank",
-                sc.school_id
-            ),
-            &sc.accountant,
-            "text/csv",
-            csv.as_bytes().to_vec(),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{r}");
+    let r = import_statement(&app, &sc, receiving, csv).await;
     assert_eq!(
         (r["already_imported"].clone(), r["created"].clone()),
         (json!(1), json!(1)),
@@ -483,18 +489,7 @@ async fn sepay_flow(app: TestApp) {
     let before = app.count("payments").await;
     let csv = "STT,Ngày giao dịch,Số tham chiếu,Số tiền ghi nợ,Số tiền ghi có,Số dư,Mô tả\n\
         1,05/09/2025,FT259100,,489.000,60.000.000,\"ung ho quy lop 6A1\"\n";
-    let (s, r) = app
-        .post_raw(
-            &format!(
-                "/api/v1/schools/{}/accounts/{receiving}/statements?format=vietcombank",
-                sc.school_id
-            ),
-            &sc.accountant,
-            "text/csv",
-            csv.as_bytes().to_vec(),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{r}");
+    let r = import_statement(&app, &sc, receiving, csv).await;
     assert_eq!(
         (r["matched_by_reference"].clone(), r["created"].clone()),
         (json!(1), json!(0)),
