@@ -153,7 +153,9 @@ async fn recorded_refs(
                 "SELECT id, school_id, amount, provider_ref FROM payments WHERE provider = $1 AND provider_ref IN ({})",
                 list.join(",")
             );
-            let mut q = sqlx::query(&sql).bind(provider);
+            // Planned each time with the values at hand: a plan cached while the table was
+            // small reads every payment of the provider instead of probing both key columns.
+            let mut q = sqlx::query(&sql).persistent(false).bind(provider);
             for r in chunk {
                 q = q.bind(*r);
             }
