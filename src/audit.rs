@@ -10,7 +10,7 @@ use crate::store::{now, Store, Tx};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use utoipa::ToSchema;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +79,78 @@ pub async fn record(tx: &mut Tx, chain: &Chain, entry: Entry<'_>) -> Result<()> 
     record_many(tx, vec![(chain.clone(), entry)]).await
 }
 
+/// How many records each chain of `entries` receives: chain key → (school, count).
+pub(crate) fn chain_counts(entries: &[(Chain, Entry<'_>)]) -> BTreeMap<String, (Option<i64>, i64)> {
+    let mut counts: BTreeMap<String, (Option<i64>, i64)> = BTreeMap::new();
+    for (chain, _) in entries {
+        counts
+            .entry(chain.key())
+            .or_insert((chain.school_id(), 0))
+            .1 += 1;
+    }
+    counts
+}
+
+/// One record ready to be written, linked to its predecessor.
+#[derive(Debug, Serialize)]
+pub(crate) struct Linked<'a> {
+    pub chain: String,
+    pub seq: i64,
+    pub school_id: Option<i64>,
+    pub at: &'a str,
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub entity: &'a str,
+    pub entity_id: Option<i64>,
+    pub details: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// Links `entries`, in order, after each chain's head. `heads` maps a chain key to the first
+/// sequence number to use and the previous hash; on return it holds each chain's new head.
+pub(crate) fn link<'a>(
+    entries: &'a [(Chain, Entry<'a>)],
+    heads: &mut HashMap<String, (i64, String)>,
+    at: &'a str,
+) -> Result<Vec<Linked<'a>>> {
+    let mut rows = Vec::with_capacity(entries.len());
+    for (chain, entry) in entries {
+        let key = chain.key();
+        let Some((seq, prev)) = heads.get_mut(&key) else {
+            return Err(crate::error::Error::Internal(format!(
+                "audit chain {key} not returned"
+            )));
+        };
+        let details = entry.details.to_string();
+        let hash = link_hash(
+            prev,
+            *seq,
+            at,
+            entry.actor,
+            entry.action,
+            entry.entity,
+            entry.entity_id,
+            &details,
+        );
+        rows.push(Linked {
+            chain: key,
+            seq: *seq,
+            school_id: chain.school_id(),
+            at,
+            actor: entry.actor,
+            action: entry.action,
+            entity: entry.entity,
+            entity_id: entry.entity_id,
+            details,
+            prev_hash: std::mem::replace(prev, hash.clone()),
+            hash,
+        });
+        *seq += 1;
+    }
+    Ok(rows)
+}
+
 /// Appends several records, in order, in three statements whatever their number: the chain heads
 /// move first (locked in key order, so concurrent writers never deadlock), then the records go
 /// in, then the heads take their new hashes.
@@ -86,13 +158,7 @@ pub async fn record_many(tx: &mut Tx, entries: Vec<(Chain, Entry<'_>)>) -> Resul
     if entries.is_empty() {
         return Ok(());
     }
-    let mut counts: std::collections::BTreeMap<String, (Option<i64>, i64)> = Default::default();
-    for (chain, _) in &entries {
-        counts
-            .entry(chain.key())
-            .or_insert((chain.school_id(), 0))
-            .1 += 1;
-    }
+    let counts = chain_counts(&entries);
     // One statement takes each chain's sequence numbers and previous hash, creating a chain on
     // its first record; the rows stay locked until commit.
     let sql = format!(
@@ -113,56 +179,26 @@ pub async fn record_many(tx: &mut Tx, entries: Vec<(Chain, Entry<'_>)>) -> Resul
         heads.insert(key, (last - n + 1, r.try_get("head")?));
     }
     let at = now();
-    let mut rows = Vec::with_capacity(entries.len());
-    for (chain, entry) in &entries {
-        let key = chain.key();
-        let Some((seq, prev)) = heads.get_mut(&key) else {
-            return Err(crate::error::Error::Internal(format!(
-                "audit chain {key} not returned"
-            )));
-        };
-        let details = entry.details.to_string();
-        let hash = link_hash(
-            prev,
-            *seq,
-            &at,
-            entry.actor,
-            entry.action,
-            entry.entity,
-            entry.entity_id,
-            &details,
-        );
-        rows.push((
-            key,
-            *seq,
-            chain.school_id(),
-            entry,
-            details,
-            prev.clone(),
-            hash.clone(),
-        ));
-        *seq += 1;
-        *prev = hash;
-    }
+    let rows = link(&entries, &mut heads, &at)?;
     for chunk in rows.chunks(crate::store::rows_per_insert(tx)) {
         let sql = format!(
             "INSERT INTO audit_log (chain, seq, school_id, at, actor, action, entity, entity_id, details, prev_hash, hash) VALUES {}",
             crate::store::values_placeholders(chunk.len(), 11)
         );
         let mut q = sqlx::query(&sql);
-        for (key, seq, school_id, entry, details, prev, hash) in chunk {
+        for r in chunk {
             q = q
-                .bind(key)
-                .bind(*seq)
-                .bind(*school_id)
-                .bind(&at)
-                .bind(entry.actor)
-                .bind(entry.action)
-                .bind(entry.entity)
-                .bind(entry.entity_id)
-                .bind(details)
-                .bind(prev)
-                .bind(hash);
+                .bind(&r.chain)
+                .bind(r.seq)
+                .bind(r.school_id)
+                .bind(r.at)
+                .bind(r.actor)
+                .bind(r.action)
+                .bind(r.entity)
+                .bind(r.entity_id)
+                .bind(&r.details)
+                .bind(&r.prev_hash)
+                .bind(&r.hash);
         }
         q.execute(&mut **tx).await?;
     }

@@ -8,7 +8,7 @@
 //! others.
 
 use super::ledger::{check_allocations, fee_rows, open_invoices, schedules_for, terms_from};
-use super::webhooks::{insert_events, NewEvent};
+use super::webhooks::{archive_limit, insert_events, NewEvent};
 use super::{format_time, now, rows_per_insert, values_placeholders, Store, Tx};
 use crate::audit::{self, Chain, Entry};
 use crate::domain::fee::Channel;
@@ -20,7 +20,7 @@ use crate::store::org::School;
 use chrono::{Datelike, Utc};
 use serde_json::json;
 use sqlx::Row;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// A payment to record on behalf of `actor`.
 #[derive(Debug, Clone)]
@@ -413,7 +413,16 @@ pub(super) async fn record_batch_in(
             *counts.entry(job.school.id).or_default() += 1;
         }
     }
-    let mut next_seq = take_receipts(tx, recorded_year, &counts).await?;
+    let postgres = !tx.backend_name().eq_ignore_ascii_case("sqlite");
+    // On PostgreSQL one statement takes the receipt numbers, the audit chains' heads (one record
+    // per payment on its school's chain) and the payments' ids; SQLite learns the ids as it
+    // inserts.
+    let (mut next_seq, prepared) = if postgres {
+        let (seq, heads, ids) = reserve_postgres(tx, recorded_year, &counts).await?;
+        (seq, Some((heads, ids)))
+    } else {
+        (take_receipts(tx, recorded_year, &counts).await?, None)
+    };
     // (item index, receipt number, sequence) of each payment to create.
     let mut creates: Vec<(usize, String, i64)> = Vec::new();
     for (idx, (item, plan)) in items.iter().zip(&plans).enumerate() {
@@ -428,51 +437,53 @@ pub(super) async fn record_batch_in(
         }
     }
 
-    let per_insert = rows_per_insert(tx);
     let recorded_at = now();
-    let mut ids: HashMap<usize, i64> = HashMap::new();
-    for chunk in creates.chunks(per_insert) {
-        let sql = format!(
-                "INSERT INTO payments (school_id, channel, provider, provider_ref, payer_name, memo, amount, received_at, recorded_at,
-                    recorded_by, receipt_no, receipt_year, receipt_seq, bank_ref) VALUES {} RETURNING id, school_id, receipt_no",
-                values_placeholders(chunk.len(), 14)
-            );
-        let mut q = sqlx::query(&sql);
-        for (idx, receipt_no, seq) in chunk {
-            let Some(job) = &items[*idx].job else {
-                continue;
+    let (ids, heads) = match prepared {
+        Some((heads, reserved)) => {
+            if reserved.len() != creates.len() {
+                return Err(Error::Internal("payment ids not reserved".into()));
+            }
+            let ids: HashMap<usize, i64> = creates
+                .iter()
+                .zip(reserved)
+                .map(|((idx, ..), id)| (*idx, id))
+                .collect();
+            (ids, Some(heads))
+        }
+        None => (
+            insert_payments(tx, items, &creates, recorded_year, &recorded_at).await?,
+            None,
+        ),
+    };
+
+    let results: Vec<Option<Result<Recorded>>> = plans
+        .iter_mut()
+        .enumerate()
+        .map(|(idx, slot)| {
+            let result = match slot.as_ref()? {
+                Plan::Create { .. } => ids
+                    .get(&idx)
+                    .map(|id| Recorded::Created(*id))
+                    .ok_or_else(|| Error::Internal("payment id missing".into())),
+                Plan::Duplicate(id) => Ok(Recorded::Duplicate(*id)),
+                Plan::DuplicateOf(first) => ids
+                    .get(first)
+                    .map(|id| Recorded::Duplicate(*id))
+                    .ok_or_else(|| Error::Internal("payment id missing".into())),
+                // Nothing is written for a refusal: its error moves into the result.
+                Plan::Refused(_) => match slot.take() {
+                    Some(Plan::Refused(e)) => Err(e),
+                    _ => Err(Error::Internal("refusal missing".into())),
+                },
             };
-            let p = &job.payment;
-            q = q
-                .bind(job.school.id)
-                .bind(p.channel.as_str())
-                .bind(&p.provider)
-                .bind(&p.provider_ref)
-                .bind(&p.payer_name)
-                .bind(&p.memo)
-                .bind(p.amount.dong())
-                .bind(format_time(p.received_at))
-                .bind(&recorded_at)
-                .bind(&job.actor)
-                .bind(receipt_no)
-                .bind(recorded_year as i64)
-                .bind(*seq)
-                .bind(&p.bank_ref);
-        }
-        // Rows come back by their receipt number, which is unique per school.
-        let mut by_receipt: HashMap<(i64, String), i64> = HashMap::new();
-        for r in q.fetch_all(&mut **tx).await? {
-            by_receipt.insert(
-                (r.try_get("school_id")?, r.try_get("receipt_no")?),
-                r.try_get("id")?,
-            );
-        }
-        for (idx, receipt_no, _) in chunk {
-            let school_id = items[*idx].job.as_ref().map(|j| j.school.id);
-            let id = school_id
-                .and_then(|s| by_receipt.get(&(s, receipt_no.clone())))
-                .ok_or_else(|| Error::Internal("inserted payment not returned".into()))?;
-            ids.insert(*idx, *id);
+            Some(result)
+        })
+        .collect();
+
+    // Each archived delivery says what became of its payment before it is written.
+    for (idx, (item, result)) in items.iter_mut().zip(&results).enumerate() {
+        if let Some(result) = result {
+            settle(idx, result, &named[idx], item.event.as_mut());
         }
     }
 
@@ -490,47 +501,6 @@ pub(super) async fn record_batch_in(
                     .map(|(inv, a)| (*id, job, *inv, *a, job.payment.method)),
             );
         }
-    }
-    for chunk in fee_rows_all.chunks(per_insert) {
-        let sql = format!(
-                "INSERT INTO payment_fees (payment_id, school_id, charged_by, kind, basis, amount, borne_by, predicted_amount, reported_amount,
-                    schedule_id, needs_review) VALUES {}",
-                values_placeholders(chunk.len(), 11)
-            );
-        let mut q = sqlx::query(&sql);
-        for (id, school_id, f) in chunk {
-            q = q
-                .bind(*id)
-                .bind(*school_id)
-                .bind(&f.charged_by)
-                .bind(f.kind)
-                .bind(&f.basis)
-                .bind(f.amount.dong())
-                .bind(f.borne_by.as_str())
-                .bind(f.predicted.map(Vnd::dong))
-                .bind(f.reported.map(Vnd::dong))
-                .bind(f.schedule_id)
-                .bind(f.needs_review);
-        }
-        q.execute(&mut **tx).await?;
-    }
-    for chunk in alloc_rows.chunks(per_insert) {
-        let sql = format!(
-                "INSERT INTO allocations (school_id, payment_id, invoice_id, amount, method, created_at, created_by) VALUES {}",
-                values_placeholders(chunk.len(), 7)
-            );
-        let mut q = sqlx::query(&sql);
-        for (id, job, invoice_id, amount, method) in chunk {
-            q = q
-                .bind(job.school.id)
-                .bind(*id)
-                .bind(*invoice_id)
-                .bind(amount.dong())
-                .bind(*method)
-                .bind(&recorded_at)
-                .bind(&job.actor);
-        }
-        q.execute(&mut **tx).await?;
     }
 
     // One audit record per created payment, on its school's chain.
@@ -558,35 +528,478 @@ pub(super) async fn record_batch_in(
                 ));
         }
     }
-    audit::record_many(tx, entries).await?;
 
-    let results: Vec<Option<Result<Recorded>>> = plans
-        .into_iter()
-        .enumerate()
-        .map(|(idx, plan)| {
-            plan.map(|plan| match plan {
-                Plan::Create { .. } => ids
-                    .get(&idx)
-                    .map(|id| Recorded::Created(*id))
-                    .ok_or_else(|| Error::Internal("payment id missing".into())),
-                Plan::Duplicate(id) => Ok(Recorded::Duplicate(id)),
-                Plan::DuplicateOf(first) => ids
-                    .get(&first)
-                    .map(|id| Recorded::Duplicate(*id))
-                    .ok_or_else(|| Error::Internal("payment id missing".into())),
-                Plan::Refused(e) => Err(e),
-            })
-        })
-        .collect();
-    let mut events = Vec::new();
-    for (idx, (item, result)) in items.iter_mut().zip(&results).enumerate() {
-        if let Some(result) = result {
-            settle(idx, result, &named[idx], item.event.as_mut());
+    let events: Vec<&NewEvent> = items.iter().filter_map(|i| i.event.as_ref()).collect();
+
+    match heads {
+        Some(mut heads) => {
+            if entries.len() != creates.len() {
+                return Err(Error::Internal("one audit record per payment".into()));
+            }
+            // A big import goes in a few statements, so no parameter grows without bound.
+            let statements = creates.len().div_ceil(PAYMENTS_PER_STATEMENT).max(1);
+            for k in 0..statements {
+                let range = k * PAYMENTS_PER_STATEMENT
+                    ..((k + 1) * PAYMENTS_PER_STATEMENT).min(creates.len());
+                let mine: HashSet<i64> = creates[range.clone()]
+                    .iter()
+                    .filter_map(|(idx, ..)| ids.get(idx).copied())
+                    .collect();
+                let fees: Vec<FeeLine> = fee_rows_all
+                    .iter()
+                    .filter(|f| mine.contains(&f.0))
+                    .copied()
+                    .collect();
+                let allocations: Vec<AllocationLine> = alloc_rows
+                    .iter()
+                    .filter(|a| mine.contains(&a.0))
+                    .copied()
+                    .collect();
+                let rows = Rows {
+                    creates: &creates[range.clone()],
+                    items,
+                    ids: &ids,
+                    recorded_year,
+                    recorded_at: &recorded_at,
+                    fees: &fees,
+                    allocations: &allocations,
+                    events: if k + 1 == statements { &events } else { &[] },
+                };
+                write_postgres(tx, rows, &entries[range], &mut heads).await?;
+            }
         }
-        if let Some(event) = &item.event {
-            events.push(event);
+        None => {
+            insert_fees_and_allocations(tx, &fee_rows_all, &alloc_rows, &recorded_at).await?;
+            audit::record_many(tx, entries).await?;
+            insert_events(tx, &events).await?;
         }
     }
-    insert_events(tx, &events).await?;
     Ok(results)
+}
+
+/// Payments per write statement on PostgreSQL (with their fee lines, allocations and audit
+/// records).
+const PAYMENTS_PER_STATEMENT: usize = 2_000;
+
+/// A fee line to write: (payment id, school id, line).
+type FeeLine<'a> = (i64, i64, &'a super::ledger::FeeRow);
+/// An allocation to write: (payment id, job, invoice id, amount, method).
+type AllocationLine<'a> = (i64, &'a Job, i64, Vnd, &'static str);
+
+/// Inserts the payments of `creates`, in chunks; returns each item's new payment id.
+async fn insert_payments(
+    tx: &mut Tx,
+    items: &[BatchItem],
+    creates: &[(usize, String, i64)],
+    recorded_year: i32,
+    recorded_at: &str,
+) -> Result<HashMap<usize, i64>> {
+    let mut ids: HashMap<usize, i64> = HashMap::new();
+    for chunk in creates.chunks(rows_per_insert(tx)) {
+        let sql = format!(
+                "INSERT INTO payments (school_id, channel, provider, provider_ref, payer_name, memo, amount, received_at, recorded_at,
+                    recorded_by, receipt_no, receipt_year, receipt_seq, bank_ref) VALUES {} RETURNING id, school_id, receipt_no",
+                values_placeholders(chunk.len(), 14)
+            );
+        let mut q = sqlx::query(&sql);
+        for (idx, receipt_no, seq) in chunk {
+            let Some(job) = &items[*idx].job else {
+                continue;
+            };
+            let p = &job.payment;
+            q = q
+                .bind(job.school.id)
+                .bind(p.channel.as_str())
+                .bind(&p.provider)
+                .bind(&p.provider_ref)
+                .bind(&p.payer_name)
+                .bind(&p.memo)
+                .bind(p.amount.dong())
+                .bind(format_time(p.received_at))
+                .bind(recorded_at)
+                .bind(&job.actor)
+                .bind(receipt_no)
+                .bind(recorded_year as i64)
+                .bind(*seq)
+                .bind(&p.bank_ref);
+        }
+        // Rows come back by their receipt number, which is unique per school.
+        let mut by_receipt: HashMap<(i64, String), i64> = HashMap::new();
+        for r in q.fetch_all(&mut **tx).await? {
+            by_receipt.insert(
+                (r.try_get("school_id")?, r.try_get("receipt_no")?),
+                r.try_get("id")?,
+            );
+        }
+        for (idx, receipt_no, _) in chunk {
+            let school_id = items[*idx].job.as_ref().map(|j| j.school.id);
+            let id = school_id
+                .and_then(|s| by_receipt.get(&(s, receipt_no.clone())))
+                .ok_or_else(|| Error::Internal("inserted payment not returned".into()))?;
+            ids.insert(*idx, *id);
+        }
+    }
+    Ok(ids)
+}
+
+async fn insert_fees_and_allocations(
+    tx: &mut Tx,
+    fees: &[FeeLine<'_>],
+    allocations: &[AllocationLine<'_>],
+    recorded_at: &str,
+) -> Result<()> {
+    let per_insert = rows_per_insert(tx);
+    for chunk in fees.chunks(per_insert) {
+        let sql = format!(
+                "INSERT INTO payment_fees (payment_id, school_id, charged_by, kind, basis, amount, borne_by, predicted_amount, reported_amount,
+                    schedule_id, needs_review) VALUES {}",
+                values_placeholders(chunk.len(), 11)
+            );
+        let mut q = sqlx::query(&sql);
+        for (id, school_id, f) in chunk {
+            q = q
+                .bind(*id)
+                .bind(*school_id)
+                .bind(&f.charged_by)
+                .bind(f.kind)
+                .bind(&f.basis)
+                .bind(f.amount.dong())
+                .bind(f.borne_by.as_str())
+                .bind(f.predicted.map(Vnd::dong))
+                .bind(f.reported.map(Vnd::dong))
+                .bind(f.schedule_id)
+                .bind(f.needs_review);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    for chunk in allocations.chunks(per_insert) {
+        let sql = format!(
+                "INSERT INTO allocations (school_id, payment_id, invoice_id, amount, method, created_at, created_by) VALUES {}",
+                values_placeholders(chunk.len(), 7)
+            );
+        let mut q = sqlx::query(&sql);
+        for (id, job, invoice_id, amount, method) in chunk {
+            q = q
+                .bind(job.school.id)
+                .bind(*id)
+                .bind(*invoice_id)
+                .bind(amount.dong())
+                .bind(*method)
+                .bind(recorded_at)
+                .bind(&job.actor);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Audit chain heads: chain key → (next sequence number, previous hash).
+type Heads = HashMap<String, (i64, String)>;
+
+/// PostgreSQL: takes `counts` receipt numbers per school, as many records on each school's audit
+/// chain, and one payment id per receipt, in one statement. Returns each school's first receipt
+/// sequence number, the chains' heads and the ids in ascending order.
+async fn reserve_postgres(
+    tx: &mut Tx,
+    year: i32,
+    counts: &BTreeMap<i64, i64>,
+) -> Result<(HashMap<i64, i64>, Heads, Vec<i64>)> {
+    #[derive(serde::Serialize)]
+    struct Counter<'a> {
+        school_id: i64,
+        name: &'a str,
+        n: i64,
+    }
+    #[derive(serde::Serialize)]
+    struct ChainCount {
+        chain: String,
+        n: i64,
+    }
+    let name = format!("receipt:{year}");
+    let counters: Vec<Counter> = counts
+        .iter()
+        .map(|(school_id, n)| Counter {
+            school_id: *school_id,
+            name: &name,
+            n: *n,
+        })
+        .collect();
+    let chains: Vec<ChainCount> = counts
+        .iter()
+        .map(|(school_id, n)| ChainCount {
+            chain: Chain::School(*school_id).key(),
+            n: *n,
+        })
+        .collect();
+    let total: i64 = counts.values().sum();
+    if total == 0 {
+        return Ok((HashMap::new(), Heads::new(), Vec::new()));
+    }
+    // Rows go in in key order, so concurrent batches lock them in the same order.
+    let rows = sqlx::query(
+        "WITH r AS (
+            INSERT INTO counters (school_id, name, value)
+            SELECT x.school_id, x.name, x.n FROM json_to_recordset($1::json) AS x(school_id BIGINT, name TEXT, n BIGINT)
+            ORDER BY x.school_id
+            ON CONFLICT (school_id, name) DO UPDATE SET value = counters.value + excluded.value
+            RETURNING school_id, value),
+         a AS (
+            INSERT INTO audit_chains (chain, seq, head)
+            SELECT x.chain, x.n, '' FROM json_to_recordset($2::json) AS x(chain TEXT, n BIGINT)
+            ORDER BY x.chain
+            ON CONFLICT (chain) DO UPDATE SET seq = audit_chains.seq + excluded.seq
+            RETURNING chain, seq, head)
+         SELECT 'receipt' AS kind, r.school_id AS id, r.value AS n, NULL::TEXT AS chain, NULL::TEXT AS head FROM r
+         UNION ALL SELECT 'chain', NULL::BIGINT, a.seq, a.chain, a.head FROM a
+         UNION ALL SELECT 'payment', nextval(pg_get_serial_sequence('payments', 'id')), NULL::BIGINT, NULL::TEXT, NULL::TEXT
+            FROM generate_series(1, $3::BIGINT)",
+    )
+    .bind(json_text(&counters)?)
+    .bind(json_text(&chains)?)
+    .bind(total)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut first = HashMap::new();
+    let mut heads = Heads::new();
+    let mut ids = Vec::with_capacity(total as usize);
+    for r in rows {
+        let kind: String = r.try_get("kind")?;
+        match kind.as_str() {
+            "receipt" => {
+                let school_id: i64 = r.try_get("id")?;
+                let last: i64 = r.try_get("n")?;
+                let n = counts.get(&school_id).copied().unwrap_or(0);
+                first.insert(school_id, last - n + 1);
+            }
+            "chain" => {
+                let chain: String = r.try_get("chain")?;
+                let last: i64 = r.try_get("n")?;
+                let n = chains
+                    .iter()
+                    .find(|c| c.chain == chain)
+                    .map(|c| c.n)
+                    .unwrap_or(0);
+                heads.insert(chain, (last - n + 1, r.try_get("head")?));
+            }
+            _ => ids.push(r.try_get("id")?),
+        }
+    }
+    ids.sort_unstable();
+    Ok((first, heads, ids))
+}
+
+/// Everything a batch writes once its payments have ids.
+struct Rows<'a> {
+    creates: &'a [(usize, String, i64)],
+    items: &'a [BatchItem],
+    ids: &'a HashMap<usize, i64>,
+    recorded_year: i32,
+    recorded_at: &'a str,
+    fees: &'a [FeeLine<'a>],
+    allocations: &'a [AllocationLine<'a>],
+    events: &'a [&'a NewEvent],
+}
+
+/// PostgreSQL: payments, fee lines, allocations, audit records, the chains' new heads and the
+/// archived deliveries, in one statement. Each table's rows travel as one JSON parameter, so the
+/// statement's text is the same for every batch and stays prepared on its connection.
+async fn write_postgres(
+    tx: &mut Tx,
+    rows: Rows<'_>,
+    entries: &[(Chain, Entry<'_>)],
+    heads: &mut Heads,
+) -> Result<()> {
+    #[derive(serde::Serialize)]
+    struct Payment<'a> {
+        id: i64,
+        school_id: i64,
+        channel: &'a str,
+        provider: &'a str,
+        provider_ref: Option<&'a str>,
+        payer_name: Option<&'a str>,
+        memo: Option<&'a str>,
+        amount: i64,
+        received_at: String,
+        recorded_by: &'a str,
+        receipt_no: &'a str,
+        receipt_seq: i64,
+        bank_ref: Option<&'a str>,
+    }
+    #[derive(serde::Serialize)]
+    struct Fee<'a> {
+        payment_id: i64,
+        school_id: i64,
+        charged_by: &'a str,
+        kind: &'a str,
+        basis: &'a str,
+        amount: i64,
+        borne_by: &'a str,
+        predicted_amount: Option<i64>,
+        reported_amount: Option<i64>,
+        schedule_id: Option<i64>,
+        needs_review: bool,
+    }
+    #[derive(serde::Serialize)]
+    struct Allocation<'a> {
+        school_id: i64,
+        payment_id: i64,
+        invoice_id: i64,
+        amount: i64,
+        method: &'a str,
+        created_by: &'a str,
+    }
+    #[derive(serde::Serialize)]
+    struct Head<'a> {
+        chain: &'a str,
+        head: &'a str,
+    }
+    #[derive(serde::Serialize)]
+    struct Event<'a> {
+        provider: &'a str,
+        provider_account_id: Option<i64>,
+        school_id: Option<i64>,
+        method: &'a str,
+        query: String,
+        headers: &'a str,
+        body: String,
+        body_size: i64,
+        verified: bool,
+        txn_id: Option<&'a str>,
+        outcome: &'a str,
+        detail: Option<&'a str>,
+        payment_id: Option<i64>,
+        ack_status: i64,
+    }
+    let mut payments = Vec::with_capacity(rows.creates.len());
+    for (idx, receipt_no, seq) in rows.creates {
+        let (Some(job), Some(id)) = (&rows.items[*idx].job, rows.ids.get(idx)) else {
+            return Err(Error::Internal("payment to create is missing".into()));
+        };
+        let p = &job.payment;
+        payments.push(Payment {
+            id: *id,
+            school_id: job.school.id,
+            channel: p.channel.as_str(),
+            provider: &p.provider,
+            provider_ref: p.provider_ref.as_deref(),
+            payer_name: p.payer_name.as_deref(),
+            memo: p.memo.as_deref(),
+            amount: p.amount.dong(),
+            received_at: format_time(p.received_at),
+            recorded_by: &job.actor,
+            receipt_no,
+            receipt_seq: *seq,
+            bank_ref: p.bank_ref.as_deref(),
+        });
+    }
+    let fees: Vec<Fee> = rows
+        .fees
+        .iter()
+        .map(|(payment_id, school_id, f)| Fee {
+            payment_id: *payment_id,
+            school_id: *school_id,
+            charged_by: &f.charged_by,
+            kind: f.kind,
+            basis: &f.basis,
+            amount: f.amount.dong(),
+            borne_by: f.borne_by.as_str(),
+            predicted_amount: f.predicted.map(Vnd::dong),
+            reported_amount: f.reported.map(Vnd::dong),
+            schedule_id: f.schedule_id,
+            needs_review: f.needs_review,
+        })
+        .collect();
+    let allocations: Vec<Allocation> = rows
+        .allocations
+        .iter()
+        .map(|(payment_id, job, invoice_id, amount, method)| Allocation {
+            school_id: job.school.id,
+            payment_id: *payment_id,
+            invoice_id: *invoice_id,
+            amount: amount.dong(),
+            method,
+            created_by: &job.actor,
+        })
+        .collect();
+    let at = now();
+    let audit = audit::link(entries, heads, &at)?;
+    let new_heads: Vec<Head> = heads
+        .iter()
+        .map(|(chain, (_, head))| Head { chain, head })
+        .collect();
+    let events: Vec<Event> = rows
+        .events
+        .iter()
+        .map(|e| {
+            let limit = archive_limit(e);
+            Event {
+                provider: e.provider,
+                provider_account_id: e.account.map(|a| a.0),
+                school_id: e.account.map(|a| a.1),
+                method: &e.method,
+                query: e.query.chars().take(8192).collect(),
+                headers: &e.headers,
+                body: hex::encode(&e.body[..e.body.len().min(limit)]),
+                body_size: e.body_size as i64,
+                verified: e.verified,
+                txn_id: e.txn_id.as_deref(),
+                outcome: e.outcome,
+                detail: e.detail.as_deref(),
+                payment_id: e.payment_id,
+                ack_status: i64::from(e.ack_status),
+            }
+        })
+        .collect();
+    sqlx::query(
+        "WITH p AS (
+            INSERT INTO payments (id, school_id, channel, provider, provider_ref, payer_name, memo, amount, received_at, recorded_at,
+                recorded_by, receipt_no, receipt_year, receipt_seq, bank_ref)
+            SELECT x.id, x.school_id, x.channel, x.provider, x.provider_ref, x.payer_name, x.memo, x.amount, x.received_at, $7,
+                x.recorded_by, x.receipt_no, $8::BIGINT, x.receipt_seq, x.bank_ref
+            FROM json_to_recordset($1::json) AS x(id BIGINT, school_id BIGINT, channel TEXT, provider TEXT, provider_ref TEXT,
+                payer_name TEXT, memo TEXT, amount BIGINT, received_at TEXT, recorded_by TEXT, receipt_no TEXT, receipt_seq BIGINT,
+                bank_ref TEXT)),
+         f AS (
+            INSERT INTO payment_fees (payment_id, school_id, charged_by, kind, basis, amount, borne_by, predicted_amount,
+                reported_amount, schedule_id, needs_review)
+            SELECT * FROM json_to_recordset($2::json) AS x(payment_id BIGINT, school_id BIGINT, charged_by TEXT, kind TEXT,
+                basis TEXT, amount BIGINT, borne_by TEXT, predicted_amount BIGINT, reported_amount BIGINT, schedule_id BIGINT,
+                needs_review BOOLEAN)),
+         l AS (
+            INSERT INTO allocations (school_id, payment_id, invoice_id, amount, method, created_at, created_by)
+            SELECT x.school_id, x.payment_id, x.invoice_id, x.amount, x.method, $7, x.created_by
+            FROM json_to_recordset($3::json) AS x(school_id BIGINT, payment_id BIGINT, invoice_id BIGINT, amount BIGINT,
+                method TEXT, created_by TEXT)),
+         a AS (
+            INSERT INTO audit_log (chain, seq, school_id, at, actor, action, entity, entity_id, details, prev_hash, hash)
+            SELECT * FROM json_to_recordset($4::json) AS x(chain TEXT, seq BIGINT, school_id BIGINT, at TEXT, actor TEXT,
+                action TEXT, entity TEXT, entity_id BIGINT, details TEXT, prev_hash TEXT, hash TEXT)),
+         h AS (
+            UPDATE audit_chains c SET head = x.head
+            FROM json_to_recordset($5::json) AS x(chain TEXT, head TEXT) WHERE c.chain = x.chain),
+         e AS (
+            INSERT INTO provider_events (provider, provider_account_id, school_id, received_at, method, query, headers, body,
+                body_size, verified, txn_id, outcome, detail, payment_id, ack_status)
+            SELECT x.provider, x.provider_account_id, x.school_id, $7, x.method, x.query, x.headers, decode(x.body, 'hex'),
+                x.body_size, x.verified, x.txn_id, x.outcome, x.detail, x.payment_id, x.ack_status
+            FROM json_to_recordset($6::json) AS x(provider TEXT, provider_account_id BIGINT, school_id BIGINT, method TEXT,
+                query TEXT, headers TEXT, body TEXT, body_size BIGINT, verified BOOLEAN, txn_id TEXT, outcome TEXT, detail TEXT,
+                payment_id BIGINT, ack_status BIGINT))
+         SELECT 1",
+    )
+    .bind(json_text(&payments)?)
+    .bind(json_text(&fees)?)
+    .bind(json_text(&allocations)?)
+    .bind(json_text(&audit)?)
+    .bind(json_text(&new_heads)?)
+    .bind(json_text(&events)?)
+    .bind(rows.recorded_at)
+    .bind(i64::from(rows.recorded_year))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn json_text<T: serde::Serialize>(rows: &T) -> Result<String> {
+    serde_json::to_string(rows).map_err(|e| Error::Internal(format!("batch rows: {e}")))
 }

@@ -55,6 +55,16 @@ pub struct NewEvent {
     pub ack_status: u16,
 }
 
+/// How much of a delivery's body the archive keeps. Unauthenticated traffic gets a short prefix
+/// only, so nobody can fill the archive.
+pub(super) fn archive_limit(e: &NewEvent) -> usize {
+    if e.verified {
+        ARCHIVE_BODY_LIMIT
+    } else {
+        UNVERIFIED_BODY_LIMIT
+    }
+}
+
 /// Archives `events` in one statement per chunk.
 pub(super) async fn insert_events(
     conn: &mut sqlx::AnyConnection,
@@ -69,12 +79,7 @@ pub(super) async fn insert_events(
         );
         let mut q = sqlx::query(&sql);
         for e in chunk {
-            // Unauthenticated traffic gets a short prefix only, so nobody can fill the archive.
-            let limit = if e.verified {
-                ARCHIVE_BODY_LIMIT
-            } else {
-                UNVERIFIED_BODY_LIMIT
-            };
+            let limit = archive_limit(e);
             q = q
                 .bind(e.provider)
                 .bind(e.account.map(|a| a.0))
