@@ -120,15 +120,41 @@ fn start(store: &Store) -> Vec<mpsc::Sender<Pending>> {
     // SQLite has one writer connection: more writers would only queue on it.
     let writers = match store.backend() {
         Backend::Sqlite => 1,
-        Backend::Postgres => 4,
+        Backend::Postgres => 2,
     };
-    (0..writers)
-        .map(|_| {
-            let (tx, rx) = mpsc::channel(QUEUE);
-            tokio::spawn(write(store.clone(), rx));
-            tx
-        })
-        .collect()
+    let mut senders = Vec::with_capacity(writers);
+    let mut receivers = Vec::with_capacity(writers);
+    for _ in 0..writers {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        senders.push(tx);
+        receivers.push(rx);
+    }
+    let store = store.for_intake();
+    // The writers run on a thread of their own: each batch is a handful of round trips, and
+    // each answer from the database is handled at once instead of queueing behind the
+    // requests the service is parsing and verifying.
+    let spawned = std::thread::Builder::new().name("intake".into()).spawn({
+        let store = store.clone();
+        move || match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(async move {
+                let writers: Vec<_> = receivers
+                    .into_iter()
+                    .map(|rx| tokio::spawn(write(store.clone(), rx)))
+                    .collect();
+                for w in writers {
+                    let _ = w.await;
+                }
+            }),
+            Err(e) => tracing::error!(error = %e, "could not start the intake's runtime"),
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "could not start the intake's thread");
+    }
+    senders
 }
 
 async fn write(store: Store, mut rx: mpsc::Receiver<Pending>) {

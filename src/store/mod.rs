@@ -42,6 +42,10 @@ pub struct Store {
     /// Writes. On SQLite a single connection: SQLite has one writer at a time anyway, and
     /// queueing in the pool instead of in `busy_timeout` avoids lock-upgrade deadlocks.
     writer: AnyPool,
+    /// The intake's writes. On PostgreSQL a pool of its own that skips the health check on each
+    /// checkout (a round trip per batch): a broken connection fails its batch, whose deliveries
+    /// are then written one by one on fresh connections. On SQLite the one writer.
+    intake: AnyPool,
     backend: Backend,
 }
 
@@ -57,11 +61,17 @@ impl Store {
             let pool = AnyPoolOptions::new()
                 .max_connections(32)
                 .acquire_timeout(Duration::from_secs(10))
-                .connect_with(opts)
+                .connect_with(opts.clone())
                 .await?;
+            let intake = AnyPoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(10))
+                .test_before_acquire(false)
+                .connect_lazy_with(opts);
             Ok(Self {
                 reader: pool.clone(),
                 writer: pool,
+                intake,
                 backend: Backend::Postgres,
             })
         } else {
@@ -106,6 +116,7 @@ impl Store {
             .await?;
         Ok(Self {
             reader,
+            intake: writer.clone(),
             writer,
             backend: Backend::Sqlite,
         })
@@ -141,9 +152,18 @@ impl Store {
         self.writer.clone()
     }
 
+    /// This store, writing through the intake's pool.
+    pub fn for_intake(&self) -> Store {
+        Store {
+            writer: self.intake.clone(),
+            ..self.clone()
+        }
+    }
+
     pub async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;
+        self.intake.close().await;
     }
 }
 
