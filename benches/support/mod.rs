@@ -53,3 +53,32 @@ impl Throwaway {
             .expect("drop");
     }
 }
+
+/// Busy and total CPU time of the whole machine so far, in clock ticks (Linux `/proc/stat`), so
+/// a run can report the CPU each unit of work cost, which varies far less between runs than
+/// wall-clock throughput on a shared machine.
+#[allow(dead_code)]
+pub fn cpu_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3)? + v.get(4)?;
+    Some((total - idle, total))
+}
+
+/// Machine CPU milliseconds per unit of work between two [`cpu_ticks`] readings.
+#[allow(dead_code)]
+pub fn cpu_ms_per(before: Option<(u64, u64)>, after: Option<(u64, u64)>, units: usize) -> String {
+    match (before, after) {
+        (Some((b0, _)), Some((b1, _))) if units > 0 => {
+            // Clock ticks are 1/100 s on Linux.
+            format!("{:.3}", (b1 - b0) as f64 * 10.0 / units as f64)
+        }
+        _ => "n/a".into(),
+    }
+}
