@@ -42,6 +42,29 @@ pub fn optional_text(
     }
 }
 
+/// Free text as a sender or bank writes it (a memo, a payer's name), which we must keep rather
+/// than refuse: trimmed, empty as `None`, and, when it holds control characters (a NUL among
+/// them, which PostgreSQL cannot store), each replaced by a space and the spaces collapsed.
+pub fn sender_text(text: &str) -> Option<String> {
+    let t = text.trim();
+    let out = if t.chars().any(|c| c.is_control() && !c.is_whitespace()) {
+        t.chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect::<String>()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    } else {
+        t.to_string()
+    };
+    (!out.is_empty()).then_some(out)
+}
+
+/// Whether `text` holds a character no identifier may: a control character.
+pub fn has_control(text: &str) -> bool {
+    text.chars().any(char::is_control)
+}
+
 /// An identifier such as a school, item or student code: ASCII letters, digits and `-_./`,
 /// upper-cased so that `hs001` and `HS001` are one student.
 pub fn identifier(text: &str, field: &'static str, max: usize) -> Result<String, TextError> {
@@ -85,6 +108,32 @@ mod tests {
             clean_text("abcdef", "name", 5),
             Err(TextError::TooLong("name", 5))
         );
+    }
+
+    #[test]
+    fn sender_text_keeps_what_it_can() {
+        assert_eq!(
+            sender_text("  QD3CFPSA  hoc phi "),
+            Some("QD3CFPSA  hoc phi".into())
+        );
+        assert_eq!(
+            sender_text("QD3CFPSA\u{0} hoc\u{7}phi\u{1b}"),
+            Some("QD3CFPSA hoc phi".into())
+        );
+        assert_eq!(sender_text("\u{0}\u{0} "), None);
+        assert_eq!(sender_text("   "), None);
+        assert!(has_control("77\u{0}1") && has_control("a\tb") && !has_control("FT-77"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn sender_text_never_holds_a_control_character(s in "\\PC*|[\\x00-\\x1f a-z]*") {
+            if let Some(t) = sender_text(&s) {
+                proptest::prop_assert!(!t.is_empty());
+                proptest::prop_assert!(!t.chars().any(|c| c.is_control() && !c.is_whitespace()));
+                proptest::prop_assert!(!t.contains('\0'));
+            }
+        }
     }
 
     #[test]

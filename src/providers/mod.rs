@@ -192,13 +192,41 @@ pub fn verify(
 }
 
 pub fn parse(provider: ProviderId, inbound: &Inbound<'_>) -> Result<Notification, ParseError> {
-    match provider {
+    let n = match provider {
         ProviderId::Vnpay => vnpay::parse(inbound),
         ProviderId::Momo => momo::parse(inbound),
         ProviderId::Zalopay => zalopay::parse(inbound),
         ProviderId::Sepay => sepay::parse(inbound),
         ProviderId::Casso => casso::parse(inbound),
         ProviderId::StandardWebhooks => standard_webhooks::parse(inbound),
+    }?;
+    n.tidied()
+}
+
+impl Notification {
+    /// The exactly-once key and the account with a control character are refused: no sender
+    /// makes them, and cleaning one could make two keys one. Everything else is kept, without
+    /// its control characters, so that the money is still recorded.
+    fn tidied(mut self) -> Result<Self, ParseError> {
+        use crate::domain::text::{has_control, sender_text};
+        if has_control(&self.txn_id) {
+            return Err(ParseError::Invalid("transaction id"));
+        }
+        if self.account.as_deref().is_some_and(has_control) {
+            return Err(ParseError::Invalid("account"));
+        }
+        for text in [
+            &mut self.order_ref,
+            &mut self.bank_ref,
+            &mut self.payer_name,
+            &mut self.memo,
+        ] {
+            *text = text.as_deref().and_then(sender_text);
+        }
+        if let Outcome::Failed { code } = &mut self.outcome {
+            *code = sender_text(code).unwrap_or_else(|| "failed".into());
+        }
+        Ok(self)
     }
 }
 

@@ -233,9 +233,7 @@ fn id_text(v: Option<&serde_json::Value>) -> Option<String> {
 fn text(v: &serde_json::Value, field: &str) -> Option<String> {
     v.get(field)
         .and_then(|x| x.as_str())
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
+        .and_then(crate::domain::text::sender_text)
 }
 
 /// Vietnam time, as both senders write it: with seconds, with a `T`, or a bare day.
@@ -429,7 +427,7 @@ mod tests {
              "amount_out":"0.00","amount_in":"18067000.00","accumulated":"1200541768.00","transaction_content":"DUONG THUY ANH chuyen tien",
              "reference_number":"677760.050523.080001","code":null,"sub_account":"VCB0011ABC004","bank_account_id":"19"},
             {"id":"49683","account_number":"0071000888888","transaction_date":"2023-05-05 20:10:00",
-             "amount_out":"150000.00","amount_in":"0.00","transaction_content":"phi","reference_number":"X1","code":null},
+             "amount_out":"150000.00","amount_in":"0.00","transaction_content":"phi\u0000 thang\u0007 9","reference_number":"X1","code":null},
             {"id":"49684","account_number":"0999999999","transaction_date":"2023-05-05 20:11:00",
              "amount_out":"0.00","amount_in":"5000.00","transaction_content":"other account"}]}"#;
         let page = Feed::Sepay.read(body, "0071000888888").unwrap();
@@ -448,6 +446,10 @@ mod tests {
         );
         assert_eq!(page.pulled[1].line.direction, Direction::Debit);
         assert_eq!(page.pulled[1].line.amount, Vnd::new(150_000).unwrap());
+        assert_eq!(
+            page.pulled[1].line.memo, "phi thang 9",
+            "control characters (NUL among them) do not reach the database"
+        );
     }
 
     #[test]

@@ -606,6 +606,51 @@ async fn batch_flow(app: TestApp) {
 
 crate::on_both_backends!(batch, batch_flow);
 
+/// Control characters a sender puts in its text (NUL included, which PostgreSQL cannot store in
+/// text) never stop a delivery: free text is kept without them, an id with them is refused.
+async fn control_characters_flow(app: TestApp) {
+    let sc = school_with_invoices(&app).await;
+    let key = secrets()["sepay"]["api_key"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    let (_, path) = account(&app, &sc, "sepay", "6868123456789", &key, None).await;
+    let auth = json!({"Authorization": format!("Apikey {key}")});
+    let body = json!({"id": 77001, "gateway": "MB\u{0}Bank", "transactionDate": "2025-09-10 08:30:00",
+        "accountNumber": "6868123456789", "code": null, "content": "QD3CFPSA\u{0} hoc\u{7}phi\u{1b}",
+        "transferType": "in", "transferAmount": 1235000, "referenceCode": "FT\u{0}77", "description": "x\u{0}"})
+    .to_string();
+    assert!(body.contains("\\u0000"), "the body carries an escaped NUL");
+    let (status, ack) = deliver(&app, &path, &auth, &body).await;
+    assert_eq!(status, StatusCode::OK, "{ack}");
+    assert_eq!(invoice_status(&app, &sc, "QD3CFPSA").await.0, "paid");
+    assert_eq!(
+        app.count("payments WHERE memo = 'QD3CFPSA hoc phi' AND bank_ref = 'FT 77'")
+            .await,
+        1
+    );
+    // The same again: already recorded, acknowledged.
+    let (status, _) = deliver(&app, &path, &auth, &body).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(app.count("payments").await, 1);
+
+    let bad_id =
+        json!({"id": "77\u{0}002", "gateway": "MBBank", "transactionDate": "2025-09-10 08:30:00",
+        "accountNumber": "6868123456789", "content": "QDPHYRXY", "transferType": "in",
+        "transferAmount": 1235000, "referenceCode": "FT78"})
+        .to_string();
+    let (status, ack) = deliver(&app, &path, &auth, &bad_id).await;
+    assert!(status.is_client_error(), "{status} {ack}");
+    assert_eq!(app.count("payments").await, 1);
+    assert_eq!(
+        app.count("provider_events WHERE outcome = 'rejected'")
+            .await,
+        1
+    );
+}
+
+crate::on_both_backends!(control_characters, control_characters_flow);
+
 crate::on_both_backends!(vnpay, vnpay_flow);
 crate::on_both_backends!(sepay, sepay_flow);
 crate::on_both_backends!(momo_zalopay, json_senders_flow);
