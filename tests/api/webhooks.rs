@@ -651,6 +651,54 @@ async fn control_characters_flow(app: TestApp) {
 
 crate::on_both_backends!(control_characters, control_characters_flow);
 
+/// The database drops every connection (a restart, a failover): a delivery in flight may be
+/// answered "retry later", never recorded twice, and the sender's retry is recorded.
+async fn lost_connections_flow(app: TestApp) {
+    let sc = school_with_invoices(&app).await;
+    let key = secrets()["sepay"]["api_key"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    let (_, path) = account(&app, &sc, "sepay", "6868123456789", &key, None).await;
+    let auth = json!({"Authorization": format!("Apikey {key}")});
+    let transfer = |id: i64, code: &str| {
+        json!({"id": id, "gateway": "MBBank", "transactionDate": "2025-09-10 08:30:00",
+            "accountNumber": "6868123456789", "content": code, "transferType": "in",
+            "transferAmount": 1235000, "referenceCode": format!("FT{id}")})
+        .to_string()
+    };
+    let (status, _) = deliver(&app, &path, &auth, &transfer(78001, "QD3CFPSA")).await;
+    assert_eq!(status, StatusCode::OK);
+    if app.backend == crate::helpers::Backend::Postgres {
+        let terminated = app
+            .count(
+                "(SELECT pg_terminate_backend(pid) AS t FROM pg_stat_activity
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()) x WHERE t",
+            )
+            .await;
+        assert!(terminated >= 1, "the service's connections are dropped");
+    }
+    let second = transfer(78002, "QDPHYRXY");
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        let (status, _) = deliver(&app, &path, &auth, &second).await;
+        answers.push(status);
+        if status == StatusCode::OK {
+            break;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answers:?}");
+    }
+    assert_eq!(answers.last(), Some(&StatusCode::OK), "{answers:?}");
+    assert!(
+        answers.len() <= 2,
+        "one failed attempt at most: {answers:?}"
+    );
+    assert_eq!(app.count("payments").await, 2);
+    assert_eq!(invoice_status(&app, &sc, "QDPHYRXY").await.0, "paid");
+}
+
+crate::on_both_backends!(lost_connections, lost_connections_flow);
+
 crate::on_both_backends!(vnpay, vnpay_flow);
 crate::on_both_backends!(sepay, sepay_flow);
 crate::on_both_backends!(momo_zalopay, json_senders_flow);
