@@ -13,7 +13,7 @@ use crate::providers::{Ack, ProviderId};
 use crate::store::record::{BatchItem, Job};
 use crate::store::webhooks::NewEvent;
 use crate::store::{Backend, Store};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::{mpsc, oneshot};
 
 /// Most deliveries written in one transaction.
@@ -132,29 +132,54 @@ fn start(store: &Store) -> Vec<mpsc::Sender<Pending>> {
     let store = store.for_intake();
     // The writers run on a thread of their own: each batch is a handful of round trips, and
     // each answer from the database is handled at once instead of queueing behind the
-    // requests the service is parsing and verifying.
+    // requests the service is parsing and verifying. Should that thread or its runtime not
+    // start, they run with the service's tasks rather than not at all.
+    let slot = Arc::new(Mutex::new(Some(receivers)));
+    let service = tokio::runtime::Handle::current();
     let spawned = std::thread::Builder::new().name("intake".into()).spawn({
-        let store = store.clone();
-        move || match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt.block_on(async move {
-                let writers: Vec<_> = receivers
-                    .into_iter()
-                    .map(|rx| tokio::spawn(write(store.clone(), rx)))
-                    .collect();
-                for w in writers {
-                    let _ = w.await;
+        let (store, slot) = (store.clone(), slot.clone());
+        move || {
+            let Some(receivers) = take(&slot) else {
+                return;
+            };
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt.block_on(run_writers(store, receivers)),
+                Err(e) => {
+                    tracing::error!(error = %e, "the intake's runtime did not start; its writers share the service's");
+                    service.spawn(run_writers(store, receivers));
                 }
-            }),
-            Err(e) => tracing::error!(error = %e, "could not start the intake's runtime"),
+            }
         }
     });
     if let Err(e) = spawned {
-        tracing::error!(error = %e, "could not start the intake's thread");
+        tracing::error!(error = %e, "the intake's thread did not start; its writers share the service's");
+        if let Some(receivers) = take(&slot) {
+            tokio::spawn(run_writers(store, receivers));
+        }
     }
     senders
+}
+
+fn take(
+    slot: &Mutex<Option<Vec<mpsc::Receiver<Pending>>>>,
+) -> Option<Vec<mpsc::Receiver<Pending>>> {
+    match slot.lock() {
+        Ok(mut g) => g.take(),
+        Err(poisoned) => poisoned.into_inner().take(),
+    }
+}
+
+async fn run_writers(store: Store, receivers: Vec<mpsc::Receiver<Pending>>) {
+    let writers: Vec<_> = receivers
+        .into_iter()
+        .map(|rx| tokio::spawn(write(store.clone(), rx)))
+        .collect();
+    for w in writers {
+        let _ = w.await;
+    }
 }
 
 async fn write(store: Store, mut rx: mpsc::Receiver<Pending>) {
@@ -168,16 +193,28 @@ async fn write(store: Store, mut rx: mpsc::Receiver<Pending>) {
             }
         }
         let pending = std::mem::take(&mut batch);
-        match attempt(&store, &pending).await {
-            Ok(handled) => answer(pending, handled),
-            // One bad delivery must not fail the others: each goes again on its own.
-            Err(e) => {
-                tracing::warn!(error = %e, size = pending.len(), "a batch failed; writing its deliveries one by one");
-                for p in pending {
-                    match attempt(&store, std::slice::from_ref(&p)).await {
-                        Ok(handled) => answer(vec![p], handled),
-                        Err(e) => give_up(&store, p, e).await,
-                    }
+        // A batch runs as a task of its own so that, should it ever panic, its senders are
+        // asked to retry (their replies are dropped) and this writer goes on with the next.
+        let store = store.clone();
+        if let Err(e) = tokio::spawn(async move { write_batch(&store, pending).await }).await {
+            tracing::error!(
+                panic = e.is_panic(),
+                "a batch of deliveries stopped; its senders will retry"
+            );
+        }
+    }
+}
+
+async fn write_batch(store: &Store, pending: Vec<Pending>) {
+    match attempt(store, &pending).await {
+        Ok(handled) => answer(pending, handled),
+        // One bad delivery must not fail the others: each goes again on its own.
+        Err(e) => {
+            tracing::warn!(error = %e, size = pending.len(), "a batch failed; writing its deliveries one by one");
+            for p in pending {
+                match attempt(store, std::slice::from_ref(&p)).await {
+                    Ok(handled) => answer(vec![p], handled),
+                    Err(e) => give_up(store, p, e).await,
                 }
             }
         }
