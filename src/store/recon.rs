@@ -106,26 +106,41 @@ fn exception_row(r: &AnyRow) -> Result<Exception> {
 /// The school's invoices that still owe something, with their students, as the engine needs them.
 async fn open_invoices_of(tx: &mut Tx, school: &School) -> Result<Vec<OpenInvoice>> {
     use futures_util::TryStreamExt;
+    // What was paid to each invoice, summed apart rather than joined: right after a big import
+    // (invoices and allocations written in this very transaction) PostgreSQL's statistics
+    // still say the tables are empty, and a joined plan rescanned the allocations once per
+    // invoice (10 s for 18,000 invoices). Two linear reads cost the same whatever the plan.
+    let mut paid: HashMap<i64, i64> = HashMap::new();
+    {
+        let mut rows = sqlx::query(
+            "SELECT invoice_id, CAST(SUM(amount) AS BIGINT) AS paid FROM allocations WHERE school_id = $1 GROUP BY invoice_id",
+        )
+        .bind(school.id)
+        .fetch(&mut **tx);
+        while let Some(r) = rows.try_next().await? {
+            paid.insert(r.try_get("invoice_id")?, r.try_get("paid")?);
+        }
+    }
     // Streamed: a school's whole book of open invoices can be a million rows, and holding the
     // raw rows beside the converted ones would double the memory.
     let mut rows = sqlx::query(
-        "SELECT i.id, i.payment_code, i.period, i.student_id, s.student_code, s.full_name, s.class_name, s.family_key,
-                i.total - CAST(COALESCE(a.paid, 0) AS BIGINT) AS open
+        "SELECT i.id, i.payment_code, i.period, i.student_id, s.student_code, s.full_name, s.class_name, s.family_key, i.total
          FROM invoices i JOIN students s ON s.id = i.student_id
-         LEFT JOIN (SELECT invoice_id, SUM(amount) AS paid FROM allocations WHERE school_id = $1 GROUP BY invoice_id) a ON a.invoice_id = i.id
          WHERE i.school_id = $1 AND i.voided_at IS NULL",
     )
     .bind(school.id)
     .fetch(&mut **tx);
     let mut out = Vec::new();
     while let Some(r) = rows.try_next().await? {
-        let open: i64 = r.try_get("open")?;
+        let id: i64 = r.try_get("id")?;
+        let total: i64 = r.try_get("total")?;
+        let open = total - paid.get(&id).copied().unwrap_or(0);
         if open <= 0 {
             continue;
         }
         let code: String = r.try_get("payment_code")?;
         out.push(OpenInvoice {
-            invoice_id: r.try_get("id")?,
+            invoice_id: id,
             code: PaymentCode::from_canonical(&code)
                 .map_err(|e| Error::Internal(format!("stored payment code: {e}")))?,
             student_id: r.try_get("student_id")?,
