@@ -162,6 +162,7 @@ async fn run(label: &str, url: &str, payments: usize) {
                     method: "bench",
                     up_to_balance: false,
                     reported_fee_bearer: None,
+                    credited_account: None,
                 };
                 let t = Instant::now();
                 store

@@ -369,6 +369,7 @@ async fn pay(db_url: &str, cmd: PayCommand) -> anyhow::Result<()> {
         method: "cash_desk",
         up_to_balance: false,
         reported_fee_bearer: None,
+        credited_account: None,
     };
     let (Recorded::Created(id) | Recorded::Duplicate(id)) = store
         .record_payment(&format!("cli:{cashier}"), &school, p)

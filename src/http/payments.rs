@@ -251,6 +251,7 @@ async fn record_payment(
         },
         up_to_balance: false,
         reported_fee_bearer: None,
+        credited_account: None,
     };
     let (status, id) = match st.store.record_payment(&caller.actor(), &school, p).await? {
         Recorded::Created(id) => (StatusCode::CREATED, id),

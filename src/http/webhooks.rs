@@ -402,6 +402,8 @@ fn prepare(
         method: "payment_code",
         up_to_balance: true,
         reported_fee_bearer: n.fee_bearer,
+        credited_account: matches!(provider, ProviderId::Sepay | ProviderId::Casso)
+            .then(|| account.account.clone()),
     };
     let job = Job {
         actor: format!("webhook:{}", provider.as_str()),

@@ -138,6 +138,10 @@ pub struct NewPayment {
     pub up_to_balance: bool,
     /// Who bore the reported fee, when the sender says (ZaloPay's user fee is the payer's).
     pub reported_fee_bearer: Option<Bearer>,
+    /// The school's bank account the sender saw credited, when it watches one (SePay, Casso).
+    /// A credit of that account already booked from its statement under the same bank
+    /// reference is this transfer: it is not recorded twice.
+    pub credited_account: Option<String>,
 }
 
 /// What recording did, by payment id (`Store::payment` gives the full view).

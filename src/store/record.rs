@@ -15,6 +15,7 @@ use crate::domain::fee::Channel;
 use crate::domain::ledger::receipt_number;
 use crate::domain::money::Vnd;
 use crate::error::{Error, Result};
+use crate::pull::feed::same_account;
 use crate::store::ledger::{vietnam, NewPayment, Recorded};
 use crate::store::org::School;
 use chrono::{Datelike, Utc};
@@ -129,12 +130,28 @@ async fn take_receipts(
     Ok(first)
 }
 
-/// Payments already recorded under the provider references of `jobs`:
-/// (provider, reference) → (id, school, amount).
-async fn recorded_refs(
+/// A credit booked as a payment from the school's bank statement, nobody having notified it.
+struct StatementCredit {
+    payment_id: i64,
+    school_id: i64,
+    account_number: String,
+    bank_ref: String,
+    amount: i64,
+    booked_at: chrono::DateTime<Utc>,
+}
+
+/// What `jobs` may already be: payments recorded under their provider references
+/// ((provider, reference) → (id, school, amount)), and credits of their schools' accounts
+/// booked from statements under the bank references that jobs from account watchers carry (a
+/// notification coming after the statement is the same transfer). One round trip for a
+/// notification batch: each look-up is a branch of one `UNION ALL`.
+async fn recorded_before(
     tx: &mut Tx,
     jobs: &[&Job],
-) -> Result<HashMap<(String, String), (i64, i64, i64)>> {
+) -> Result<(
+    HashMap<(String, String), (i64, i64, i64)>,
+    Vec<StatementCredit>,
+)> {
     let mut by_provider: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for j in jobs {
         if let Some(r) = &j.payment.provider_ref {
@@ -144,34 +161,158 @@ async fn recorded_refs(
                 .insert(r.as_str());
         }
     }
-    let mut out = HashMap::new();
-    for (provider, refs) in by_provider {
-        let refs: Vec<&str> = refs.into_iter().collect();
-        for chunk in refs.chunks(500) {
-            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
-            let sql = format!(
-                "SELECT id, school_id, amount, provider_ref FROM payments WHERE provider = $1 AND provider_ref IN ({})",
-                list.join(",")
-            );
-            // Planned each time with the values at hand: a plan cached while the table was
-            // small reads every payment of the provider instead of probing both key columns.
-            let mut q = sqlx::query(&sql).persistent(false).bind(provider);
-            for r in chunk {
-                q = q.bind(*r);
+    let by_provider: Vec<(&str, Vec<&str>)> = by_provider
+        .into_iter()
+        .map(|(p, refs)| (p, refs.into_iter().collect()))
+        .collect();
+    let watched: Vec<&Job> = jobs
+        .iter()
+        .copied()
+        .filter(|j| j.payment.credited_account.is_some() && j.payment.bank_ref.is_some())
+        .collect();
+    let schools: Vec<i64> = watched
+        .iter()
+        .map(|j| j.school.id)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let bank_refs: Vec<String> = watched
+        .iter()
+        .filter_map(|j| j.payment.bank_ref.as_deref())
+        .map(|r| r.trim().to_uppercase())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+
+    enum Branch<'a> {
+        Refs(&'a str, &'a [&'a str]),
+        Credits(&'a [String]),
+    }
+    let mut branches: Vec<Branch> = Vec::new();
+    for (provider, refs) in &by_provider {
+        branches.extend(refs.chunks(500).map(|c| Branch::Refs(provider, c)));
+    }
+    branches.extend(bank_refs.chunks(500).map(Branch::Credits));
+
+    let mut existing = HashMap::new();
+    let mut credits = Vec::new();
+    // Branches go together up to about 1,000 values per statement.
+    let mut rest = branches.as_slice();
+    while !rest.is_empty() {
+        let mut values = 0;
+        let mut take = 0;
+        for b in rest {
+            let n = match b {
+                Branch::Refs(_, refs) => refs.len() + 1,
+                Branch::Credits(refs) => refs.len() + schools.len(),
+            };
+            if take > 0 && values + n > 1_000 {
+                break;
             }
-            for row in q.fetch_all(&mut **tx).await? {
-                out.insert(
-                    (provider.to_string(), row.try_get("provider_ref")?),
-                    (
-                        row.try_get("id")?,
-                        row.try_get("school_id")?,
-                        row.try_get("amount")?,
-                    ),
+            values += n;
+            take += 1;
+        }
+        let (now, later) = rest.split_at(take);
+        rest = later;
+        let mut next = 0;
+        let mut list = |n: usize| -> String {
+            let l: Vec<String> = (0..n).map(|i| format!("${}", next + i + 1)).collect();
+            next += n;
+            l.join(",")
+        };
+        let mut sql = Vec::new();
+        for b in now {
+            sql.push(match b {
+                Branch::Refs(_, refs) => {
+                    let provider = list(1);
+                    format!(
+                        "SELECT 'ref' AS kind, id, school_id, amount, provider_ref AS reference, CAST(NULL AS TEXT) AS account_number,
+                                CAST(NULL AS TEXT) AS booked_at, provider
+                         FROM payments WHERE provider = {provider} AND provider_ref IN ({})",
+                        list(refs.len())
+                    )
+                }
+                Branch::Credits(refs) => {
+                    let school_list = list(schools.len());
+                    format!(
+                        "SELECT 'statement' AS kind, l.payment_id AS id, l.school_id, l.amount, UPPER(l.bank_ref) AS reference,
+                                a.account_number, l.booked_at, CAST(NULL AS TEXT) AS provider
+                         FROM statement_lines l JOIN school_accounts a ON a.id = l.account_id
+                         WHERE l.account_id IN (SELECT id FROM school_accounts WHERE school_id IN ({school_list}))
+                           AND UPPER(l.bank_ref) IN ({}) AND l.matched_by = 'created' AND l.payment_id IS NOT NULL",
+                        list(refs.len())
+                    )
+                }
+            });
+        }
+        let sql = sql.join(" UNION ALL ");
+        // Planned each time with the values at hand: a plan cached while the table was small
+        // reads every payment of the provider instead of probing both key columns.
+        let mut q = sqlx::query(&sql).persistent(false);
+        for b in now {
+            match b {
+                Branch::Refs(provider, refs) => {
+                    q = q.bind(*provider);
+                    for r in *refs {
+                        q = q.bind(*r);
+                    }
+                }
+                Branch::Credits(refs) => {
+                    for id in &schools {
+                        q = q.bind(*id);
+                    }
+                    for r in *refs {
+                        q = q.bind(r.as_str());
+                    }
+                }
+            }
+        }
+        for row in q.fetch_all(&mut **tx).await? {
+            let kind: String = row.try_get("kind")?;
+            let (id, school_id, amount): (i64, i64, i64) = (
+                row.try_get("id")?,
+                row.try_get("school_id")?,
+                row.try_get("amount")?,
+            );
+            let reference: String = row.try_get("reference")?;
+            if kind == "ref" {
+                existing.insert(
+                    (row.try_get("provider")?, reference),
+                    (id, school_id, amount),
                 );
+            } else {
+                let at: String = row.try_get("booked_at")?;
+                credits.push(StatementCredit {
+                    payment_id: id,
+                    school_id,
+                    account_number: row.try_get("account_number")?,
+                    bank_ref: reference,
+                    amount,
+                    booked_at: chrono::DateTime::parse_from_rfc3339(&at)
+                        .map_err(|e| Error::Internal(format!("stored time: {e}")))?
+                        .with_timezone(&Utc),
+                });
             }
         }
     }
-    Ok(out)
+    Ok((existing, credits))
+}
+
+/// The statement credit that is `p`'s transfer: the same account, bank reference and school,
+/// booked within the statement matching window (banks may reuse a reference over time).
+fn same_transfer<'a>(
+    credits: &'a [StatementCredit],
+    p: &NewPayment,
+    school_id: i64,
+) -> Option<&'a StatementCredit> {
+    let (account, bank_ref) = (p.credited_account.as_deref()?, p.bank_ref.as_deref()?);
+    let window = chrono::Duration::hours(super::statements::MATCH_WINDOW_HOURS);
+    credits.iter().find(|c| {
+        c.school_id == school_id
+            && same_account(&c.account_number, account)
+            && c.bank_ref.eq_ignore_ascii_case(bank_ref.trim())
+            && (c.booked_at - p.received_at).abs() <= window
+    })
 }
 
 /// The invoices the jobs' payment codes name: code → (id, school, voided). Open ones join
@@ -278,7 +419,7 @@ pub(super) async fn record_batch_in(
     // Under the schools' locks, a concurrent or retried duplicate delivery, from any
     // instance, sees the first one once it commits and records nothing twice.
     lock_ledgers(tx, &school_ids).await?;
-    let existing = recorded_refs(tx, &jobs).await?;
+    let (existing, from_statements) = recorded_before(tx, &jobs).await?;
     let invoice_ids: Vec<i64> = jobs
         .iter()
         .flat_map(|j| j.payment.allocations.iter().map(|(i, _)| *i))
@@ -348,6 +489,20 @@ pub(super) async fn record_batch_in(
                 Plan::Refused(conflict(p, p.provider_ref.as_deref().unwrap_or_default()))
             } else {
                 Plan::DuplicateOf(*first)
+            }
+        } else if let Some(c) = same_transfer(&from_statements, p, school.id) {
+            if c.amount == p.amount.dong() {
+                Plan::Duplicate(c.payment_id)
+            } else {
+                Plan::Refused(Error::conflict(
+                    "provider_ref_conflict",
+                    format!(
+                        "bank reference {} of this account is already booked from the bank statement (payment {}) with {}",
+                        c.bank_ref,
+                        c.payment_id,
+                        Vnd::new(c.amount).unwrap_or(Vnd::ZERO)
+                    ),
+                ))
             }
         } else {
             let balance = |id: i64| {

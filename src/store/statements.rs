@@ -395,6 +395,7 @@ impl Store {
                             method: "payment_code",
                             up_to_balance: true,
                             reported_fee_bearer: None,
+                            credited_account: None,
                         },
                     }),
                     event: None,

@@ -610,5 +610,81 @@ async fn casso_flow(app: TestApp) {
     store.close().await;
 }
 
+/// The statement came first: a credit nobody had notified was booked from it. SePay's
+/// notification of that transfer, arriving later, is acknowledged as already recorded and tied
+/// to that payment; under the same reference with another amount it is a conflict to review;
+/// the same reference weeks later is another transfer.
+async fn statement_first_flow(app: TestApp) {
+    let sc = school_with_invoices(&app).await;
+    let key = secrets()["sepay"]["api_key"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    let (_, hook) = account(&app, &sc, "sepay", ACCOUNT, &key, None).await;
+    let receiving = receiving_account(&app, &sc).await;
+    let csv = "STT,Ngày giao dịch,Số tham chiếu,Số tiền ghi nợ,Số tiền ghi có,Số dư,Mô tả\n\
+        1,05/09/2025,FT259200,,1.235.000,60.000.000,\"QD3CFPSA hoc phi\"\n";
+    let r = import_statement(&app, &sc, receiving, csv).await;
+    assert_eq!(r["created"], json!(1), "{r}");
+    assert_eq!(app.count("payments").await, 1);
+    assert_eq!(
+        invoice_status(&app, &sc, "QD3CFPSA").await,
+        ("paid".into(), 1_235_000)
+    );
+
+    let late = sepay_txn(
+        9200,
+        "2025-09-05 08:00:00",
+        "QD3CFPSA hoc phi",
+        1_235_000,
+        0,
+    );
+    assert_eq!(late["reference_number"], "FT259200");
+    assert_eq!(
+        sepay_webhook(&app, &hook, &key, &late).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.count("payments").await,
+        1,
+        "the same transfer is not booked twice"
+    );
+    assert_eq!(
+        app.count("provider_events WHERE outcome = 'duplicate' AND payment_id IS NOT NULL")
+            .await,
+        1
+    );
+    assert_eq!(
+        invoice_status(&app, &sc, "QD3CFPSA").await,
+        ("paid".into(), 1_235_000)
+    );
+
+    let mut other_amount = sepay_txn(9201, "2025-09-05 09:00:00", "QD3CFPSA", 1_000_000, 0);
+    other_amount["reference_number"] = json!("ft259200");
+    assert_eq!(
+        sepay_webhook(&app, &hook, &key, &other_amount).await,
+        StatusCode::OK
+    );
+    assert_eq!(app.count("payments").await, 1);
+    assert_eq!(
+        app.count("provider_events WHERE outcome = 'conflict'")
+            .await,
+        1
+    );
+
+    let mut weeks_later = sepay_txn(9202, "2025-09-25 08:00:00", "QDPHYRXY", 1_235_000, 0);
+    weeks_later["reference_number"] = json!("FT259200");
+    assert_eq!(
+        sepay_webhook(&app, &hook, &key, &weeks_later).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.count("payments").await,
+        2,
+        "a reference reused weeks later is new money"
+    );
+}
+
+crate::on_both_backends!(statement_first, statement_first_flow);
 crate::on_both_backends!(sepay_pull, sepay_flow);
 crate::on_both_backends!(casso_pull, casso_flow);

@@ -562,6 +562,7 @@ async fn batch_flow(app: TestApp) {
             method: "manual",
             up_to_balance,
             reported_fee_bearer: None,
+            credited_account: None,
         };
     let job = |p| BatchItem {
         job: Some(Job {
