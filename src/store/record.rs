@@ -21,7 +21,7 @@ use crate::store::org::School;
 use chrono::{Datelike, Utc};
 use serde_json::json;
 use sqlx::Row;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// A payment to record on behalf of `actor`.
 #[derive(Debug, Clone)]
@@ -642,31 +642,11 @@ pub(super) async fn record_batch_in(
         }
     }
 
-    // Fee lines and allocations of every created payment.
-    let mut fee_rows_all = Vec::new();
-    let mut alloc_rows = Vec::new();
-    for (idx, plan) in plans.iter().enumerate() {
-        if let (Some(Plan::Create { allocations, fees }), Some(id), Some(job)) =
-            (plan, ids.get(&idx), &items[idx].job)
-        {
-            fee_rows_all.extend(fees.iter().map(|f| (*id, job.school.id, f)));
-            alloc_rows.extend(
-                allocations
-                    .iter()
-                    .map(|(inv, a)| (*id, job, *inv, *a, job.payment.method)),
-            );
-        }
-    }
-
     // One audit record per created payment, on its school's chain.
-    let receipts: HashMap<usize, &str> = creates
-        .iter()
-        .map(|(idx, no, _)| (*idx, no.as_str()))
-        .collect();
-    let mut entries = Vec::new();
-    for (idx, plan) in plans.iter().enumerate() {
+    let mut entries = Vec::with_capacity(creates.len());
+    for (idx, receipt_no, _) in &creates {
         if let (Some(Plan::Create { allocations, fees }), Some(id), Some(job)) =
-            (plan, ids.get(&idx), &items[idx].job)
+            (&plans[*idx], ids.get(idx), &items[*idx].job)
         {
             let p = &job.payment;
             entries.push((
@@ -677,39 +657,26 @@ pub(super) async fn record_batch_in(
                         entity: "payment",
                         entity_id: Some(*id),
                         details: json!({"channel": p.channel, "provider": p.provider, "provider_ref": p.provider_ref, "amount": p.amount,
-                            "receipt_no": receipts.get(&idx), "allocations": allocations.iter().map(|(i, a)| json!([i, a])).collect::<Vec<_>>(),
+                            "receipt_no": receipt_no, "allocations": allocations.iter().map(|(i, a)| json!([i, a])).collect::<Vec<_>>(),
                             "fees": fees.iter().map(|f| json!({"amount": f.amount, "borne_by": f.borne_by, "needs_review": f.needs_review})).collect::<Vec<_>>()}),
                     },
                 ));
         }
+    }
+    if entries.len() != creates.len() {
+        return Err(Error::Internal("one audit record per payment".into()));
     }
 
     let events: Vec<&NewEvent> = items.iter().filter_map(|i| i.event.as_ref()).collect();
 
     match heads {
         Some(mut heads) => {
-            if entries.len() != creates.len() {
-                return Err(Error::Internal("one audit record per payment".into()));
-            }
             // A big import goes in a few statements, so no parameter grows without bound.
             let statements = creates.len().div_ceil(PAYMENTS_PER_STATEMENT).max(1);
             for k in 0..statements {
                 let range = k * PAYMENTS_PER_STATEMENT
                     ..((k + 1) * PAYMENTS_PER_STATEMENT).min(creates.len());
-                let mine: HashSet<i64> = creates[range.clone()]
-                    .iter()
-                    .filter_map(|(idx, ..)| ids.get(idx).copied())
-                    .collect();
-                let fees: Vec<FeeLine> = fee_rows_all
-                    .iter()
-                    .filter(|f| mine.contains(&f.0))
-                    .copied()
-                    .collect();
-                let allocations: Vec<AllocationLine> = alloc_rows
-                    .iter()
-                    .filter(|a| mine.contains(&a.0))
-                    .copied()
-                    .collect();
+                let (fees, allocations) = lines_of(&creates[range.clone()], &plans, items, &ids);
                 let rows = Rows {
                     creates: &creates[range.clone()],
                     items,
@@ -724,7 +691,8 @@ pub(super) async fn record_batch_in(
             }
         }
         None => {
-            insert_fees_and_allocations(tx, &fee_rows_all, &alloc_rows, &recorded_at).await?;
+            let (fees, allocations) = lines_of(&creates, &plans, items, &ids);
+            insert_fees_and_allocations(tx, &fees, &allocations, &recorded_at).await?;
             audit::record_many(tx, entries).await?;
             insert_events(tx, &events).await?;
         }
@@ -740,6 +708,29 @@ const PAYMENTS_PER_STATEMENT: usize = 2_000;
 type FeeLine<'a> = (i64, i64, &'a super::ledger::FeeRow);
 /// An allocation to write: (payment id, job, invoice id, amount, method).
 type AllocationLine<'a> = (i64, &'a Job, i64, Vnd, &'static str);
+
+/// The fee lines and allocations of the payments `creates` makes, in its order.
+fn lines_of<'a>(
+    creates: &[(usize, String, i64)],
+    plans: &'a [Option<Plan>],
+    items: &'a [BatchItem],
+    ids: &HashMap<usize, i64>,
+) -> (Vec<FeeLine<'a>>, Vec<AllocationLine<'a>>) {
+    let (mut fee_lines, mut allocation_lines) = (Vec::new(), Vec::new());
+    for (idx, ..) in creates {
+        if let (Some(Plan::Create { allocations, fees }), Some(id), Some(job)) =
+            (&plans[*idx], ids.get(idx), &items[*idx].job)
+        {
+            fee_lines.extend(fees.iter().map(|f| (*id, job.school.id, f)));
+            allocation_lines.extend(
+                allocations
+                    .iter()
+                    .map(|(inv, a)| (*id, job, *inv, *a, job.payment.method)),
+            );
+        }
+    }
+    (fee_lines, allocation_lines)
+}
 
 /// Inserts the payments of `creates`, in chunks; returns each item's new payment id.
 async fn insert_payments(
