@@ -3,7 +3,7 @@
 //! their payment, a late notification is a duplicate, and errors, timeouts and pages behave.
 
 use crate::helpers::{School, TestApp, ADMIN};
-use crate::webhooks::{account, invoice_status, school_with_invoices, secrets};
+use crate::webhooks::{account, invoice_status, school_with_invoices, secrets, sepay_school};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode as AxStatus};
 use axum::response::{IntoResponse, Response};
@@ -615,12 +615,7 @@ async fn casso_flow(app: TestApp) {
 /// to that payment; under the same reference with another amount it is a conflict to review;
 /// the same reference weeks later is another transfer.
 async fn statement_first_flow(app: TestApp) {
-    let sc = school_with_invoices(&app).await;
-    let key = secrets()["sepay"]["api_key"]
-        .as_str()
-        .expect("key")
-        .to_string();
-    let (_, hook) = account(&app, &sc, "sepay", ACCOUNT, &key, None).await;
+    let (sc, key, hook) = sepay_school(&app, ACCOUNT).await;
     let receiving = receiving_account(&app, &sc).await;
     let csv = "STT,Ngày giao dịch,Số tham chiếu,Số tiền ghi nợ,Số tiền ghi có,Số dư,Mô tả\n\
         1,05/09/2025,FT259200,,1.235.000,60.000.000,\"QD3CFPSA hoc phi\"\n";

@@ -3,7 +3,7 @@
 //! accountant matches or dismisses, and a dismissed suggestion never comes back.
 
 use crate::helpers::{School, TestApp};
-use crate::webhooks::{account, invoice_status, school_with_invoices, secrets};
+use crate::webhooks::{invoice_status, sepay_school};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -64,12 +64,7 @@ async fn open_exceptions(app: &TestApp, sc: &School) -> Vec<Value> {
 }
 
 async fn review_flow(app: TestApp) {
-    let sc = school_with_invoices(&app).await;
-    let key = secrets()["sepay"]["api_key"]
-        .as_str()
-        .expect("key")
-        .to_string();
-    let (_, path) = account(&app, &sc, "sepay", "6868123456789", &key, None).await;
+    let (sc, key, path) = sepay_school(&app, "6868123456789").await;
 
     // Name and class, no code, the exact balance: allocated automatically.
     transfer(
@@ -358,12 +353,7 @@ async fn sepay_at(app: &TestApp, path: &str, key: &str, t: (i64, &str, &str, i64
 /// reference, else by amount and time), credits nobody notified become payments and are matched,
 /// a notification the bank never settled is flagged, and nothing is booked twice.
 async fn statement_flow(app: TestApp) {
-    let sc = school_with_invoices(&app).await;
-    let key = secrets()["sepay"]["api_key"]
-        .as_str()
-        .expect("key")
-        .to_string();
-    let (_, path) = account(&app, &sc, "sepay", "0071000123456", &key, None).await;
+    let (sc, key, path) = sepay_school(&app, "0071000123456").await;
     let (s, acct) = app.post(&format!("/api/v1/schools/{}/accounts", sc.school_id), &sc.accountant,
         json!({"bank_bin": "970436", "account_number": "0071000123456", "account_name": "TRUONG THCS LE QUY DON"})).await;
     assert_eq!(s, StatusCode::CREATED, "{acct}");
@@ -574,12 +564,7 @@ crate::on_both_backends!(statements, statement_flow);
 /// The daily close: what was recorded on a day, cash beside cashless, fees by bearer, matches and
 /// open exceptions; closing freezes it, once, only when the day is over; the CLI does the same.
 async fn day_flow(app: TestApp) {
-    let sc = school_with_invoices(&app).await;
-    let key = secrets()["sepay"]["api_key"]
-        .as_str()
-        .expect("key")
-        .to_string();
-    let (_, path) = account(&app, &sc, "sepay", "6868123456789", &key, None).await;
+    let (sc, key, path) = sepay_school(&app, "6868123456789").await;
     let (a, _) = invoice_of(&app, &sc, "HS0001").await;
     let (s, b) = app
         .post(&format!("/api/v1/schools/{}/payments", sc.school_id), &sc.cashier,
@@ -694,12 +679,7 @@ crate::on_both_backends!(
 /// The same family paying twice: a second transfer for an invoice already paid, or the same
 /// transfer repeated, is in the queue as a refund candidate naming the first payment.
 async fn duplicate_flow(app: TestApp) {
-    let sc = school_with_invoices(&app).await;
-    let key = secrets()["sepay"]["api_key"]
-        .as_str()
-        .expect("key")
-        .to_string();
-    let (_, path) = account(&app, &sc, "sepay", "6868123456789", &key, None).await;
+    let (sc, key, path) = sepay_school(&app, "6868123456789").await;
 
     // By code: the first pays the invoice, the second finds it paid.
     let first = transfer(

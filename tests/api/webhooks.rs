@@ -27,6 +27,18 @@ pub(crate) async fn school_with_invoices(app: &TestApp) -> School {
     sc
 }
 
+/// A school with the September invoices and a SePay account watching `bank_account`:
+/// (school, the account's API key, its webhook path).
+pub(crate) async fn sepay_school(app: &TestApp, bank_account: &str) -> (School, String, String) {
+    let sc = school_with_invoices(app).await;
+    let key = secrets()["sepay"]["api_key"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    let (_, path) = account(app, &sc, "sepay", bank_account, &key, None).await;
+    (sc, key, path)
+}
+
 pub(crate) async fn account(
     app: &TestApp,
     sc: &School,
@@ -432,12 +444,7 @@ async fn casso_flow(app: TestApp) {
 /// deliveries are written in batches, yet the invoice is paid exactly its total, the rest stays
 /// as credit, receipts are gapless and every delivery is archived once with its outcome.
 async fn burst_flow(app: TestApp) {
-    let sc = school_with_invoices(&app).await;
-    let key = secrets()["sepay"]["api_key"]
-        .as_str()
-        .expect("key")
-        .to_string();
-    let (_, path) = account(&app, &sc, "sepay", "6868123456789", &key, None).await;
+    let (sc, key, path) = sepay_school(&app, "6868123456789").await;
     let (_, before) = invoice_status(&app, &sc, "QD3CFPSA").await;
     assert_eq!(before, 0);
     let mut tasks = Vec::new();
@@ -610,12 +617,7 @@ crate::on_both_backends!(batch, batch_flow);
 /// Control characters a sender puts in its text (NUL included, which PostgreSQL cannot store in
 /// text) never stop a delivery: free text is kept without them, an id with them is refused.
 async fn control_characters_flow(app: TestApp) {
-    let sc = school_with_invoices(&app).await;
-    let key = secrets()["sepay"]["api_key"]
-        .as_str()
-        .expect("key")
-        .to_string();
-    let (_, path) = account(&app, &sc, "sepay", "6868123456789", &key, None).await;
+    let (sc, key, path) = sepay_school(&app, "6868123456789").await;
     let auth = json!({"Authorization": format!("Apikey {key}")});
     let body = json!({"id": 77001, "gateway": "MB\u{0}Bank", "transactionDate": "2025-09-10 08:30:00",
         "accountNumber": "6868123456789", "code": null, "content": "QD3CFPSA\u{0} hoc\u{7}phi\u{1b}",
@@ -655,12 +657,7 @@ crate::on_both_backends!(control_characters, control_characters_flow);
 /// The database drops every connection (a restart, a failover): a delivery in flight may be
 /// answered "retry later", never recorded twice, and the sender's retry is recorded.
 async fn lost_connections_flow(app: TestApp) {
-    let sc = school_with_invoices(&app).await;
-    let key = secrets()["sepay"]["api_key"]
-        .as_str()
-        .expect("key")
-        .to_string();
-    let (_, path) = account(&app, &sc, "sepay", "6868123456789", &key, None).await;
+    let (sc, key, path) = sepay_school(&app, "6868123456789").await;
     let auth = json!({"Authorization": format!("Apikey {key}")});
     let transfer = |id: i64, code: &str| {
         json!({"id": id, "gateway": "MBBank", "transactionDate": "2025-09-10 08:30:00",
