@@ -10,7 +10,8 @@
 mod support;
 
 use feerecon::domain::code::SchoolPrefix;
-use feerecon::providers::ProviderId;
+use feerecon::domain::provider::Secret;
+use feerecon::providers::{sepay, vnpay};
 use feerecon::sealer::Sealer;
 use feerecon::store::webhooks::NewProviderAccount;
 use feerecon::store::Store;
@@ -166,11 +167,10 @@ async fn run(label: &str, url: &str, requests: usize) {
                 &sealer,
                 NewProviderAccount {
                     school_id: school.id,
-                    provider: ProviderId::Sepay,
+                    provider: sepay::ID,
                     account: &account,
                     label: "sepay",
-                    secret: SEPAY_KEY.as_bytes(),
-                    access_key: None,
+                    secret: &Secret::new(SEPAY_KEY.as_bytes()),
                 },
             )
             .await
@@ -181,11 +181,10 @@ async fn run(label: &str, url: &str, requests: usize) {
                 &sealer,
                 NewProviderAccount {
                     school_id: school.id,
-                    provider: ProviderId::Vnpay,
+                    provider: vnpay::ID,
                     account: &tmn,
                     label: "vnpay",
-                    secret: VNPAY_SECRET.as_bytes(),
-                    access_key: None,
+                    secret: &Secret::new(VNPAY_SECRET.as_bytes()),
                 },
             )
             .await
@@ -214,7 +213,13 @@ async fn run(label: &str, url: &str, requests: usize) {
             .expect("service runtime");
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-            axum::serve(listener, router).await
+            feerecon::http::server::serve(
+                listener,
+                router,
+                &feerecon::http::limits::ServerLimits::default(),
+                std::future::pending(),
+            )
+            .await
         })
     });
     let client = reqwest::Client::builder()

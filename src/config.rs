@@ -26,11 +26,108 @@ pub struct ServeConfig {
         hide_env_values = true
     )]
     pub admin_token: Option<String>,
+    #[command(flatten)]
+    pub limits: LimitsConfig,
+}
+
+/// What the service will take from clients, and for how long.
+#[derive(Debug, Clone, Args)]
+pub struct LimitsConfig {
+    /// Connections open at once; past it a new connection is answered 503 and closed.
+    #[arg(long, env = "FEERECON_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers; also the longest a kept-alive
+    /// connection may sit idle.
+    #[arg(long, env = "FEERECON_HEADER_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub header_timeout_seconds: u64,
+    /// Seconds a client has to send a request's body.
+    #[arg(long, env = "FEERECON_BODY_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub body_timeout_seconds: u64,
+    /// API requests in progress at once; past it 503 with Retry-After.
+    #[arg(long, env = "FEERECON_MAX_IN_FLIGHT", default_value_t = 256)]
+    pub max_in_flight: usize,
+    /// On SIGTERM, seconds requests in flight may take before their connections are closed.
+    #[arg(long, env = "FEERECON_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
+    pub shutdown_grace_seconds: u64,
+    /// Refused webhook deliveries per client address per second (after a burst of 10 times as
+    /// many); past it they are answered "too many" and not archived.
+    #[arg(
+        long,
+        env = "FEERECON_WEBHOOK_REFUSALS_PER_SECOND",
+        default_value_t = 10
+    )]
+    pub webhook_refusals_per_second: u32,
+    /// Verified webhook deliveries per provider account per second (after a burst of twice as
+    /// many).
+    #[arg(
+        long,
+        env = "FEERECON_WEBHOOK_ACCOUNT_PER_SECOND",
+        default_value_t = 1000
+    )]
+    pub webhook_account_per_second: u32,
+    /// Days refused webhook deliveries are kept in the archive (30 at least).
+    #[arg(long, env = "FEERECON_ARCHIVE_RETENTION_DAYS", default_value_t = 30)]
+    pub archive_retention_days: u32,
+}
+
+impl LimitsConfig {
+    pub fn server(&self) -> crate::http::limits::ServerLimits {
+        use std::time::Duration;
+        crate::http::limits::ServerLimits {
+            max_connections: self.max_connections,
+            header_read_timeout: Duration::from_secs(self.header_timeout_seconds),
+            body_read_timeout: Duration::from_secs(self.body_timeout_seconds),
+            max_in_flight: self.max_in_flight,
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
+            ..Default::default()
+        }
+    }
+
+    pub fn webhooks(&self) -> crate::http::limits::WebhookRates {
+        crate::http::limits::WebhookRates {
+            refusals_burst: self.webhook_refusals_per_second.saturating_mul(10),
+            refusals_per_second: self.webhook_refusals_per_second,
+            account_burst: self.webhook_account_per_second.saturating_mul(2),
+            account_per_second: self.webhook_account_per_second,
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("FEERECON_MAX_CONNECTIONS", self.max_connections as u64),
+            (
+                "FEERECON_HEADER_TIMEOUT_SECONDS",
+                self.header_timeout_seconds,
+            ),
+            ("FEERECON_BODY_TIMEOUT_SECONDS", self.body_timeout_seconds),
+            ("FEERECON_MAX_IN_FLIGHT", self.max_in_flight as u64),
+            (
+                "FEERECON_SHUTDOWN_GRACE_SECONDS",
+                self.shutdown_grace_seconds,
+            ),
+            (
+                "FEERECON_WEBHOOK_REFUSALS_PER_SECOND",
+                u64::from(self.webhook_refusals_per_second),
+            ),
+            (
+                "FEERECON_WEBHOOK_ACCOUNT_PER_SECOND",
+                u64::from(self.webhook_account_per_second),
+            ),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("{name} must be more than 0"));
+        }
+        if self.archive_retention_days < 30 {
+            return Err("FEERECON_ARCHIVE_RETENTION_DAYS must be 30 or more (the database keeps refused deliveries that long)".into());
+        }
+        Ok(())
+    }
 }
 
 impl ServeConfig {
     /// Checks what clap cannot, naming the variable at fault.
     pub fn validate(&self) -> Result<(), String> {
+        self.limits.validate()?;
         if let Some(t) = &self.admin_token {
             if t.trim().len() < 32 || t.chars().any(char::is_whitespace) {
                 return Err(

@@ -36,6 +36,8 @@ pub enum Error {
     Db(#[from] sqlx::Error),
     #[error("migration error")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("the service is busy; retry shortly")]
+    Busy,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -88,7 +90,9 @@ impl Error {
             Error::Db(sqlx::Error::Database(d)) if d.is_unique_violation() => {
                 (StatusCode::CONFLICT, "conflict")
             }
-            Error::Db(sqlx::Error::PoolTimedOut) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            Error::Db(sqlx::Error::PoolTimedOut) | Error::Busy => {
+                (StatusCode::SERVICE_UNAVAILABLE, "busy")
+            }
             Error::Db(_) | Error::Migrate(_) | Error::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
@@ -152,6 +156,12 @@ impl IntoResponse for Error {
             },
         };
         let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

@@ -9,6 +9,7 @@ pub mod http;
 pub mod providers;
 pub mod pull;
 pub mod recon;
+pub mod retention;
 pub mod sealer;
 pub mod store;
 

@@ -225,14 +225,27 @@ async fn serve(cfg: ServeConfig, keys: &SecretKeyConfig, db_url: &str) -> anyhow
         .await
         .with_context(|| format!("while binding {}", cfg.listen))?;
     tracing::info!(listen = %listener.local_addr()?, backend = ?store.backend(), "feerecon listening");
-    let state = AppState::new(store.clone(), sealer);
+    let mut state = AppState::new(store.clone(), sealer);
+    state.server_limits = cfg.limits.server();
+    state.webhook_limits = feerecon::http::limits::WebhookLimits::new(cfg.limits.webhooks());
     // Pulls SePay and Casso accounts whose notifications may have been missed.
     let scheduler =
         feerecon::pull::spawn(store.clone(), state.sealer.clone(), state.puller.clone());
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let purge = feerecon::retention::spawn(
+        store.clone(),
+        chrono::Duration::days(i64::from(cfg.limits.archive_retention_days)),
+    );
+    let (limits, intake) = (state.server_limits.clone(), state.intake.clone());
+    feerecon::http::server::serve(listener, app(state), &limits, shutdown_signal()).await;
+    // Connections are closed: what the writers still hold is written or, its sender gone,
+    // dropped; whatever is not done by then was never acknowledged.
+    if !intake.close(std::time::Duration::from_secs(5)).await {
+        tracing::warn!(
+            "the intake writers did not finish in time; unacknowledged deliveries are dropped"
+        );
+    }
     scheduler.abort();
+    purge.abort();
     store.close().await;
     tracing::info!("stopped");
     Ok(())
@@ -254,7 +267,7 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down: finishing requests in flight");
+    tracing::info!("shutting down");
 }
 
 async fn import_invoices(db_url: &str, file: &PathBuf, school_code: &str) -> anyhow::Result<()> {

@@ -9,6 +9,7 @@ pub mod invoice;
 pub mod ledger;
 pub mod money;
 pub mod period;
+pub mod provider;
 pub mod text;
 pub mod time;
 pub mod vietqr;

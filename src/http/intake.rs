@@ -4,63 +4,110 @@
 //! delivery falls; when idle, a delivery is written at once, alone.
 //!
 //! Schools are spread over a few writers (by school id), so one school's burst never waits on
-//! another's commit. Exactly-once does not depend on this queue: it comes from the database,
-//! under each school's ledger lock, so any number of instances can share one PostgreSQL.
+//! another's commit. Refused deliveries (bad signatures, unknown accounts, junk) have a queue
+//! and a writer of their own that archives them in large batches, so they never delay a real
+//! delivery's commit. Every queue is bounded: when one is full the delivery is answered "retry
+//! later" before anything is written. Exactly-once does not depend on these queues: it comes from
+//! the database, under each school's ledger lock, so any number of instances can share one
+//! PostgreSQL.
 
 use super::webhooks::{settle, Handled, ToRecord};
 use crate::error::Error;
-use crate::providers::{Ack, ProviderId};
+use crate::providers::Sender;
 use crate::store::record::{BatchItem, Job};
 use crate::store::webhooks::NewEvent;
 use crate::store::{Backend, Store};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// Most deliveries written in one transaction.
 pub const MAX_BATCH: usize = 64;
-/// Deliveries waiting per writer before senders wait too.
+/// Deliveries waiting per writer; past it, senders are asked to retry.
 const QUEUE: usize = 1024;
+/// Refused deliveries waiting to be archived; past it they are answered but not archived.
+const REFUSED_QUEUE: usize = 512;
+/// Most refused deliveries archived in one transaction.
+const REFUSED_BATCH: usize = 256;
 
 struct Pending {
     item: BatchItem,
-    provider: ProviderId,
+    sender: &'static dyn Sender,
     /// Set for a payment: how its reply follows from what recording did.
     info: Option<ToRecord>,
     /// The outcome already known, for a delivery that records no payment.
     known: Option<Handled>,
     reply: oneshot::Sender<Handled>,
+    _busy: Busy,
 }
 
-/// The queue in front of the writers, started on first use.
+struct Refused {
+    event: NewEvent,
+    reply: oneshot::Sender<bool>,
+    _busy: Busy,
+}
+
+/// Counts a delivery from the moment it is queued until it is written or dropped, so a
+/// shutdown can wait for the writers to finish what they hold.
+struct Busy(Arc<AtomicUsize>);
+
+impl Busy {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+struct Queues {
+    writers: Vec<mpsc::Sender<Pending>>,
+    refused: mpsc::Sender<Refused>,
+}
+
+/// The queues in front of the writers, started on first use.
 #[derive(Clone, Default)]
 pub struct Intake {
-    writers: Arc<OnceLock<Vec<mpsc::Sender<Pending>>>>,
+    queues: Arc<OnceLock<Queues>>,
+    busy: Arc<AtomicUsize>,
+    closed: Arc<AtomicBool>,
+}
+
+/// Why a delivery was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotQueued {
+    /// The queue is full: the service is overloaded.
+    Full,
+    /// The service is stopping.
+    Closed,
 }
 
 impl Intake {
-    /// Archives a delivery that records no payment; `handled` says what became of it.
-    pub(super) async fn archive(
+    /// Archives a verified delivery that records no payment; `handled` says what became of it.
+    pub(super) async fn keep(
         &self,
         store: &Store,
-        provider: ProviderId,
+        sender: &'static dyn Sender,
         mut event: NewEvent,
         handled: Handled,
     ) -> Handled {
-        handled.fill(provider, &mut event);
+        handled.fill(sender, &mut event);
         let shard = event.account.map(|a| a.1).unwrap_or(0);
         self.submit(
             store,
             shard,
-            Pending {
-                item: BatchItem {
-                    job: None,
-                    event: Some(event),
-                },
-                provider,
-                info: None,
-                known: Some(handled),
-                reply: oneshot::channel().0,
+            sender,
+            BatchItem {
+                job: None,
+                event: Some(event),
             },
+            None,
+            Some(handled),
         )
         .await
     }
@@ -69,54 +116,102 @@ impl Intake {
     pub(super) async fn record(
         &self,
         store: &Store,
+        sender: &'static dyn Sender,
         event: NewEvent,
         job: Job,
         info: ToRecord,
     ) -> Handled {
-        let (provider, shard) = (info.provider, job.school.id);
+        let shard = job.school.id;
         self.submit(
             store,
             shard,
-            Pending {
-                item: BatchItem {
-                    job: Some(job),
-                    event: Some(event),
-                },
-                provider,
-                info: Some(info),
-                known: None,
-                reply: oneshot::channel().0,
+            sender,
+            BatchItem {
+                job: Some(job),
+                event: Some(event),
             },
+            Some(info),
+            None,
         )
         .await
     }
 
-    async fn submit(&self, store: &Store, shard: i64, mut pending: Pending) -> Handled {
-        let writers = self.writers.get_or_init(|| start(store));
+    async fn submit(
+        &self,
+        store: &Store,
+        shard: i64,
+        sender: &'static dyn Sender,
+        item: BatchItem,
+        info: Option<ToRecord>,
+        known: Option<Handled>,
+    ) -> Handled {
+        if self.closed.load(Ordering::SeqCst) {
+            return Handled::not_written(NotQueued::Closed);
+        }
+        let queues = self.queues.get_or_init(|| start(store));
         let (tx, rx) = oneshot::channel();
-        pending.reply = tx;
-        let writer = &writers[shard.unsigned_abs() as usize % writers.len()];
-        if writer.send(pending).await.is_err() {
-            return retry_later("the writer has stopped");
+        let pending = Pending {
+            item,
+            sender,
+            info,
+            known,
+            reply: tx,
+            _busy: Busy::new(&self.busy),
+        };
+        let writer = &queues.writers[shard.unsigned_abs() as usize % queues.writers.len()];
+        // Decided before anything is written: a full queue means the writers are behind, and
+        // waiting would only hold the sender's connection until it gives up.
+        if let Err(e) = writer.try_send(pending) {
+            return Handled::not_written(match e {
+                mpsc::error::TrySendError::Full(_) => NotQueued::Full,
+                mpsc::error::TrySendError::Closed(_) => NotQueued::Closed,
+            });
         }
         rx.await
-            .unwrap_or_else(|_| retry_later("the writer dropped the delivery"))
+            .unwrap_or_else(|_| Handled::retry_later("the writer dropped the delivery"))
+    }
+
+    /// Archives a refused delivery; false when it could not be (the queue is full or the
+    /// service is stopping), in which case nothing was written.
+    pub(super) async fn refused(&self, store: &Store, event: NewEvent) -> Result<(), NotQueued> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(NotQueued::Closed);
+        }
+        let queues = self.queues.get_or_init(|| start(store));
+        let (tx, rx) = oneshot::channel();
+        queues
+            .refused
+            .try_send(Refused {
+                event,
+                reply: tx,
+                _busy: Busy::new(&self.busy),
+            })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => NotQueued::Full,
+                mpsc::error::TrySendError::Closed(_) => NotQueued::Closed,
+            })?;
+        match rx.await {
+            Ok(true) => Ok(()),
+            _ => Err(NotQueued::Full),
+        }
+    }
+
+    /// Takes no more deliveries, and waits (at most `within`) until the writers have written
+    /// or dropped what they hold. True when they are done.
+    pub async fn close(&self, within: Duration) -> bool {
+        self.closed.store(true, Ordering::SeqCst);
+        let until = Instant::now() + within;
+        while self.busy.load(Ordering::SeqCst) > 0 {
+            if Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
     }
 }
 
-fn retry_later(why: &str) -> Handled {
-    Handled {
-        ack: Ack::RetryLater,
-        outcome: "error",
-        detail: Some(why.into()),
-        verified: false,
-        txn_id: None,
-        payment_id: None,
-        to_match: false,
-    }
-}
-
-fn start(store: &Store) -> Vec<mpsc::Sender<Pending>> {
+fn start(store: &Store) -> Queues {
     // SQLite has one writer connection: more writers would only queue on it.
     let writers = match store.backend() {
         Backend::Sqlite => 1,
@@ -129,12 +224,13 @@ fn start(store: &Store) -> Vec<mpsc::Sender<Pending>> {
         senders.push(tx);
         receivers.push(rx);
     }
+    let (refused_tx, refused_rx) = mpsc::channel(REFUSED_QUEUE);
     let store = store.for_intake();
     // The writers run on a thread of their own: each batch is a handful of round trips, and
     // each answer from the database is handled at once instead of queueing behind the
     // requests the service is parsing and verifying. Should that thread or its runtime not
     // start, they run with the service's tasks rather than not at all.
-    let slot = Arc::new(Mutex::new(Some(receivers)));
+    let slot = Arc::new(Mutex::new(Some((receivers, refused_rx))));
     let service = tokio::runtime::Handle::current();
     let spawned = std::thread::Builder::new().name("intake".into()).spawn({
         let (store, slot) = (store.clone(), slot.clone());
@@ -160,23 +256,27 @@ fn start(store: &Store) -> Vec<mpsc::Sender<Pending>> {
             tokio::spawn(run_writers(store, receivers));
         }
     }
-    senders
+    Queues {
+        writers: senders,
+        refused: refused_tx,
+    }
 }
 
-fn take(
-    slot: &Mutex<Option<Vec<mpsc::Receiver<Pending>>>>,
-) -> Option<Vec<mpsc::Receiver<Pending>>> {
+type Receivers = (Vec<mpsc::Receiver<Pending>>, mpsc::Receiver<Refused>);
+
+fn take(slot: &Mutex<Option<Receivers>>) -> Option<Receivers> {
     match slot.lock() {
         Ok(mut g) => g.take(),
         Err(poisoned) => poisoned.into_inner().take(),
     }
 }
 
-async fn run_writers(store: Store, receivers: Vec<mpsc::Receiver<Pending>>) {
-    let writers: Vec<_> = receivers
+async fn run_writers(store: Store, (receivers, refused): Receivers) {
+    let mut writers: Vec<_> = receivers
         .into_iter()
         .map(|rx| tokio::spawn(write(store.clone(), rx)))
         .collect();
+    writers.push(tokio::spawn(write_refused(store, refused)));
     for w in writers {
         let _ = w.await;
     }
@@ -192,7 +292,15 @@ async fn write(store: Store, mut rx: mpsc::Receiver<Pending>) {
                 Err(_) => break,
             }
         }
-        let pending = std::mem::take(&mut batch);
+        // A sender that hung up is not written: nothing was answered to it, and its retry is
+        // then a first delivery rather than a duplicate of one it never heard about.
+        let pending: Vec<Pending> = std::mem::take(&mut batch)
+            .into_iter()
+            .filter(|p| !p.reply.is_closed())
+            .collect();
+        if pending.is_empty() {
+            continue;
+        }
         // A batch runs as a task of its own so that, should it ever panic, its senders are
         // asked to retry (their replies are dropped) and this writer goes on with the next.
         let store = store.clone();
@@ -201,6 +309,31 @@ async fn write(store: Store, mut rx: mpsc::Receiver<Pending>) {
                 panic = e.is_panic(),
                 "a batch of deliveries stopped; its senders will retry"
             );
+        }
+    }
+}
+
+async fn write_refused(store: Store, mut rx: mpsc::Receiver<Refused>) {
+    let mut batch = Vec::with_capacity(REFUSED_BATCH);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < REFUSED_BATCH {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let refused = std::mem::take(&mut batch);
+        let events: Vec<NewEvent> = refused.iter().map(|r| r.event.clone()).collect();
+        let written = match store.archive_events(&events).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %e, size = events.len(), "could not archive refused deliveries");
+                false
+            }
+        };
+        for r in refused {
+            let _ = r.reply.send(written);
         }
     }
 }
@@ -225,22 +358,22 @@ async fn write_batch(store: &Store, pending: Vec<Pending>) {
 async fn attempt(store: &Store, pending: &[Pending]) -> Result<Vec<Handled>, Error> {
     let mut items: Vec<BatchItem> = pending.iter().map(|p| p.item.clone()).collect();
     let mut handled: Vec<Option<Handled>> = pending.iter().map(|p| p.known.clone()).collect();
-    let infos: Vec<(ProviderId, Option<&ToRecord>)> = pending
+    let infos: Vec<(&'static dyn Sender, Option<&ToRecord>)> = pending
         .iter()
-        .map(|p| (p.provider, p.info.as_ref()))
+        .map(|p| (p.sender, p.info.as_ref()))
         .collect();
     store
         .record_batch(&mut items, &mut |i, result, named, event| {
-            if let (Some((provider, Some(info))), Some(event)) = (infos.get(i), event) {
+            if let (Some((sender, Some(info))), Some(event)) = (infos.get(i), event) {
                 let h = settle(info, result, named);
-                h.fill(*provider, event);
+                h.fill(*sender, event);
                 handled[i] = Some(h);
             }
         })
         .await?;
     Ok(handled
         .into_iter()
-        .map(|h| h.unwrap_or_else(|| retry_later("no outcome")))
+        .map(|h| h.unwrap_or_else(|| Handled::retry_later("no outcome")))
         .collect())
 }
 
@@ -254,10 +387,10 @@ fn answer(pending: Vec<Pending>, handled: Vec<Handled>) {
 /// The delivery could not be written even alone: ask the sender to retry, and keep a record of
 /// the attempt if the database takes one.
 async fn give_up(store: &Store, p: Pending, e: Error) {
-    tracing::error!(error = %e, provider = p.provider.as_str(), "could not write a delivery");
-    let handled = retry_later("could not be written; the sender will retry");
+    tracing::error!(error = %e, provider = p.sender.id().as_str(), "could not write a delivery");
+    let handled = Handled::retry_later("could not be written; the sender will retry");
     if let Some(mut event) = p.item.event {
-        handled.fill(p.provider, &mut event);
+        handled.fill(p.sender, &mut event);
         event.verified = p.known.as_ref().is_some_and(|k| k.verified) || p.info.is_some();
         if let Err(e) = store.archive_event(&event).await {
             tracing::error!(error = %e, "could not archive a delivery");

@@ -8,12 +8,14 @@ pub mod fees;
 pub mod health;
 pub mod intake;
 pub mod invoices;
+pub mod limits;
 pub mod org;
 pub mod payments;
 pub mod provider_accounts;
 pub mod pulls;
 pub mod recon;
 pub mod reports;
+pub mod server;
 pub mod students;
 pub mod tokens;
 pub mod webhooks;
@@ -47,6 +49,10 @@ pub struct AppState {
     pub contexts: webhooks::Contexts,
     /// Pulls SePay and Casso accounts' transaction lists.
     pub puller: crate::pull::Puller,
+    /// Webhook budgets per client address and per account.
+    pub webhook_limits: limits::WebhookLimits,
+    /// The server's limits (also applied by `server::serve`).
+    pub server_limits: limits::ServerLimits,
 }
 
 impl AppState {
@@ -58,6 +64,8 @@ impl AppState {
             intake: intake::Intake::default(),
             contexts: webhooks::Contexts::default(),
             puller: crate::pull::Puller::default(),
+            webhook_limits: limits::WebhookLimits::default(),
+            server_limits: limits::ServerLimits::default(),
         }
     }
 
@@ -123,9 +131,26 @@ pub fn app(state: AppState) -> Router {
     let (api, doc) = api();
     let doc = Arc::new(doc);
     let request_id = HeaderName::from_static("x-request-id");
+    // Past this many API requests in progress, more are refused at once with 503 rather than
+    // queued: a client is better told to come back than left waiting. Webhooks have bounded
+    // queues of their own, so an API burst never sheds a payment notification.
+    let in_flight = tower::ServiceBuilder::new()
+        .layer(axum::error_handling::HandleErrorLayer::new(
+            |_: tower::BoxError| async { Error::Busy },
+        ))
+        .load_shed()
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            state.server_limits.max_in_flight.max(1),
+        ));
+    let api = Router::new()
+        .merge(api)
+        .route(
+            "/api/v1/openapi.json",
+            get(move || async move { Json(doc.as_ref().clone()) }),
+        )
+        .layer(in_flight);
     Router::new()
         .merge(api)
-        .route("/api/v1/openapi.json", get(move || async move { Json(doc.as_ref().clone()) }))
         .merge(health::router())
         .merge(webhooks::router())
         .fallback(|| async { Error::not_found("route_not_found", "route") })
@@ -136,6 +161,11 @@ pub fn app(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(extract::JSON_LIMIT))
+        // A body not sent in time ends the request: nobody holds a connection open by sending
+        // a byte a minute.
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            state.server_limits.body_read_timeout,
+        ))
         .layer(CatchPanicLayer::custom(|_| panic_response()))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {

@@ -186,7 +186,7 @@ async fn record_payment(
     // a hand entry of the same transaction must use the same key, or it would be booked twice.
     let provider_ref = match (
         provider_ref,
-        crate::providers::ProviderId::from_db(&provider),
+        crate::providers::by_name(&provider).map(|s| s.id()),
     ) {
         (Some(r), Some(pid)) => {
             let accounts: Vec<_> = st

@@ -6,7 +6,7 @@ use super::AppState;
 use crate::domain::access::{Caller, Role};
 use crate::domain::text::{clean_text, identifier};
 use crate::error::{Error, ErrorBody, Result};
-use crate::providers::ProviderId;
+use crate::providers::{self, GivenSecret, ProviderId, Sender};
 use crate::store::webhooks::{NewProviderAccount, ProviderAccount, ProviderEvent};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -32,11 +32,15 @@ pub struct CreateProviderAccount {
     /// ZaloPay `app_id`, SePay/Casso/Standard Webhooks the bank account number.
     pub account: String,
     pub label: String,
-    /// VNPay hash secret, MoMo secret key, ZaloPay key2, SePay API key, Casso checksum key, or a
-    /// Standard Webhooks `whsec_…` secret. Stored sealed; never shown again.
+    /// VNPay hash secret, MoMo secret key, ZaloPay key2, SePay API key or webhook signing
+    /// secret, Casso checksum key, or a Standard Webhooks `whsec_…` secret. Stored sealed; never
+    /// shown again.
     pub secret: String,
     /// MoMo's access key (signed with, not secret).
     pub access_key: Option<String>,
+    /// For SePay: `api_key` (the default) or `hmac_sha256`, the way the webhook is set to
+    /// authenticate in SePay's dashboard.
+    pub scheme: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -44,29 +48,25 @@ pub struct CreateProviderAccount {
 pub struct AddSecret {
     pub secret: String,
     pub access_key: Option<String>,
+    /// For SePay: `api_key` or `hmac_sha256`.
+    pub scheme: Option<String>,
 }
 
-pub(super) fn secret_bytes(provider: ProviderId, s: &str) -> Result<Vec<u8>> {
-    let s = s.trim();
-    if s.len() < 8 || s.len() > 512 {
-        return Err(Error::invalid(
-            "invalid_secret",
-            "a secret has 8 to 512 characters",
-        ));
-    }
-    if provider == ProviderId::StandardWebhooks {
-        // The HMAC key is the decoded bytes: "whsec_AA==" would be a one-byte key anyone can guess.
-        use base64::Engine as _;
-        let decoded =
-            base64::engine::general_purpose::STANDARD.decode(s.strip_prefix("whsec_").unwrap_or(s));
-        if decoded.map(|k| k.len()).unwrap_or(0) < 24 {
-            return Err(Error::invalid(
-                "invalid_secret",
-                "a Standard Webhooks secret is whsec_ and the base64 of at least 24 bytes",
-            ));
-        }
-    }
-    Ok(s.as_bytes().to_vec())
+/// The sender a request names, if feerecon knows it.
+fn known(provider: ProviderId) -> Result<&'static dyn Sender> {
+    providers::sender(provider).ok_or_else(|| {
+        Error::invalid(
+            "unknown_provider",
+            format!(
+                "provider is one of {}",
+                providers::SENDERS
+                    .iter()
+                    .map(|s| s.id().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    })
 }
 
 #[utoipa::path(post, path = "/api/v1/schools/{school_id}/provider-accounts", tag = "webhooks", security(("bearer" = [])),
@@ -84,13 +84,13 @@ async fn create_account(
         .map_err(|e| Error::invalid("invalid_account", e.to_string()))?;
     let label = clean_text(&b.label, "label", 200)
         .map_err(|e| Error::invalid("invalid_label", e.to_string()))?;
-    let secret = secret_bytes(b.provider, &b.secret)?;
-    if b.provider == ProviderId::Momo && b.access_key.is_none() {
-        return Err(Error::invalid(
-            "missing_access_key",
-            "MoMo signs with an access key: give access_key",
-        ));
-    }
+    let secret = known(b.provider)?
+        .secret(&GivenSecret {
+            secret: &b.secret,
+            access_key: b.access_key.as_deref(),
+            scheme: b.scheme.as_deref(),
+        })
+        .map_err(|e| Error::invalid("invalid_secret", e.0))?;
     let a = st
         .store
         .create_provider_account(
@@ -102,7 +102,6 @@ async fn create_account(
                 account: &account,
                 label: &label,
                 secret: &secret,
-                access_key: b.access_key.as_deref(),
             },
         )
         .await?;
@@ -152,14 +151,15 @@ async fn add_secret(
 ) -> Result<(StatusCode, Json<ProviderAccount>)> {
     require(&caller, &[Role::Admin])?;
     let a = account_in_scope(&st, &caller, id).await?;
+    let secret = known(a.provider)?
+        .secret(&GivenSecret {
+            secret: &b.secret,
+            access_key: b.access_key.as_deref(),
+            scheme: b.scheme.as_deref(),
+        })
+        .map_err(|e| Error::invalid("invalid_secret", e.0))?;
     st.store
-        .add_provider_secret(
-            &caller.actor(),
-            &st.sealer,
-            &a,
-            &secret_bytes(a.provider, &b.secret)?,
-            b.access_key.as_deref(),
-        )
+        .add_provider_secret(&caller.actor(), &st.sealer, &a, &secret)
         .await?;
     st.contexts.clear();
     let a = account_in_scope(&st, &caller, id).await?;
@@ -168,7 +168,8 @@ async fn add_secret(
 
 #[utoipa::path(delete, path = "/api/v1/provider-accounts/{account_id}/secrets/{secret_id}", tag = "webhooks", security(("bearer" = [])),
     params(("account_id" = i64, Path), ("secret_id" = i64, Path)),
-    responses((status = 200, body = ProviderAccount), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = ProviderAccount), (status = 404, body = ErrorBody),
+        (status = 409, description = "The account's last secret in force is never retired (`last_secret`)", body = ErrorBody)))]
 async fn retire_secret(
     State(st): State<AppState>,
     caller: Caller,

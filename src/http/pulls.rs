@@ -3,10 +3,11 @@
 //! last runs went and run one now.
 
 use super::extract::{require, ApiJson, ApiPath, BILLERS};
-use super::provider_accounts::{account_in_scope, secret_bytes};
+use super::provider_accounts::account_in_scope;
 use super::AppState;
 use crate::domain::access::{Caller, Role};
 use crate::error::{Error, ErrorBody, Result};
+use crate::providers::{plain_secret, GivenSecret};
 use crate::pull::feed::{same_account, valid_cursor, Feed};
 use crate::pull::{RunReport, MAX_INTERVAL_SECONDS, MIN_INTERVAL_SECONDS};
 use crate::store::pulls::{PullSettings, PullSource};
@@ -145,7 +146,15 @@ async fn set_pull(
     let api_key = b
         .api_key
         .as_deref()
-        .map(|k| secret_bytes(account.provider, k))
+        .map(|k| {
+            plain_secret(&GivenSecret {
+                secret: k,
+                access_key: None,
+                scheme: None,
+            })
+            .map(|s| s.key)
+            .map_err(|e| Error::invalid("invalid_secret", e.0))
+        })
         .transpose()?;
     let source = st
         .store

@@ -5,14 +5,81 @@
 
 use super::*;
 
+/// Casso's bank-account watcher (webhook v2).
+pub struct Casso;
+
+pub const ID: ProviderId = ProviderId::named("casso");
+
+impl Sender for Casso {
+    fn id(&self) -> ProviderId {
+        ID
+    }
+
+    fn signed_headers(&self) -> &'static [&'static str] {
+        &["x-casso-signature"]
+    }
+
+    fn verify(
+        &self,
+        inbound: &Inbound<'_>,
+        secrets: &[Secret],
+        now: DateTime<Utc>,
+    ) -> Result<(), VerifyError> {
+        verify(inbound, secrets, now)
+    }
+
+    fn parse(&self, inbound: &Inbound<'_>) -> Result<Notification, ParseError> {
+        parse(inbound)
+    }
+
+    fn watches_account(&self) -> bool {
+        true
+    }
+}
+
+/// How a serialiser writes the signed JSON. Casso's samples sign the same sorted, compact JSON
+/// through different serialisers: JavaScript's `JSON.stringify` keeps non-ASCII text as UTF-8;
+/// Python's `json.dumps` escapes it as `\uXXXX`; PHP's `json_encode` escapes it too, and `/` as
+/// `\/`. A Vietnamese memo is signed differently by each, so each form is tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Escaping {
+    Raw,
+    Ascii,
+    AsciiAndSlash,
+}
+
 /// Compact JSON with keys sorted recursively, whatever serde_json's map ordering is built with.
 pub fn canonical_json(v: &serde_json::Value) -> String {
+    canonical_json_as(v, Escaping::Raw)
+}
+
+pub fn canonical_json_as(v: &serde_json::Value, escaping: Escaping) -> String {
     let mut out = String::new();
-    write_canonical(v, &mut out);
+    write_canonical(v, escaping, &mut out);
     out
 }
 
-fn write_canonical(v: &serde_json::Value, out: &mut String) {
+fn write_string(text: &str, escaping: Escaping, out: &mut String) {
+    let quoted = serde_json::Value::String(text.to_string()).to_string();
+    if escaping == Escaping::Raw {
+        out.push_str(&quoted);
+        return;
+    }
+    for c in quoted.chars() {
+        match c {
+            '/' if escaping == Escaping::AsciiAndSlash => out.push_str("\\/"),
+            c if c.is_ascii() => out.push(c),
+            c => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+        }
+    }
+}
+
+fn write_canonical(v: &serde_json::Value, escaping: Escaping, out: &mut String) {
     match v {
         serde_json::Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
@@ -22,9 +89,9 @@ fn write_canonical(v: &serde_json::Value, out: &mut String) {
                 if i > 0 {
                     out.push(',');
                 }
-                out.push_str(&serde_json::Value::String((*k).clone()).to_string());
+                write_string(k, escaping, out);
                 out.push(':');
-                write_canonical(&map[*k], out);
+                write_canonical(&map[*k], escaping, out);
             }
             out.push('}');
         }
@@ -34,15 +101,16 @@ fn write_canonical(v: &serde_json::Value, out: &mut String) {
                 if i > 0 {
                     out.push(',');
                 }
-                write_canonical(item, out);
+                write_canonical(item, escaping, out);
             }
             out.push(']');
         }
+        serde_json::Value::String(text) => write_string(text, escaping, out),
         other => out.push_str(&other.to_string()),
     }
 }
 
-pub fn verify(
+fn verify(
     inbound: &Inbound<'_>,
     secrets: &[Secret],
     now: DateTime<Utc>,
@@ -68,11 +136,23 @@ pub fn verify(
         .map_err(|_| VerifyError::Malformed("X-Casso-Signature timestamp"))?;
     let body: serde_json::Value =
         serde_json::from_slice(inbound.body).map_err(|_| VerifyError::Malformed("body"))?;
-    let msg = format!("{t}.{}", canonical_json(&body));
-    if !secrets
-        .iter()
-        .any(|s| same(&hex::encode(hmac_sha512(&s.key, msg.as_bytes())), v1))
-    {
+    let raw = canonical_json_as(&body, Escaping::Raw);
+    let ascii = canonical_json_as(&body, Escaping::Ascii);
+    let slash = canonical_json_as(&body, Escaping::AsciiAndSlash);
+    // The forms coincide for ASCII text; each distinct one is tried.
+    let mut forms = vec![raw];
+    for form in [ascii, slash] {
+        if !forms.contains(&form) {
+            forms.push(form);
+        }
+    }
+    let signed = secrets.iter().any(|s| {
+        forms.iter().any(|json| {
+            let msg = format!("{t}.{json}");
+            same(&hex::encode(hmac_sha512(&s.key, msg.as_bytes())), v1)
+        })
+    });
+    if !signed {
         return Err(VerifyError::Mismatch);
     }
     // Checked after the signature, so an attacker learns nothing from timing about old requests.
@@ -82,7 +162,7 @@ pub fn verify(
     Ok(())
 }
 
-pub fn parse(inbound: &Inbound<'_>) -> Result<Notification, ParseError> {
+fn parse(inbound: &Inbound<'_>) -> Result<Notification, ParseError> {
     let outer = json_body(inbound.body)?;
     let v = outer
         .get("data")
@@ -108,7 +188,7 @@ pub fn parse(inbound: &Inbound<'_>) -> Result<Notification, ParseError> {
     .map_err(ParseError::Amount)?;
     let when = str_field(v, "transactionDateTime")?;
     Ok(Notification {
-        provider: ProviderId::Casso,
+        provider: ID,
         txn_id: id_field(v, "id")?,
         account: Some(str_field(v, "accountNumber")?),
         order_ref: None,

@@ -5,6 +5,27 @@
 
 use super::*;
 
+/// The registry's sender of `id`, for the tests.
+fn of(id: ProviderId) -> &'static dyn Sender {
+    sender(id).expect("a known sender")
+}
+
+fn verify(
+    id: ProviderId,
+    inbound: &Inbound<'_>,
+    secrets: &[Secret],
+    now: DateTime<Utc>,
+) -> Result<(), VerifyError> {
+    if secrets.is_empty() {
+        return Err(VerifyError::NoSecret);
+    }
+    of(id).verify(inbound, secrets, now)
+}
+
+fn parse(id: ProviderId, inbound: &Inbound<'_>) -> Result<Notification, ParseError> {
+    super::parse(of(id), inbound)
+}
+
 macro_rules! fixture {
     ($path:literal) => {
         include_str!(concat!(
@@ -23,6 +44,7 @@ fn key(v: &serde_json::Value) -> Secret {
     Secret {
         key: v.as_str().unwrap().as_bytes().to_vec(),
         access_key: None,
+        scheme: None,
     }
 }
 
@@ -72,7 +94,7 @@ fn check(
         Ok(()),
         "{provider:?} original"
     );
-    if !body.is_empty() && provider != ProviderId::Sepay {
+    if !body.is_empty() && provider != sepay::ID {
         let pos = body
             .find("1235000")
             .or_else(|| body.find("599000"))
@@ -164,9 +186,9 @@ fn vnpay_samples_signed_by_the_vnpay_package() {
         ("unicode", fixture!("vnpay/ipn-unicode.query")),
     ] {
         let q = q.trim();
-        check(ProviderId::Vnpay, &[], q, "", &secret, now, &[]);
+        check(vnpay::ID, &[], q, "", &secret, now, &[]);
         let n = parse(
-            ProviderId::Vnpay,
+            vnpay::ID,
             &Inbound {
                 query: q,
                 headers: &[],
@@ -181,7 +203,7 @@ fn vnpay_samples_signed_by_the_vnpay_package() {
         }
     }
     let n = parse(
-        ProviderId::Vnpay,
+        vnpay::ID,
         &Inbound {
             query: fixture!("vnpay/ipn-success.query").trim(),
             headers: &[],
@@ -213,7 +235,7 @@ fn standard_webhooks_samples_signed_by_the_standardwebhooks_package() {
             .unwrap();
         let now = DateTime::from_timestamp(ts + 30, 0).unwrap();
         check(
-            ProviderId::StandardWebhooks,
+            standard_webhooks::ID,
             &hs,
             "",
             &body,
@@ -223,7 +245,7 @@ fn standard_webhooks_samples_signed_by_the_standardwebhooks_package() {
         );
         assert_eq!(
             verify(
-                ProviderId::StandardWebhooks,
+                standard_webhooks::ID,
                 &Inbound {
                     query: "",
                     headers: &hs,
@@ -247,7 +269,7 @@ fn standard_webhooks_samples_signed_by_the_standardwebhooks_package() {
     let new_only = [key(&s["standard_webhooks"]["rotation_new_secret"])];
     assert_eq!(
         verify(
-            ProviderId::StandardWebhooks,
+            standard_webhooks::ID,
             &Inbound {
                 query: "",
                 headers: &hs,
@@ -259,7 +281,7 @@ fn standard_webhooks_samples_signed_by_the_standardwebhooks_package() {
         Ok(())
     );
     let n = parse(
-        ProviderId::StandardWebhooks,
+        standard_webhooks::ID,
         &Inbound {
             query: "",
             headers: &hs,
@@ -280,10 +302,11 @@ fn momo_zalopay_sepay_samples() {
             .as_bytes()
             .to_vec(),
         access_key: Some(s["momo"]["access_key"].as_str().unwrap().into()),
+        scheme: None,
     }];
     let now = Utc::now();
     check(
-        ProviderId::Momo,
+        momo::ID,
         &[],
         "",
         fixture!("momo/ipn-success.json"),
@@ -292,7 +315,7 @@ fn momo_zalopay_sepay_samples() {
         &[],
     );
     check(
-        ProviderId::Momo,
+        momo::ID,
         &[],
         "",
         fixture!("momo/ipn-failed.json"),
@@ -301,7 +324,7 @@ fn momo_zalopay_sepay_samples() {
         &[],
     );
     let n = parse(
-        ProviderId::Momo,
+        momo::ID,
         &Inbound {
             query: "",
             headers: &[],
@@ -312,7 +335,7 @@ fn momo_zalopay_sepay_samples() {
     assert_eq!((n.amount.dong(), n.outcome), (1_235_000, Outcome::Paid));
     assert!(matches!(
         parse(
-            ProviderId::Momo,
+            momo::ID,
             &Inbound {
                 query: "",
                 headers: &[],
@@ -326,7 +349,7 @@ fn momo_zalopay_sepay_samples() {
 
     let zalo = [key(&s["zalopay"]["key2"])];
     check(
-        ProviderId::Zalopay,
+        zalopay::ID,
         &[],
         "",
         fixture!("zalopay/callback-success.json"),
@@ -335,7 +358,7 @@ fn momo_zalopay_sepay_samples() {
         &[],
     );
     let n = parse(
-        ProviderId::Zalopay,
+        zalopay::ID,
         &Inbound {
             query: "",
             headers: &[],
@@ -352,20 +375,12 @@ fn momo_zalopay_sepay_samples() {
         fixture!("sepay/transfer-out.json"),
     ] {
         let (hs, body) = delivery(text);
-        check(
-            ProviderId::Sepay,
-            &hs,
-            "",
-            &body,
-            &sepay,
-            now,
-            &["authorization"],
-        );
+        check(sepay::ID, &hs, "", &body, &sepay, now, &["authorization"]);
     }
     let (hs, body) = delivery(fixture!("sepay/transfer-out.json"));
     assert_eq!(
         parse(
-            ProviderId::Sepay,
+            sepay::ID,
             &Inbound {
                 query: "",
                 headers: &hs,
@@ -385,7 +400,7 @@ fn casso_samples_including_cassos_own_published_vector() {
     let public = [key(&s["casso"]["public_sample_checksum_key"])];
     let now = DateTime::from_timestamp_millis(1_727_948_258_788).unwrap();
     check(
-        ProviderId::Casso,
+        casso::ID,
         &hs,
         "",
         &body,
@@ -409,7 +424,7 @@ fn casso_samples_including_cassos_own_published_vector() {
             .unwrap();
         let now = DateTime::from_timestamp_millis(t + 1000).unwrap();
         check(
-            ProviderId::Casso,
+            casso::ID,
             &hs,
             "",
             &body,
@@ -418,7 +433,7 @@ fn casso_samples_including_cassos_own_published_vector() {
             &["x-casso-signature"],
         );
         let n = parse(
-            ProviderId::Casso,
+            casso::ID,
             &Inbound {
                 query: "",
                 headers: &hs,

@@ -4,36 +4,120 @@
 //!
 //! Pure code: no I/O, no clock (callers pass `now`), no database.
 
-pub mod casso;
-pub mod momo;
-pub mod sepay;
-pub mod standard_webhooks;
-pub mod vnpay;
-pub mod zalopay;
-
 use crate::domain::fee::Channel;
 use crate::domain::money::{AmountError, Vnd};
+pub use crate::domain::provider::{Answer, ProviderId, Secret};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ProviderId {
-    Vnpay,
-    Momo,
-    Zalopay,
-    Sepay,
-    Casso,
-    StandardWebhooks,
+/// Every sender feerecon takes notifications from: one line each, `module => Type`. Adding a
+/// sender is its module (a file beside this one, implementing [`Sender`]) and its line here.
+macro_rules! senders {
+    ($($module:ident => $sender:ident),+ $(,)?) => {
+        $(pub mod $module;)+
+        /// The registry: every sender, in the order the documentation lists them.
+        pub static SENDERS: &[&dyn Sender] = &[$(&$module::$sender),+];
+    };
 }
 
-crate::domain::catalog::text_enum!(ProviderId {
-    Vnpay => "vnpay", Momo => "momo", Zalopay => "zalopay", Sepay => "sepay", Casso => "casso",
-    StandardWebhooks => "standard_webhooks",
-});
+senders! {
+    vnpay => VnPay,
+    momo => MoMo,
+    zalopay => ZaloPay,
+    sepay => SePay,
+    casso => Casso,
+    standard_webhooks => StandardWebhooks,
+}
+
+/// The sender named `id`, if feerecon knows it.
+pub fn sender(id: ProviderId) -> Option<&'static dyn Sender> {
+    SENDERS.iter().copied().find(|s| s.id() == id)
+}
+
+/// The sender named `name` (as in a webhook path or a request), if feerecon knows it.
+pub fn by_name(name: &str) -> Option<&'static dyn Sender> {
+    ProviderId::parse(name).ok().and_then(sender)
+}
+
+/// Everything the rest of the service needs to know about one sender.
+pub trait Sender: Sync {
+    /// Its name in webhook paths, requests and the database.
+    fn id(&self) -> ProviderId;
+
+    /// The headers its verification reads. The archive keeps these (and only these), cut
+    /// short, so a delivery can be checked again later.
+    fn signed_headers(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// The secret an admin gives, checked for this sender. The default takes any key of 8 to
+    /// 512 characters, with no access key and no scheme.
+    fn secret(&self, given: &GivenSecret<'_>) -> Result<Secret, SecretError> {
+        plain_secret(given)
+    }
+
+    /// Checks the delivery's signature on the raw bytes, before anything is parsed. Every
+    /// secret in force is tried, so a rotation has no gap.
+    fn verify(
+        &self,
+        inbound: &Inbound<'_>,
+        secrets: &[Secret],
+        now: DateTime<Utc>,
+    ) -> Result<(), VerifyError>;
+
+    /// Reads a verified delivery.
+    fn parse(&self, inbound: &Inbound<'_>) -> Result<Notification, ParseError>;
+
+    /// The reply for each kind of answer, in the sender's documented format.
+    fn answer(&self, answer: Answer) -> Reply {
+        watcher_answer(answer)
+    }
+
+    /// A watcher of the school's own bank account (SePay, Casso): the same credit may also be
+    /// imported from the account's statement, so its notifications carry the account number
+    /// and the bank's reference to be recognised there.
+    fn watches_account(&self) -> bool {
+        false
+    }
+
+    /// The exactly-once key of a notification delivered for `account`: the sender's own
+    /// transaction id, which every retry carries, with the account.
+    fn once_key(&self, account: &str, n: &Notification) -> String {
+        format!("{account}:{}", n.txn_id.to_ascii_uppercase())
+    }
+}
+
+/// A secret as an admin gives it.
+#[derive(Debug, Clone, Copy)]
+pub struct GivenSecret<'a> {
+    pub secret: &'a str,
+    pub access_key: Option<&'a str>,
+    pub scheme: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SecretError(pub String);
+
+/// The default secret rule: 8 to 512 characters, nothing else.
+pub fn plain_secret(given: &GivenSecret<'_>) -> Result<Secret, SecretError> {
+    let key = given.secret.trim();
+    if key.len() < 8 || key.len() > 512 {
+        return Err(SecretError("a secret has 8 to 512 characters".into()));
+    }
+    if given.access_key.is_some() {
+        return Err(SecretError("this sender signs with no access key".into()));
+    }
+    if given.scheme.is_some() {
+        return Err(SecretError(
+            "this sender authenticates one way only: leave scheme out".into(),
+        ));
+    }
+    Ok(Secret::new(key.as_bytes()))
+}
 
 /// A delivery as it arrived: the raw query string, the headers (names lower-case) and body.
 #[derive(Debug, Clone, Copy)]
@@ -49,21 +133,6 @@ impl Inbound<'_> {
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
-    }
-}
-
-/// One secret of a sender's account. During a rotation several are valid at once.
-#[derive(Clone)]
-pub struct Secret {
-    /// The signing key (HMAC key, API key, or `whsec_…` for Standard Webhooks).
-    pub key: Vec<u8>,
-    /// A second, non-secret parameter some senders sign with (MoMo's access key).
-    pub access_key: Option<String>,
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(…)")
     }
 }
 
@@ -98,6 +167,14 @@ pub enum ParseError {
     Currency(String),
 }
 
+impl ParseError {
+    /// A verified notification whose money cannot be booked as it says: its sender is told the
+    /// amount is invalid, not that the message is unreadable.
+    pub fn is_amount(&self) -> bool {
+        matches!(self, ParseError::Amount(_) | ParseError::Currency(_))
+    }
+}
+
 /// What the sender says happened.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case", tag = "kind")]
@@ -110,6 +187,9 @@ pub enum Outcome {
     Refund,
     /// Money left the watched account (a bank watcher reports both directions).
     Outgoing,
+    /// An event of a kind feerecon does not book (acknowledged and archived, so the sender
+    /// does not send it for ever).
+    Ignored { event_type: String },
 }
 
 /// A verified notification, normalised.
@@ -136,71 +216,45 @@ pub struct Notification {
     pub bank_ref: Option<String>,
 }
 
-/// What to tell the sender.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ack {
-    /// Recorded now.
-    Accepted,
-    /// Already recorded before: the sender should stop retrying.
-    Duplicate,
-    /// Nothing of ours matches the order reference.
-    NotFound,
-    /// The amount does not match what we expected.
-    InvalidAmount,
-    /// The signature did not verify.
-    BadSignature,
-    /// The payload could not be understood.
-    Rejected,
-    /// Our fault: the sender should retry later.
-    RetryLater,
-}
-
 /// An acknowledgement in the sender's own format.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     pub status: u16,
     /// JSON, or empty for "no content".
     pub body: String,
+    /// Seconds to wait before sending again, for a reply that asks for that.
+    pub retry_after: Option<u32>,
 }
 
+/// How long a sender asked to retry should wait.
+pub const RETRY_AFTER_SECONDS: u32 = 30;
+
 impl Reply {
-    fn json(status: u16, v: serde_json::Value) -> Self {
+    pub fn json(status: u16, v: serde_json::Value) -> Self {
         Self {
             status,
             body: v.to_string(),
+            retry_after: None,
         }
     }
-}
 
-pub fn verify(
-    provider: ProviderId,
-    inbound: &Inbound<'_>,
-    secrets: &[Secret],
-    now: DateTime<Utc>,
-) -> Result<(), VerifyError> {
-    if secrets.is_empty() {
-        return Err(VerifyError::NoSecret);
+    pub fn empty(status: u16) -> Self {
+        Self {
+            status,
+            body: String::new(),
+            retry_after: None,
+        }
     }
-    match provider {
-        ProviderId::Vnpay => vnpay::verify(inbound, secrets),
-        ProviderId::Momo => momo::verify(inbound, secrets),
-        ProviderId::Zalopay => zalopay::verify(inbound, secrets),
-        ProviderId::Sepay => sepay::verify(inbound, secrets),
-        ProviderId::Casso => casso::verify(inbound, secrets, now),
-        ProviderId::StandardWebhooks => standard_webhooks::verify(inbound, secrets, now),
+
+    pub fn retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 }
 
-pub fn parse(provider: ProviderId, inbound: &Inbound<'_>) -> Result<Notification, ParseError> {
-    let n = match provider {
-        ProviderId::Vnpay => vnpay::parse(inbound),
-        ProviderId::Momo => momo::parse(inbound),
-        ProviderId::Zalopay => zalopay::parse(inbound),
-        ProviderId::Sepay => sepay::parse(inbound),
-        ProviderId::Casso => casso::parse(inbound),
-        ProviderId::StandardWebhooks => standard_webhooks::parse(inbound),
-    }?;
-    n.tidied()
+/// Reads a verified delivery and tidies the sender's text.
+pub fn parse(sender: &dyn Sender, inbound: &Inbound<'_>) -> Result<Notification, ParseError> {
+    sender.parse(inbound)?.tidied()
 }
 
 impl Notification {
@@ -223,42 +277,43 @@ impl Notification {
         ] {
             *text = text.as_deref().and_then(sender_text);
         }
-        if let Outcome::Failed { code } = &mut self.outcome {
-            *code = sender_text(code).unwrap_or_else(|| "failed".into());
+        match &mut self.outcome {
+            Outcome::Failed { code } => {
+                *code = sender_text(code).unwrap_or_else(|| "failed".into());
+            }
+            Outcome::Ignored { event_type } => {
+                *event_type = sender_text(event_type)
+                    .map(|k| k.chars().take(64).collect())
+                    .unwrap_or_else(|| "unknown".into());
+            }
+            _ => {}
         }
         Ok(self)
     }
 }
 
-pub fn reply(provider: ProviderId, ack: Ack) -> Reply {
-    match provider {
-        ProviderId::Vnpay => vnpay::reply(ack),
-        ProviderId::Momo => momo::reply(ack),
-        ProviderId::Zalopay => zalopay::reply(ack),
-        ProviderId::Sepay | ProviderId::Casso | ProviderId::StandardWebhooks => watcher_reply(ack),
-    }
-}
-
-/// SePay, Casso and Standard Webhooks senders read only the status: 2xx ends the delivery, any
-/// other status makes them retry. A rejected signature is final (4xx); our own failure asks for
-/// a retry (503).
-fn watcher_reply(ack: Ack) -> Reply {
-    match ack {
-        Ack::Accepted | Ack::Duplicate | Ack::NotFound | Ack::InvalidAmount => {
+/// The senders that read only the status (SePay, Casso, Standard Webhooks): any 2xx ends the
+/// delivery, anything else makes them send it again. What was booked, or is kept and will never
+/// be booked however often it comes, is a 2xx; a refusal is a 4xx; our own trouble is a 503 or
+/// 429 with `Retry-After`.
+pub fn watcher_answer(answer: Answer) -> Reply {
+    let refused = |status: u16, message: &str| {
+        Reply::json(
+            status,
+            serde_json::json!({"success": false, "message": message}),
+        )
+    };
+    match answer {
+        Answer::Booked | Answer::AlreadyBooked | Answer::Noted => {
             Reply::json(200, serde_json::json!({"success": true}))
         }
-        Ack::BadSignature => Reply::json(
-            401,
-            serde_json::json!({"success": false, "message": "invalid signature"}),
-        ),
-        Ack::Rejected => Reply::json(
-            400,
-            serde_json::json!({"success": false, "message": "invalid payload"}),
-        ),
-        Ack::RetryLater => Reply::json(
-            503,
-            serde_json::json!({"success": false, "message": "try again later"}),
-        ),
+        Answer::UnknownAccount => refused(404, "no such account"),
+        Answer::OtherAccount => refused(422, "the notification is for another account"),
+        Answer::InvalidAmount => refused(422, "invalid amount"),
+        Answer::BadSignature => refused(401, "invalid signature"),
+        Answer::Malformed => refused(400, "invalid payload"),
+        Answer::RetryLater => refused(503, "try again later").retry_after(RETRY_AFTER_SECONDS),
+        Answer::TooMany => refused(429, "too many requests").retry_after(RETRY_AFTER_SECONDS),
     }
 }
 

@@ -29,7 +29,50 @@ fn raw_value(v: &serde_json::Value, field: &str) -> Option<String> {
     }
 }
 
-pub fn verify(inbound: &Inbound<'_>, secrets: &[Secret]) -> Result<(), VerifyError> {
+/// MoMo's payment gateway (AIO v2/v3 IPN).
+pub struct MoMo;
+
+pub const ID: ProviderId = ProviderId::named("momo");
+
+impl Sender for MoMo {
+    fn id(&self) -> ProviderId {
+        ID
+    }
+
+    /// The secret key, with the access key MoMo signs with (not secret, but required).
+    fn secret(&self, given: &GivenSecret<'_>) -> Result<Secret, SecretError> {
+        let access_key = given
+            .access_key
+            .map(str::trim)
+            .filter(|k| !k.is_empty() && k.len() <= 128)
+            .ok_or_else(|| SecretError("MoMo signs with an access key: give access_key".into()))?;
+        let mut secret = plain_secret(&GivenSecret {
+            access_key: None,
+            ..*given
+        })?;
+        secret.access_key = Some(access_key.to_string());
+        Ok(secret)
+    }
+
+    fn verify(
+        &self,
+        inbound: &Inbound<'_>,
+        secrets: &[Secret],
+        _now: DateTime<Utc>,
+    ) -> Result<(), VerifyError> {
+        verify(inbound, secrets)
+    }
+
+    fn parse(&self, inbound: &Inbound<'_>) -> Result<Notification, ParseError> {
+        parse(inbound)
+    }
+
+    fn answer(&self, answer: Answer) -> Reply {
+        reply(answer)
+    }
+}
+
+fn verify(inbound: &Inbound<'_>, secrets: &[Secret]) -> Result<(), VerifyError> {
     let v: serde_json::Value =
         serde_json::from_slice(inbound.body).map_err(|_| VerifyError::Malformed("body"))?;
     let presented = v
@@ -58,7 +101,7 @@ pub fn verify(inbound: &Inbound<'_>, secrets: &[Secret]) -> Result<(), VerifyErr
     }
 }
 
-pub fn parse(inbound: &Inbound<'_>) -> Result<Notification, ParseError> {
+fn parse(inbound: &Inbound<'_>) -> Result<Notification, ParseError> {
     let v = json_body(inbound.body)?;
     let amount = json_dong(
         v.get("amount").unwrap_or(&serde_json::Value::Null),
@@ -80,7 +123,7 @@ pub fn parse(inbound: &Inbound<'_>) -> Result<Notification, ParseError> {
         .and_then(|t| t.as_i64())
         .ok_or(ParseError::Invalid("responseTime"))?;
     Ok(Notification {
-        provider: ProviderId::Momo,
+        provider: ID,
         txn_id: id_field(&v, "transId")?,
         account: Some(str_field(&v, "partnerCode")?),
         order_ref: Some(str_field(&v, "orderId")?),
@@ -96,15 +139,20 @@ pub fn parse(inbound: &Inbound<'_>) -> Result<Notification, ParseError> {
     })
 }
 
-/// MoMo wants 204 once the IPN is handled; anything else it treats as not delivered.
-pub fn reply(ack: Ack) -> Reply {
-    match ack {
-        Ack::Accepted | Ack::Duplicate | Ack::NotFound | Ack::InvalidAmount => Reply {
-            status: 204,
-            body: String::new(),
-        },
-        Ack::BadSignature => Reply::json(401, serde_json::json!({"message": "invalid signature"})),
-        Ack::Rejected => Reply::json(400, serde_json::json!({"message": "invalid payload"})),
-        Ack::RetryLater => Reply::json(503, serde_json::json!({"message": "try again later"})),
+/// MoMo wants 204 No Content once the IPN is handled (booked, already booked, or kept as a
+/// failure); anything else it treats as not delivered.
+fn reply(answer: Answer) -> Reply {
+    let refused = |status: u16, message: &str| {
+        Reply::json(status, serde_json::json!({"message": message}))
+    };
+    match answer {
+        Answer::Booked | Answer::AlreadyBooked | Answer::Noted => Reply::empty(204),
+        Answer::UnknownAccount => refused(404, "no such partner account"),
+        Answer::OtherAccount => refused(422, "the notification is for another partner"),
+        Answer::InvalidAmount => refused(422, "invalid amount"),
+        Answer::BadSignature => refused(401, "invalid signature"),
+        Answer::Malformed => refused(400, "invalid payload"),
+        Answer::RetryLater => refused(503, "try again later").retry_after(RETRY_AFTER_SECONDS),
+        Answer::TooMany => refused(429, "too many requests").retry_after(RETRY_AFTER_SECONDS),
     }
 }

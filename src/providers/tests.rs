@@ -2,6 +2,27 @@
 //! never panic. The fixtures signed by the senders' own packages are tested in `fixtures.rs`.
 
 use super::*;
+
+/// The registry's sender of `id`, for the tests.
+fn of(id: ProviderId) -> &'static dyn Sender {
+    sender(id).expect("a known sender")
+}
+
+fn verify(
+    id: ProviderId,
+    inbound: &Inbound<'_>,
+    secrets: &[Secret],
+    now: DateTime<Utc>,
+) -> Result<(), VerifyError> {
+    if secrets.is_empty() {
+        return Err(VerifyError::NoSecret);
+    }
+    of(id).verify(inbound, secrets, now)
+}
+
+fn parse(id: ProviderId, inbound: &Inbound<'_>) -> Result<Notification, ParseError> {
+    super::parse(of(id), inbound)
+}
 use base64::Engine as _;
 use chrono::Duration;
 use proptest::prelude::*;
@@ -10,6 +31,7 @@ fn secret(k: &str) -> Secret {
     Secret {
         key: k.as_bytes().to_vec(),
         access_key: Some("ACCESSKEY".into()),
+        scheme: None,
     }
 }
 
@@ -61,22 +83,16 @@ fn momo_round_trip() {
         body: body.as_bytes(),
     };
     assert_eq!(
-        verify(ProviderId::Momo, &inbound, &[secret("momo-secret")], now()),
+        verify(momo::ID, &inbound, &[secret("momo-secret")], now()),
         Ok(())
     );
-    let n = parse(ProviderId::Momo, &inbound).unwrap();
+    let n = parse(momo::ID, &inbound).unwrap();
     assert_eq!(
         (n.txn_id.as_str(), n.amount.dong(), n.outcome.clone()),
         ("4088878653", 1_235_000, Outcome::Paid)
     );
-    tamper_each_byte(
-        ProviderId::Momo,
-        &[],
-        "",
-        body.as_bytes(),
-        &[secret("momo-secret")],
-    );
-    assert_eq!(reply(ProviderId::Momo, Ack::Duplicate).status, 204);
+    tamper_each_byte(momo::ID, &[], "", body.as_bytes(), &[secret("momo-secret")]);
+    assert_eq!(of(momo::ID).answer(Answer::AlreadyBooked).status, 204);
 }
 
 #[test]
@@ -91,14 +107,14 @@ fn zalopay_round_trip() {
     };
     assert_eq!(
         verify(
-            ProviderId::Zalopay,
+            zalopay::ID,
             &inbound,
             &[secret("other"), secret("key2")],
             now()
         ),
         Ok(())
     );
-    let n = parse(ProviderId::Zalopay, &inbound).unwrap();
+    let n = parse(zalopay::ID, &inbound).unwrap();
     assert_eq!(
         (n.txn_id.as_str(), n.order_ref.as_deref(), n.fee),
         ("250910000012345", Some("250910_QD3CFPSA"), None)
@@ -116,12 +132,12 @@ fn zalopay_round_trip() {
             body: &b,
         };
         assert!(
-            verify(ProviderId::Zalopay, &inbound, &[secret("key2")], now()).is_err(),
+            verify(zalopay::ID, &inbound, &[secret("key2")], now()).is_err(),
             "byte {i}"
         );
     }
     assert_eq!(
-        reply(ProviderId::Zalopay, Ack::Duplicate).body,
+        of(zalopay::ID).answer(Answer::AlreadyBooked).body,
         r#"{"return_code":2,"return_message":"already processed"}"#
     );
 }
@@ -131,7 +147,7 @@ fn zalopay_user_fee_is_the_payers() {
     let data = r#"{"app_id":2553,"app_trans_id":"250910_QD3CFPSA","app_time":1757467800000,"app_user":"u","amount":1235000,"embed_data":"{}","item":"[]","zp_trans_id":250910000012345,"server_time":1757467805000,"channel":38,"merchant_user_id":"u1","user_fee_amount":11000,"discount_amount":0}"#;
     let body = serde_json::json!({"data": data, "mac": "00", "type": 1}).to_string();
     let n = parse(
-        ProviderId::Zalopay,
+        zalopay::ID,
         &Inbound {
             query: "",
             headers: &[],
@@ -156,7 +172,7 @@ fn sepay_checks_the_api_key() {
     };
     assert_eq!(
         verify(
-            ProviderId::Sepay,
+            sepay::ID,
             &inbound,
             &[secret("sepay-key-0"), secret("sepay-key-1")],
             now()
@@ -173,9 +189,9 @@ fn sepay_checks_the_api_key() {
             headers: &bad,
             body: body.as_bytes(),
         };
-        assert!(verify(ProviderId::Sepay, &inbound, &[secret("sepay-key-1")], now()).is_err());
+        assert!(verify(sepay::ID, &inbound, &[secret("sepay-key-1")], now()).is_err());
     }
-    let n = parse(ProviderId::Sepay, &inbound).unwrap();
+    let n = parse(sepay::ID, &inbound).unwrap();
     assert_eq!(
         (
             n.txn_id.as_str(),
@@ -188,7 +204,7 @@ fn sepay_checks_the_api_key() {
     let out = body.replace("\"in\"", "\"out\"");
     assert_eq!(
         parse(
-            ProviderId::Sepay,
+            sepay::ID,
             &Inbound {
                 query: "",
                 headers: &good,
@@ -202,7 +218,7 @@ fn sepay_checks_the_api_key() {
     let frac = body.replace("1235000,", "1235000.5,");
     assert_eq!(
         parse(
-            ProviderId::Sepay,
+            sepay::ID,
             &Inbound {
                 query: "",
                 headers: &good,
@@ -235,12 +251,12 @@ fn casso_signs_the_sorted_compact_body() {
         body: body.as_bytes(),
     };
     assert_eq!(
-        verify(ProviderId::Casso, &inbound, &[secret("casso-key")], now()),
+        verify(casso::ID, &inbound, &[secret("casso-key")], now()),
         Ok(())
     );
     assert_eq!(
         verify(
-            ProviderId::Casso,
+            casso::ID,
             &inbound,
             &[secret("casso-key")],
             now() + Duration::minutes(6)
@@ -250,7 +266,7 @@ fn casso_signs_the_sorted_compact_body() {
     let other_t = headers(&[("x-casso-signature", &format!("t={},v1={sig}", t + 1))]);
     assert_eq!(
         verify(
-            ProviderId::Casso,
+            casso::ID,
             &Inbound {
                 query: "",
                 headers: &other_t,
@@ -261,14 +277,8 @@ fn casso_signs_the_sorted_compact_body() {
         ),
         Err(VerifyError::Mismatch)
     );
-    tamper_each_byte(
-        ProviderId::Casso,
-        &hs,
-        "",
-        body.as_bytes(),
-        &[secret("casso-key")],
-    );
-    let n = parse(ProviderId::Casso, &inbound).unwrap();
+    tamper_each_byte(casso::ID, &hs, "", body.as_bytes(), &[secret("casso-key")]);
+    let n = parse(casso::ID, &inbound).unwrap();
     assert_eq!(
         (
             n.txn_id.as_str(),
@@ -317,10 +327,11 @@ fn standard_webhooks_round_trip_with_rotation() {
     let only_new = Secret {
         key: new.as_bytes().to_vec(),
         access_key: None,
+        scheme: None,
     };
     assert_eq!(
         verify(
-            ProviderId::StandardWebhooks,
+            standard_webhooks::ID,
             &inbound,
             std::slice::from_ref(&only_new),
             now()
@@ -329,21 +340,15 @@ fn standard_webhooks_round_trip_with_rotation() {
     );
     assert_eq!(
         verify(
-            ProviderId::StandardWebhooks,
+            standard_webhooks::ID,
             &inbound,
             std::slice::from_ref(&only_new),
             now() - Duration::minutes(10)
         ),
         Err(VerifyError::Expired)
     );
-    tamper_each_byte(
-        ProviderId::StandardWebhooks,
-        &hs,
-        "",
-        body.as_bytes(),
-        &[only_new],
-    );
-    let n = parse(ProviderId::StandardWebhooks, &inbound).unwrap();
+    tamper_each_byte(standard_webhooks::ID, &hs, "", body.as_bytes(), &[only_new]);
+    let n = parse(standard_webhooks::ID, &inbound).unwrap();
     assert_eq!(
         (n.amount.dong(), n.fee.map(|f| f.dong())),
         (1_235_000, Some(0))
@@ -351,7 +356,7 @@ fn standard_webhooks_round_trip_with_rotation() {
     let usd = body.replace("\"VND\"", "\"USD\"");
     assert!(matches!(
         parse(
-            ProviderId::StandardWebhooks,
+            standard_webhooks::ID,
             &Inbound {
                 query: "",
                 headers: &hs,
@@ -370,24 +375,24 @@ fn no_secret_is_a_configuration_error_not_a_pass() {
         body: b"{}",
     };
     for p in [
-        ProviderId::Vnpay,
-        ProviderId::Momo,
-        ProviderId::Zalopay,
-        ProviderId::Sepay,
-        ProviderId::Casso,
-        ProviderId::StandardWebhooks,
+        vnpay::ID,
+        momo::ID,
+        zalopay::ID,
+        sepay::ID,
+        casso::ID,
+        standard_webhooks::ID,
     ] {
         assert_eq!(verify(p, &inbound, &[], now()), Err(VerifyError::NoSecret));
     }
 }
 
 const ALL: [ProviderId; 6] = [
-    ProviderId::Vnpay,
-    ProviderId::Momo,
-    ProviderId::Zalopay,
-    ProviderId::Sepay,
-    ProviderId::Casso,
-    ProviderId::StandardWebhooks,
+    vnpay::ID,
+    momo::ID,
+    zalopay::ID,
+    sepay::ID,
+    casso::ID,
+    standard_webhooks::ID,
 ];
 
 proptest! {

@@ -28,7 +28,35 @@ pub fn canonical(params: &BTreeMap<String, String>) -> String {
     s.finish()
 }
 
-pub fn verify(inbound: &Inbound<'_>, secrets: &[Secret]) -> Result<(), VerifyError> {
+/// VNPay's payment gateway (IPN).
+pub struct VnPay;
+
+pub const ID: ProviderId = ProviderId::named("vnpay");
+
+impl Sender for VnPay {
+    fn id(&self) -> ProviderId {
+        ID
+    }
+
+    fn verify(
+        &self,
+        inbound: &Inbound<'_>,
+        secrets: &[Secret],
+        _now: DateTime<Utc>,
+    ) -> Result<(), VerifyError> {
+        verify(inbound, secrets)
+    }
+
+    fn parse(&self, inbound: &Inbound<'_>) -> Result<Notification, ParseError> {
+        parse(inbound)
+    }
+
+    fn answer(&self, answer: Answer) -> Reply {
+        reply(answer)
+    }
+}
+
+fn verify(inbound: &Inbound<'_>, secrets: &[Secret]) -> Result<(), VerifyError> {
     let p = params(inbound.query).map_err(VerifyError::Malformed)?;
     let presented = p
         .get("vnp_SecureHash")
@@ -44,7 +72,7 @@ pub fn verify(inbound: &Inbound<'_>, secrets: &[Secret]) -> Result<(), VerifyErr
     }
 }
 
-pub fn parse(inbound: &Inbound<'_>) -> Result<Notification, ParseError> {
+fn parse(inbound: &Inbound<'_>) -> Result<Notification, ParseError> {
     let p = params(inbound.query).map_err(|_| ParseError::Invalid("query"))?;
     let get = |k: &'static str| {
         p.get(k)
@@ -79,7 +107,7 @@ pub fn parse(inbound: &Inbound<'_>) -> Result<Notification, ParseError> {
     let occurred_at = vietnam_time(get("vnp_PayDate")?, "%Y%m%d%H%M%S")
         .ok_or(ParseError::Invalid("vnp_PayDate"))?;
     Ok(Notification {
-        provider: ProviderId::Vnpay,
+        provider: ID,
         txn_id: get("vnp_TransactionNo")?.to_string(),
         account: Some(get("vnp_TmnCode")?.to_string()),
         order_ref: Some(get("vnp_TxnRef")?.to_string()),
@@ -95,15 +123,18 @@ pub fn parse(inbound: &Inbound<'_>) -> Result<Notification, ParseError> {
     })
 }
 
-/// VNPay reads `RspCode`: 00 and 02 end the flow; anything else makes it call again.
-pub fn reply(ack: Ack) -> Reply {
-    let (code, message) = match ack {
-        Ack::Accepted => ("00", "Confirm Success"),
-        Ack::Duplicate => ("02", "Order already confirmed"),
-        Ack::NotFound => ("01", "Order not found"),
-        Ack::InvalidAmount => ("04", "Invalid amount"),
-        Ack::BadSignature => ("97", "Invalid signature"),
-        Ack::Rejected | Ack::RetryLater => ("99", "Unknown error"),
+/// VNPay reads `RspCode` (codes as its `vnpay` package names them): `00` and `02` end the flow,
+/// anything else makes it call the IPN again. Money is booked whatever review it needs, so a
+/// booked IPN is `00` and its retry `02`; `01` and `04` are only for what is refused before
+/// anything is booked; `99` asks for a retry.
+fn reply(answer: Answer) -> Reply {
+    let (code, message) = match answer {
+        Answer::Booked | Answer::Noted => ("00", "Confirm Success"),
+        Answer::AlreadyBooked => ("02", "Order already confirmed"),
+        Answer::UnknownAccount | Answer::OtherAccount => ("01", "Order not found"),
+        Answer::InvalidAmount => ("04", "Invalid amount"),
+        Answer::BadSignature => ("97", "Invalid signature"),
+        Answer::Malformed | Answer::RetryLater | Answer::TooMany => ("99", "Unknown error"),
     };
     Reply::json(
         200,
@@ -135,10 +166,12 @@ mod tests {
         let old = Secret {
             key: b"old".to_vec(),
             access_key: None,
+        scheme: None,
         };
         let new = Secret {
             key: b"secret".to_vec(),
             access_key: None,
+        scheme: None,
         };
         assert_eq!(verify(&inbound, &[old.clone(), new]), Ok(()));
         assert_eq!(verify(&inbound, &[old]), Err(VerifyError::Mismatch));
@@ -173,7 +206,8 @@ mod tests {
                 },
                 &[Secret {
                     key: b"k".to_vec(),
-                    access_key: None
+                    access_key: None,
+                scheme: None,
                 }]
             ),
             Err(VerifyError::Malformed(_))
@@ -200,7 +234,7 @@ mod tests {
         #[test]
         fn never_panics(q in "\\PC{0,300}") {
             let inbound = Inbound { query: &q, headers: &[], body: b"" };
-            let _ = verify(&inbound, &[Secret { key: b"k".to_vec(), access_key: None }]);
+            let _ = verify(&inbound, &[Secret { key: b"k".to_vec(), access_key: None, scheme: None }]);
             let _ = parse(&inbound);
         }
     }

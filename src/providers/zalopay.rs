@@ -4,7 +4,35 @@
 
 use super::*;
 
-pub fn verify(inbound: &Inbound<'_>, secrets: &[Secret]) -> Result<(), VerifyError> {
+/// ZaloPay's payment gateway (callback API v2).
+pub struct ZaloPay;
+
+pub const ID: ProviderId = ProviderId::named("zalopay");
+
+impl Sender for ZaloPay {
+    fn id(&self) -> ProviderId {
+        ID
+    }
+
+    fn verify(
+        &self,
+        inbound: &Inbound<'_>,
+        secrets: &[Secret],
+        _now: DateTime<Utc>,
+    ) -> Result<(), VerifyError> {
+        verify(inbound, secrets)
+    }
+
+    fn parse(&self, inbound: &Inbound<'_>) -> Result<Notification, ParseError> {
+        parse(inbound)
+    }
+
+    fn answer(&self, answer: Answer) -> Reply {
+        reply(answer)
+    }
+}
+
+fn verify(inbound: &Inbound<'_>, secrets: &[Secret]) -> Result<(), VerifyError> {
     let v: serde_json::Value =
         serde_json::from_slice(inbound.body).map_err(|_| VerifyError::Malformed("body"))?;
     let data = v
@@ -25,7 +53,7 @@ pub fn verify(inbound: &Inbound<'_>, secrets: &[Secret]) -> Result<(), VerifyErr
     }
 }
 
-pub fn parse(inbound: &Inbound<'_>) -> Result<Notification, ParseError> {
+fn parse(inbound: &Inbound<'_>) -> Result<Notification, ParseError> {
     let outer = json_body(inbound.body)?;
     let data = outer
         .get("data")
@@ -46,7 +74,7 @@ pub fn parse(inbound: &Inbound<'_>) -> Result<Notification, ParseError> {
         .and_then(|t| t.as_i64())
         .ok_or(ParseError::Invalid("server_time"))?;
     Ok(Notification {
-        provider: ProviderId::Zalopay,
+        provider: ID,
         txn_id: id_field(&v, "zp_trans_id")?,
         account: Some(id_field(&v, "app_id")?),
         order_ref: Some(str_field(&v, "app_trans_id")?),
@@ -64,13 +92,18 @@ pub fn parse(inbound: &Inbound<'_>) -> Result<Notification, ParseError> {
     })
 }
 
-pub fn reply(ack: Ack) -> Reply {
-    let (code, message) = match ack {
-        Ack::Accepted | Ack::NotFound | Ack::InvalidAmount => (1, "success"),
-        Ack::Duplicate => (2, "already processed"),
-        Ack::BadSignature => (-1, "mac not equal"),
-        Ack::Rejected => (-1, "invalid payload"),
-        Ack::RetryLater => (0, "try again later"),
+/// ZaloPay reads `return_code` (its samples): 1 processed, 2 already processed (both end the
+/// callback), 0 "call again" (at most 3 more times), -1 refused.
+fn reply(answer: Answer) -> Reply {
+    let (code, message) = match answer {
+        Answer::Booked | Answer::Noted => (1, "success"),
+        Answer::AlreadyBooked => (2, "already processed"),
+        Answer::BadSignature => (-1, "mac not equal"),
+        Answer::UnknownAccount => (-1, "unknown app"),
+        Answer::OtherAccount => (-1, "the callback is for another app"),
+        Answer::InvalidAmount => (-1, "invalid amount"),
+        Answer::Malformed => (-1, "invalid payload"),
+        Answer::RetryLater | Answer::TooMany => (0, "try again later"),
     };
     Reply::json(
         200,

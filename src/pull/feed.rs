@@ -10,8 +10,9 @@
 //!   next run starts that day again (Casso filters by day only), and the keys drop what was seen.
 
 use crate::domain::money::Vnd;
+use crate::domain::provider::ProviderId;
 use crate::domain::time::{local_to_utc, vietnam_date};
-use crate::providers::ProviderId;
+use crate::providers::{casso, sepay};
 use crate::recon::statement::{Direction, StatementLine};
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
 use rust_decimal::prelude::ToPrimitive;
@@ -78,16 +79,16 @@ pub enum Feed {
 impl Feed {
     pub fn of(provider: ProviderId) -> Option<Feed> {
         match provider {
-            ProviderId::Sepay => Some(Feed::Sepay),
-            ProviderId::Casso => Some(Feed::Casso),
+            sepay::ID => Some(Feed::Sepay),
+            casso::ID => Some(Feed::Casso),
             _ => None,
         }
     }
 
     pub fn provider(self) -> ProviderId {
         match self {
-            Feed::Sepay => ProviderId::Sepay,
-            Feed::Casso => ProviderId::Casso,
+            Feed::Sepay => sepay::ID,
+            Feed::Casso => casso::ID,
         }
     }
 

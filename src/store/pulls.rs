@@ -5,8 +5,8 @@
 
 use super::{format_time, now, Store};
 use crate::audit::{self, Chain, Entry};
+use crate::domain::provider::ProviderId;
 use crate::error::{Error, Result};
-use crate::providers::ProviderId;
 use crate::sealer::Sealer;
 use crate::store::webhooks::ProviderAccount;
 use chrono::{DateTime, Utc};
@@ -71,7 +71,8 @@ fn source_row(r: &sqlx::any::AnyRow) -> Result<PullSource> {
     Ok(PullSource {
         provider_account_id: r.try_get("provider_account_id")?,
         school_id: r.try_get("school_id")?,
-        provider: ProviderId::from_db(&provider)
+        provider: ProviderId::parse(&provider)
+            .ok()
             .ok_or_else(|| Error::Internal(format!("stored provider {provider}")))?,
         account: r.try_get("account")?,
         account_id: r.try_get("account_id")?,

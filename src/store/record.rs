@@ -8,7 +8,7 @@
 //! others.
 
 use super::ledger::{check_allocations, fee_rows, open_invoices, schedules_for, terms_from};
-use super::webhooks::{archive_limit, insert_events, NewEvent};
+use super::webhooks::{insert_events, NewEvent};
 use super::{format_time, now, rows_per_insert, values_placeholders, Store, Tx};
 use crate::audit::{self, Chain, Entry};
 use crate::domain::fee::Channel;
@@ -1005,7 +1005,7 @@ async fn write_postgres(
         provider_account_id: Option<i64>,
         school_id: Option<i64>,
         method: &'a str,
-        query: String,
+        query: &'a str,
         headers: &'a str,
         body: String,
         body_size: i64,
@@ -1015,6 +1015,8 @@ async fn write_postgres(
         detail: Option<&'a str>,
         payment_id: Option<i64>,
         ack_status: i64,
+        request_sha256: Option<&'a str>,
+        request_size: Option<i64>,
     }
     let mut payments = Vec::with_capacity(rows.creates.len());
     for (idx, receipt_no, seq) in rows.creates {
@@ -1076,24 +1078,23 @@ async fn write_postgres(
     let events: Vec<Event> = rows
         .events
         .iter()
-        .map(|e| {
-            let limit = archive_limit(e);
-            Event {
-                provider: e.provider,
-                provider_account_id: e.account.map(|a| a.0),
-                school_id: e.account.map(|a| a.1),
-                method: &e.method,
-                query: e.query.chars().take(8192).collect(),
-                headers: &e.headers,
-                body: hex::encode(&e.body[..e.body.len().min(limit)]),
-                body_size: e.body_size as i64,
-                verified: e.verified,
-                txn_id: e.txn_id.as_deref(),
-                outcome: e.outcome,
-                detail: e.detail.as_deref(),
-                payment_id: e.payment_id,
-                ack_status: i64::from(e.ack_status),
-            }
+        .map(|e| Event {
+            provider: e.provider.as_str(),
+            provider_account_id: e.account.map(|a| a.0),
+            school_id: e.account.map(|a| a.1),
+            method: &e.method,
+            query: &e.query,
+            headers: &e.headers,
+            body: hex::encode(&e.body),
+            body_size: e.body_size as i64,
+            verified: e.verified,
+            txn_id: e.txn_id.as_deref(),
+            outcome: e.outcome.as_str(),
+            detail: e.detail.as_deref(),
+            payment_id: e.payment_id,
+            ack_status: i64::from(e.ack_status),
+            request_sha256: e.request_digest.as_ref().map(|d| d.0.as_str()),
+            request_size: e.request_digest.as_ref().map(|d| d.1 as i64),
         })
         .collect();
     sqlx::query(
@@ -1125,12 +1126,12 @@ async fn write_postgres(
             FROM json_to_recordset($5::json) AS x(chain TEXT, head TEXT) WHERE c.chain = x.chain),
          e AS (
             INSERT INTO provider_events (provider, provider_account_id, school_id, received_at, method, query, headers, body,
-                body_size, verified, txn_id, outcome, detail, payment_id, ack_status)
+                body_size, verified, txn_id, outcome, detail, payment_id, ack_status, request_sha256, request_size)
             SELECT x.provider, x.provider_account_id, x.school_id, $7, x.method, x.query, x.headers, decode(x.body, 'hex'),
-                x.body_size, x.verified, x.txn_id, x.outcome, x.detail, x.payment_id, x.ack_status
+                x.body_size, x.verified, x.txn_id, x.outcome, x.detail, x.payment_id, x.ack_status, x.request_sha256, x.request_size
             FROM json_to_recordset($6::json) AS x(provider TEXT, provider_account_id BIGINT, school_id BIGINT, method TEXT,
                 query TEXT, headers TEXT, body TEXT, body_size BIGINT, verified BOOLEAN, txn_id TEXT, outcome TEXT, detail TEXT,
-                payment_id BIGINT, ack_status BIGINT))
+                payment_id BIGINT, ack_status BIGINT, request_sha256 TEXT, request_size BIGINT))
          SELECT 1",
     )
     .bind(json_text(&payments)?)

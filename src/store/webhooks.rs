@@ -3,8 +3,8 @@
 
 use super::{get_bool, now, Store};
 use crate::audit::{self, Chain, Entry};
+use crate::domain::provider::{DeliveryOutcome, ProviderId, Secret};
 use crate::error::{Error, Result};
-use crate::providers::{ProviderId, Secret};
 use crate::sealer::Sealer;
 use serde::Serialize;
 use serde_json::json;
@@ -32,37 +32,31 @@ pub struct NewProviderAccount<'a> {
     pub provider: ProviderId,
     pub account: &'a str,
     pub label: &'a str,
-    pub secret: &'a [u8],
-    pub access_key: Option<&'a str>,
+    pub secret: &'a Secret,
 }
 
-/// A delivery to archive, whatever became of it.
+/// A delivery to archive, whatever became of it, already cut to what the archive keeps.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
-    pub provider: &'static str,
+    pub provider: ProviderId,
     /// (account id, school id) when the delivery named a known account.
     pub account: Option<(i64, i64)>,
     pub method: String,
     pub query: String,
+    /// The headers kept, as a JSON object.
     pub headers: String,
     pub body: Vec<u8>,
+    /// The body's size as it arrived.
     pub body_size: usize,
+    /// SHA-256 (hex) and size of the whole request as it arrived (query, every header, body),
+    /// for a delivery archived cut short.
+    pub request_digest: Option<(String, usize)>,
     pub verified: bool,
     pub txn_id: Option<String>,
-    pub outcome: &'static str,
+    pub outcome: DeliveryOutcome,
     pub detail: Option<String>,
     pub payment_id: Option<i64>,
     pub ack_status: u16,
-}
-
-/// How much of a delivery's body the archive keeps. Unauthenticated traffic gets a short prefix
-/// only, so nobody can fill the archive.
-pub(super) fn archive_limit(e: &NewEvent) -> usize {
-    if e.verified {
-        ARCHIVE_BODY_LIMIT
-    } else {
-        UNVERIFIED_BODY_LIMIT
-    }
 }
 
 /// Archives `events` in one statement per chunk.
@@ -74,28 +68,29 @@ pub(super) async fn insert_events(
     for chunk in events.chunks(super::rows_per_insert(conn)) {
         let sql = format!(
             "INSERT INTO provider_events (provider, provider_account_id, school_id, received_at, method, query, headers, body, body_size, verified,
-                txn_id, outcome, detail, payment_id, ack_status) VALUES {}",
-            super::values_placeholders(chunk.len(), 15)
+                txn_id, outcome, detail, payment_id, ack_status, request_sha256, request_size) VALUES {}",
+            super::values_placeholders(chunk.len(), 17)
         );
         let mut q = sqlx::query(&sql);
         for e in chunk {
-            let limit = archive_limit(e);
             q = q
-                .bind(e.provider)
+                .bind(e.provider.as_str())
                 .bind(e.account.map(|a| a.0))
                 .bind(e.account.map(|a| a.1))
                 .bind(&received_at)
                 .bind(&e.method)
-                .bind(e.query.chars().take(8192).collect::<String>())
+                .bind(&e.query)
                 .bind(&e.headers)
-                .bind(e.body[..e.body.len().min(limit)].to_vec())
+                .bind(e.body.clone())
                 .bind(e.body_size as i64)
                 .bind(e.verified)
                 .bind(&e.txn_id)
-                .bind(e.outcome)
+                .bind(e.outcome.as_str())
                 .bind(&e.detail)
                 .bind(e.payment_id)
-                .bind(i64::from(e.ack_status));
+                .bind(i64::from(e.ack_status))
+                .bind(e.request_digest.as_ref().map(|d| d.0.as_str()))
+                .bind(e.request_digest.as_ref().map(|d| d.1 as i64));
         }
         q.execute(&mut *conn).await?;
     }
@@ -117,17 +112,15 @@ pub struct ProviderEvent {
     pub body_size: i64,
     pub verified: bool,
     pub txn_id: Option<String>,
-    /// `recorded`, `duplicate`, `conflict`, `failed`, `outgoing`, `refund`, `bad_signature`, …
-    pub outcome: String,
+    pub outcome: DeliveryOutcome,
     pub detail: Option<String>,
     pub payment_id: Option<i64>,
     pub ack_status: i64,
+    /// For a delivery archived cut short: SHA-256 (hex) of the whole request as it arrived.
+    pub request_sha256: Option<String>,
+    /// For a delivery archived cut short: the size of the whole request as it arrived.
+    pub request_size: Option<i64>,
 }
-
-/// Archived bodies are cut here; `body_size` keeps the real size.
-pub const ARCHIVE_BODY_LIMIT: usize = 64 * 1024;
-/// Deliveries whose signature did not verify keep only this much of their body.
-pub const UNVERIFIED_BODY_LIMIT: usize = 1024;
 
 impl Store {
     pub async fn create_provider_account(
@@ -142,7 +135,6 @@ impl Store {
             account,
             label,
             secret,
-            access_key,
         } = new;
         let mut tx = self.begin().await?;
         let taken: Option<i64> = sqlx::query_scalar(
@@ -173,10 +165,11 @@ impl Store {
         .bind(actor)
         .fetch_one(&mut *tx)
         .await?;
-        sqlx::query("INSERT INTO provider_secrets (provider_account_id, sealed, access_key, created_at, created_by) VALUES ($1, $2, $3, $4, $5)")
+        sqlx::query("INSERT INTO provider_secrets (provider_account_id, sealed, access_key, scheme, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(id)
-            .bind(sealer.seal(secret))
-            .bind(access_key)
+            .bind(sealer.seal(&secret.key))
+            .bind(&secret.access_key)
+            .bind(&secret.scheme)
             .bind(&t)
             .bind(actor)
             .execute(&mut *tx)
@@ -206,16 +199,16 @@ impl Store {
         actor: &str,
         sealer: &Sealer,
         account: &ProviderAccount,
-        secret: &[u8],
-        access_key: Option<&str>,
+        secret: &Secret,
     ) -> Result<i64> {
         let mut tx = self.begin().await?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO provider_secrets (provider_account_id, sealed, access_key, created_at, created_by) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            "INSERT INTO provider_secrets (provider_account_id, sealed, access_key, scheme, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
         .bind(account.id)
-        .bind(sealer.seal(secret))
-        .bind(access_key)
+        .bind(sealer.seal(&secret.key))
+        .bind(&secret.access_key)
+        .bind(&secret.scheme)
         .bind(now())
         .bind(actor)
         .fetch_one(&mut *tx)
@@ -228,7 +221,7 @@ impl Store {
                 action: "provider_secret.add",
                 entity: "provider_account",
                 entity_id: Some(account.id),
-                details: json!({"secret_id": id}),
+                details: json!({"secret_id": id, "scheme": secret.scheme}),
             },
         )
         .await?;
@@ -236,6 +229,8 @@ impl Store {
         Ok(id)
     }
 
+    /// Retires a secret. The last one in force is never retired: every delivery would then be
+    /// refused, and nothing would be booked until an admin noticed.
     pub async fn retire_provider_secret(
         &self,
         actor: &str,
@@ -243,15 +238,28 @@ impl Store {
         secret_id: i64,
     ) -> Result<()> {
         let mut tx = self.begin().await?;
-        let n = sqlx::query("UPDATE provider_secrets SET retired_at = $1 WHERE id = $2 AND provider_account_id = $3 AND retired_at IS NULL")
-            .bind(now())
-            .bind(secret_id)
-            .bind(account.id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        // The account's secrets are read and retired under one statement, so two concurrent
+        // retirements cannot both leave it with none.
+        let n = sqlx::query(
+            "UPDATE provider_secrets SET retired_at = $1
+             WHERE id = $2 AND provider_account_id = $3 AND retired_at IS NULL
+               AND (SELECT COUNT(*) FROM provider_secrets k WHERE k.provider_account_id = $3 AND k.retired_at IS NULL) > 1",
+        )
+        .bind(now())
+        .bind(secret_id)
+        .bind(account.id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         if n == 0 {
-            return Err(Error::not_found("secret_not_found", "active secret"));
+            return Err(if account.active_secret_ids.contains(&secret_id) {
+                Error::conflict(
+                    "last_secret",
+                    "this is the account's last secret in force: add its replacement first",
+                )
+            } else {
+                Error::not_found("secret_not_found", "active secret")
+            });
         }
         audit::record(
             &mut tx,
@@ -305,6 +313,61 @@ impl Store {
         insert_events(&mut *self.writer_pool().acquire().await?, &[e]).await
     }
 
+    /// Archives deliveries that book nothing, together in one transaction.
+    pub async fn archive_events(&self, events: &[NewEvent]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let refs: Vec<&NewEvent> = events.iter().collect();
+        insert_events(&mut tx, &refs).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes refused deliveries (nothing booked from them) received before `before`, at most
+    /// `limit` of them, and audits how many, in one transaction. The database allows no other
+    /// deletion from the archive, and none of a row younger than 30 days.
+    pub async fn purge_refused_deliveries(
+        &self,
+        actor: &str,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: i64,
+    ) -> Result<u64> {
+        let before = super::format_time(before);
+        let refused: Vec<String> = DeliveryOutcome::REFUSED
+            .iter()
+            .map(|o| format!("'{}'", o.as_str()))
+            .collect();
+        let sql = format!(
+            "DELETE FROM provider_events WHERE id IN (
+                SELECT id FROM provider_events
+                WHERE payment_id IS NULL AND received_at < $1 AND outcome IN ({})
+                ORDER BY received_at LIMIT $2)",
+            refused.join(", ")
+        );
+        let mut tx = self.begin().await?;
+        let n = sqlx::query(&sql)
+            .bind(&before)
+            .bind(limit)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n > 0 {
+            audit::record(
+                &mut tx,
+                &Chain::System,
+                Entry {
+                    actor,
+                    action: "provider_events.purge",
+                    entity: "provider_event",
+                    entity_id: None,
+                    details: json!({"deleted": n, "received_before": before}),
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
     pub async fn provider_events(
         &self,
         school_id: i64,
@@ -313,7 +376,7 @@ impl Store {
     ) -> Result<Vec<ProviderEvent>> {
         let rows = sqlx::query(
             "SELECT id, provider, provider_account_id, received_at, method, query, headers, body, body_size, verified, txn_id, outcome, detail,
-                payment_id, ack_status FROM provider_events WHERE school_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+                payment_id, ack_status, request_sha256, request_size FROM provider_events WHERE school_id = $1 AND id > $2 ORDER BY id LIMIT $3",
         )
         .bind(school_id)
         .bind(after)
@@ -325,8 +388,8 @@ impl Store {
 }
 
 fn account_row(r: &AnyRow, active: Vec<i64>) -> Result<ProviderAccount> {
-    let provider = ProviderId::from_db(&r.try_get::<String, _>("provider")?)
-        .ok_or_else(|| Error::Internal("stored provider".into()))?;
+    let provider = ProviderId::parse(&r.try_get::<String, _>("provider")?)
+        .map_err(|_| Error::Internal("stored provider".into()))?;
     let id: i64 = r.try_get("id")?;
     Ok(ProviderAccount {
         id,
@@ -356,10 +419,13 @@ fn event_row(r: &AnyRow) -> Result<ProviderEvent> {
         body_size: r.try_get("body_size")?,
         verified: get_bool(r, "verified")?,
         txn_id: r.try_get("txn_id")?,
-        outcome: r.try_get("outcome")?,
+        outcome: DeliveryOutcome::from_db(&r.try_get::<String, _>("outcome")?)
+            .ok_or_else(|| Error::Internal("stored delivery outcome".into()))?,
         detail: r.try_get("detail")?,
         payment_id: r.try_get("payment_id")?,
         ack_status: r.try_get("ack_status")?,
+        request_sha256: r.try_get("request_sha256")?,
+        request_size: r.try_get("request_size")?,
     })
 }
 
@@ -380,7 +446,7 @@ impl Store {
     ) -> Result<Option<DeliveryContext>> {
         let rows = sqlx::query(
             "SELECT a.id, a.school_id, a.provider, a.account, a.label, a.created_at, s.department_id, s.code AS school_code, s.name AS school_name,
-                    s.payment_prefix, s.created_at AS school_created_at, k.id AS secret_id, k.sealed, k.access_key
+                    s.payment_prefix, s.created_at AS school_created_at, k.id AS secret_id, k.sealed, k.access_key, k.scheme
              FROM provider_accounts a JOIN schools s ON s.id = a.school_id
              LEFT JOIN provider_secrets k ON k.provider_account_id = a.id AND k.retired_at IS NULL
              WHERE a.id = $1 AND a.provider = $2 ORDER BY k.id",
@@ -402,6 +468,7 @@ impl Store {
                         secrets.push(Secret {
                             key,
                             access_key: r.try_get("access_key")?,
+                            scheme: r.try_get("scheme")?,
                         });
                         ids.push(id);
                     }

@@ -114,8 +114,12 @@ impl TestApp {
             max_retry_after: std::time::Duration::from_millis(50),
             ..Default::default()
         });
+        let limits = state.server_limits.clone();
         let router = app(state);
-        tokio::spawn(async move { axum::serve(listener, router).await });
+        // The server main runs, with its limits and timeouts.
+        tokio::spawn(async move {
+            feerecon::http::server::serve(listener, router, &limits, std::future::pending()).await
+        });
         Some(TestApp {
             base,
             client: reqwest::Client::new(),

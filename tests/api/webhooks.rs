@@ -169,7 +169,7 @@ async fn vnpay_flow(app: TestApp) {
         ),
         (Some("card"), Some("vnpay"), Some(true))
     );
-    // Unknown account or provider: refused, archived.
+    // Unknown account: refused as an order VNPay's merchant here does not have.
     let (_, ack) = {
         let r = app
             .client
@@ -179,7 +179,7 @@ async fn vnpay_flow(app: TestApp) {
             .expect("send");
         (r.status(), r.json::<Value>().await.expect("json"))
     };
-    assert_eq!(ack["RspCode"], "97");
+    assert_eq!(ack["RspCode"], "01");
 }
 
 async fn sepay_flow(app: TestApp) {
