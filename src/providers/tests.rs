@@ -450,3 +450,81 @@ fn arb_json() -> impl Strategy<Value = serde_json::Value> {
         ]
     })
 }
+
+/// Every sender's reply for every kind of answer, as README's table lists them. A booked
+/// delivery and its retry both end the sender's flow; refusals before booking never look like
+/// a booking; "send again later" is what each sender retries on.
+#[test]
+fn each_sender_answers_as_it_documents() {
+    use Answer::*;
+    let all = [
+        Booked,
+        AlreadyBooked,
+        Noted,
+        UnknownAccount,
+        OtherAccount,
+        InvalidAmount,
+        BadSignature,
+        Malformed,
+        RetryLater,
+        TooMany,
+    ];
+    let table: [(ProviderId, [&str; 10]); 6] = [
+        (
+            vnpay::ID,
+            [
+                "200 00", "200 02", "200 00", "200 01", "200 01", "200 04", "200 97", "200 99",
+                "200 99", "200 99",
+            ],
+        ),
+        (
+            momo::ID,
+            [
+                "204", "204", "204", "404", "422", "422", "401", "400", "503", "429",
+            ],
+        ),
+        (
+            zalopay::ID,
+            [
+                "200 1", "200 2", "200 1", "200 -1", "200 -1", "200 -1", "200 -1", "200 -1",
+                "200 0", "200 0",
+            ],
+        ),
+        (
+            sepay::ID,
+            [
+                "200", "200", "200", "404", "422", "422", "401", "400", "503", "429",
+            ],
+        ),
+        (
+            casso::ID,
+            [
+                "200", "200", "200", "404", "422", "422", "401", "400", "503", "429",
+            ],
+        ),
+        (
+            standard_webhooks::ID,
+            [
+                "200", "200", "200", "404", "422", "422", "401", "400", "503", "429",
+            ],
+        ),
+    ];
+    for (id, want) in table {
+        for (answer, want) in all.iter().zip(want) {
+            let r = of(id).answer(*answer);
+            let body: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
+            let code = match (body.get("RspCode"), body.get("return_code")) {
+                (Some(c), _) => format!(" {}", c.as_str().unwrap_or_default()),
+                (_, Some(c)) => format!(" {c}"),
+                _ => String::new(),
+            };
+            assert_eq!(format!("{}{code}", r.status), want, "{id} {answer:?}");
+            assert_eq!(
+                r.retry_after.is_some(),
+                r.status == 503 || r.status == 429,
+                "{id} {answer:?}: Retry-After goes with 503 and 429"
+            );
+        }
+    }
+    assert_eq!(SENDERS.len(), 6, "every sender is in the table");
+}

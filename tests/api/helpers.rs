@@ -50,6 +50,8 @@ impl Drop for TestDb {
 
 pub struct TestApp {
     pub base: String,
+    /// The service's state, shared with the running server.
+    pub state: AppState,
     pub client: reqwest::Client,
     pub backend: Backend,
     pub db_url: String,
@@ -72,6 +74,16 @@ impl TestApp {
     pub async fn spawn_at(
         backend: Backend,
         now: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Option<TestApp> {
+        Self::spawn_with(backend, now, |_| {}).await
+    }
+
+    /// With the service's state adjusted first (limits, budgets), as `main` would from its
+    /// configuration.
+    pub async fn spawn_with(
+        backend: Backend,
+        now: Option<chrono::DateTime<chrono::Utc>>,
+        adjust: impl FnOnce(&mut AppState),
     ) -> Option<TestApp> {
         let (db, url) = match backend {
             Backend::Sqlite => {
@@ -114,7 +126,9 @@ impl TestApp {
             max_retry_after: std::time::Duration::from_millis(50),
             ..Default::default()
         });
+        adjust(&mut state);
         let limits = state.server_limits.clone();
+        let kept = state.clone();
         let router = app(state);
         // The server main runs, with its limits and timeouts.
         tokio::spawn(async move {
@@ -122,6 +136,7 @@ impl TestApp {
         });
         Some(TestApp {
             base,
+            state: kept,
             client: reqwest::Client::new(),
             backend,
             db_url: url,

@@ -7,6 +7,7 @@ mod audit;
 mod basics;
 mod cli;
 mod import;
+mod intake;
 mod invoices;
 mod ledger;
 mod pulls;
