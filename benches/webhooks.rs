@@ -3,6 +3,8 @@
 //! service answers, then paced at 1,000 per second for p99 latency. In the same run it measures
 //! the database's raw ceiling for the same writes (payment, fee line, allocation, archive row in
 //! one transaction, issued directly with 32 connections), so the report shows the ratio.
+//! Then real deliveries paced at 200 per second, alone and during a flood of junk (`--junk N`
+//! refused requests with large headers), and what the archive kept of the junk.
 //! SQLite, and PostgreSQL when `FEERECON_BENCH_POSTGRES_URL` (or `FEERECON_TEST_POSTGRES_URL`) is
 //! set. Run: `cargo bench --bench webhooks` (`-- --requests N` to change the count, `-- --sqlite 0`
 //! for PostgreSQL only).
@@ -98,9 +100,82 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)].as_secs_f64() * 1000.0
 }
 
+/// Real deliveries paced at 200 per second, while `junk` refused requests (bad signatures with
+/// 12 KB of headers, and unknown accounts) are sent as fast as they are answered at
+/// concurrency 32; the real deliveries' latencies.
+async fn paced_under_junk(
+    client: &reqwest::Client,
+    base: &str,
+    targets: &Arc<Vec<Target>>,
+    first: usize,
+    count: usize,
+    junk: usize,
+) -> (Vec<Duration>, Vec<(u16, usize)>) {
+    let junk_next = Arc::new(AtomicUsize::new(0));
+    let mut flood = Vec::new();
+    for _ in 0..if junk > 0 { CONCURRENCY } else { 0 } {
+        let (client, base, targets, next) = (
+            client.clone(),
+            base.to_string(),
+            targets.clone(),
+            junk_next.clone(),
+        );
+        flood.push(tokio::spawn(async move {
+            let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+            let padding = "j".repeat(6_000);
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= junk {
+                    break statuses;
+                }
+                let path = if i % 2 == 0 {
+                    targets[i % SCHOOLS].sepay_path.clone()
+                } else {
+                    format!("/webhooks/sepay/{}", 900_000 + i)
+                };
+                let r = client
+                    .post(format!("{base}{path}"))
+                    .header("authorization", format!("Apikey forged-{i}-{padding}"))
+                    .header("user-agent", &padding)
+                    .body(format!("{{\"id\": {i}, \"junk\": \"{}\"}}", "x".repeat(2_000)))
+                    .send()
+                    .await;
+                let status = r.map(|r| r.status().as_u16()).unwrap_or(0);
+                *statuses.entry(status).or_default() += 1;
+            }
+        }));
+    }
+    let interval = Duration::from_millis(5);
+    let start = Instant::now();
+    let mut handles = Vec::with_capacity(count);
+    for k in 0..count {
+        tokio::time::sleep_until((start + interval * k as u32).into()).await;
+        let (client, base, targets) = (client.clone(), base.to_string(), targets.clone());
+        handles.push(tokio::spawn(async move {
+            send(&client, &base, &targets, first + k).await
+        }));
+    }
+    let mut lat = Vec::with_capacity(count);
+    for h in handles {
+        lat.push(h.await.expect("paced"));
+    }
+    lat.sort();
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for f in flood {
+        for (s, n) in f.await.expect("flood") {
+            *statuses.entry(s).or_default() += n;
+        }
+    }
+    (lat, statuses.into_iter().collect())
+}
+
+/// Real deliveries that each `paced_under_junk` phase sends.
+const UNDER_JUNK: usize = 1000;
+
 async fn run(label: &str, url: &str, requests: usize) {
     let paced = 5000usize;
-    let per_school = (requests + paced).div_ceil(SCHOOLS);
+    let junk = support::arg("--junk", 2_000);
+    let per_school = (requests + paced + 2 * UNDER_JUNK).div_ceil(SCHOOLS);
     let store = Store::connect(url).await.expect("connect");
     store.migrate().await.expect("migrate");
     let sealer = Sealer::from_base64(&Sealer::generate_key()).expect("key");
@@ -280,13 +355,43 @@ async fn run(label: &str, url: &str, requests: usize) {
         percentile(&plat, 0.5),
         percentile(&plat, 0.99)
     );
+
+    // Junk beside real traffic: the same paced real deliveries without junk, then with a flood
+    // of refused requests sent meanwhile.
+    let first = requests + paced;
+    let (quiet, _) = paced_under_junk(&client, &base, &targets, first, UNDER_JUNK, 0).await;
+    let (noisy, statuses) = paced_under_junk(
+        &client,
+        &base,
+        &targets,
+        first + UNDER_JUNK,
+        UNDER_JUNK,
+        junk,
+    )
+    .await;
+    let db = sqlx::AnyPool::connect(url).await.expect("pool");
+    let (kept, bytes, largest): (i64, i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), CAST(COALESCE(SUM(LENGTH(headers) + LENGTH(query) + LENGTH(body) + COALESCE(LENGTH(detail), 0)), 0) AS BIGINT),
+                CAST(COALESCE(MAX(LENGTH(headers) + LENGTH(query) + LENGTH(body) + COALESCE(LENGTH(detail), 0)), 0) AS BIGINT)
+         FROM provider_events WHERE outcome IN ('bad_signature', 'unknown_account')",
+    )
+    .fetch_one(&db)
+    .await
+    .expect("archive");
+    println!(
+        "{label:<10} real deliveries paced at 200/s: p50 {:.2} ms, p99 {:.2} ms alone; p50 {:.2} ms, p99 {:.2} ms during {junk} junk requests with 12 KB of headers (answers {statuses:?}); archive: {kept} refused deliveries kept, {bytes} bytes in all, {largest} bytes the largest",
+        percentile(&quiet, 0.5),
+        percentile(&quiet, 0.99),
+        percentile(&noisy, 0.5),
+        percentile(&noisy, 0.99),
+    );
     let payments: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM payments")
-        .fetch_one(&sqlx::AnyPool::connect(url).await.expect("pool"))
+        .fetch_one(&db)
         .await
         .expect("count");
     assert_eq!(
         payments as usize,
-        requests + paced,
+        requests + paced + 2 * UNDER_JUNK,
         "every notification recorded exactly once"
     );
 
