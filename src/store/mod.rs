@@ -131,8 +131,45 @@ impl Store {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
+        // With nothing pending, nothing is touched: the migrator starts with CREATE TABLE IF NOT
+        // EXISTS on its own table, which PostgreSQL refuses to a role that may not create in the
+        // schema even when the table exists, and the service may run as such a role (README).
+        if self.migrations_applied(migrator).await {
+            return Ok(());
+        }
         migrator.run(&self.writer).await?;
         Ok(())
+    }
+
+    /// Whether the database holds exactly this build's migrations, each applied in full. Any
+    /// doubt (no migration table yet, a changed or unknown migration) answers no, and the
+    /// migrator then applies what is pending or reports what is wrong.
+    async fn migrations_applied(&self, migrator: &sqlx::migrate::Migrator) -> bool {
+        let Ok(rows) = sqlx::query("SELECT version, checksum, success FROM _sqlx_migrations")
+            .fetch_all(&self.writer)
+            .await
+        else {
+            return false;
+        };
+        let mut applied = std::collections::HashMap::new();
+        for r in &rows {
+            let (Ok(version), Ok(checksum), Ok(true)) = (
+                r.try_get::<i64, _>("version"),
+                r.try_get::<Vec<u8>, _>("checksum"),
+                get_bool(r, "success"),
+            ) else {
+                return false;
+            };
+            applied.insert(version, checksum);
+        }
+        let wanted: Vec<_> = migrator
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration())
+            .collect();
+        applied.len() == wanted.len()
+            && wanted
+                .iter()
+                .all(|m| applied.get(&m.version).map(Vec::as_slice) == Some(&*m.checksum))
     }
 
     pub async fn ping(&self) -> Result<()> {
