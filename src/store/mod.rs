@@ -105,13 +105,13 @@ impl Store {
         let writer = AnyPoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
-            .after_connect(sqlite_pragmas)
+            .after_connect(sqlite_writer_pragmas)
             .connect_with(opts.clone())
             .await?;
         let reader = AnyPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
-            .after_connect(sqlite_pragmas)
+            .after_connect(sqlite_reader_pragmas)
             .connect_with(opts)
             .await?;
         Ok(Self {
@@ -204,23 +204,42 @@ impl Store {
     }
 }
 
-fn sqlite_pragmas(
+type PragmaFuture<'c> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = std::result::Result<(), sqlx::Error>> + Send + 'c>,
+>;
+
+/// The writer commits with `synchronous = FULL`: in WAL mode, NORMAL syncs the WAL only at
+/// checkpoints, so a power cut can lose the last commits after they were acknowledged (to a
+/// cashier, or to a sender that then stops retrying).
+fn sqlite_writer_pragmas(
     conn: &mut sqlx::AnyConnection,
     _meta: sqlx::pool::PoolConnectionMetadata,
-) -> std::pin::Pin<
-    Box<dyn std::future::Future<Output = std::result::Result<(), sqlx::Error>> + Send + '_>,
-> {
-    Box::pin(async move {
-        for pragma in [
-            "PRAGMA journal_mode = WAL",
-            "PRAGMA synchronous = NORMAL",
-            "PRAGMA busy_timeout = 10000",
-            "PRAGMA foreign_keys = ON",
-        ] {
-            sqlx::query(pragma).execute(&mut *conn).await?;
-        }
-        Ok(())
-    })
+) -> PragmaFuture<'_> {
+    Box::pin(sqlite_pragmas(conn, "PRAGMA synchronous = FULL"))
+}
+
+/// Readers never commit a write, so their level syncs nothing more; a checkpoint one of them
+/// runs (the last connection to close runs one) syncs the WAL first at NORMAL as at FULL.
+fn sqlite_reader_pragmas(
+    conn: &mut sqlx::AnyConnection,
+    _meta: sqlx::pool::PoolConnectionMetadata,
+) -> PragmaFuture<'_> {
+    Box::pin(sqlite_pragmas(conn, "PRAGMA synchronous = NORMAL"))
+}
+
+async fn sqlite_pragmas(
+    conn: &mut sqlx::AnyConnection,
+    synchronous: &'static str,
+) -> std::result::Result<(), sqlx::Error> {
+    for pragma in [
+        "PRAGMA journal_mode = WAL",
+        synchronous,
+        "PRAGMA busy_timeout = 10000",
+        "PRAGMA foreign_keys = ON",
+    ] {
+        sqlx::query(pragma).execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// Now, as stored: fixed-width UTC RFC 3339 with microseconds, so text order is time order.
