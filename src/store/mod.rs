@@ -87,14 +87,16 @@ impl Store {
             .trim_start_matches("sqlite:");
         let path = path.split('?').next().unwrap_or_default();
         if path != ":memory:" {
-            if let Some(dir) = std::path::Path::new(path)
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-            {
-                std::fs::create_dir_all(dir).map_err(|e| {
+            let file = std::path::Path::new(path);
+            if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+                crate::config::create_private_dir(dir).map_err(|e| {
                     Error::Internal(format!("cannot create {}: {e}", dir.display()))
                 })?;
             }
+            // SQLite creates its -wal, -shm and -journal files with the main file's mode, so a
+            // main file created 0600 keeps all of them private.
+            crate::config::create_private_file(file)
+                .map_err(|e| Error::Internal(format!("cannot create {}: {e}", file.display())))?;
         }
         let url = if url.contains('?') {
             url.to_string()

@@ -1,6 +1,7 @@
 //! The database itself refuses what the service never does, whoever asks: ledger and audit rows
 //! are never deleted, rewritten or truncated, and an invoice changes only by being voided while
-//! nothing is paid on it. Each statement is run straight in SQL, and nothing changes.
+//! nothing is paid on it. Each statement is run straight in SQL, and nothing changes. Also: a
+//! fresh SQLite start leaves its files readable by their owner only.
 
 use crate::helpers::{Backend, School, TestApp, ADMIN};
 use crate::webhooks::sepay_school;
@@ -327,3 +328,63 @@ async fn invoices_flow(app: TestApp) {
 
 crate::on_both_backends!(never_deleted, never_deleted_flow);
 crate::on_both_backends!(invoices_only_voided, invoices_flow);
+
+/// A first start of the real binary on SQLite: the data folder is 0700, the database, its WAL
+/// and shared-memory files and the key file 0600.
+#[cfg(unix)]
+#[tokio::test]
+async fn sqlite_files_are_private_after_a_fresh_start() {
+    use std::io::BufRead;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_feerecon"))
+        .arg("serve")
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/feerecon.db", data.display()),
+        )
+        .env("FEERECON_SECRET_KEY_FILE", data.join("secret.key"))
+        .env("FEERECON_LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .env_remove("FEERECON_SECRET_KEY")
+        .env_remove("FEERECON_ADMIN_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("start feerecon");
+    let stdout = child.stdout.take().expect("stdout");
+    // The admin token is printed once migrations and the first write are done.
+    let printed = tokio::task::spawn_blocking(move || {
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .any(|l| l.contains("frk_"))
+    });
+    let printed = tokio::time::timeout(std::time::Duration::from_secs(60), printed).await;
+    let mode = |name: &str| {
+        std::fs::metadata(data.join(name))
+            .map(|m| m.permissions().mode() & 0o777)
+            .map_err(|e| format!("{name}: {e}"))
+    };
+    let modes: Vec<(&str, Result<u32, String>)> = [
+        "",
+        "feerecon.db",
+        "feerecon.db-wal",
+        "feerecon.db-shm",
+        "secret.key",
+    ]
+    .into_iter()
+    .map(|n| (n, mode(n)))
+    .collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        matches!(printed, Ok(Ok(true))),
+        "the service started: {printed:?}"
+    );
+    for (name, m) in modes {
+        let want = if name.is_empty() { 0o700 } else { 0o600 };
+        assert_eq!(m, Ok(want), "mode of data/{name}");
+    }
+}
