@@ -64,3 +64,6 @@ BEGIN
     RETURN NEW;
 END $$;
 
+-- The token given in FEERECON_ADMIN_TOKEN: registered at start, not revocable through the API
+-- (it is removed by removing the variable).
+ALTER TABLE api_tokens ADD COLUMN configured BOOLEAN NOT NULL DEFAULT FALSE;

@@ -38,3 +38,6 @@ CREATE TRIGGER invoices_void_unpaid BEFORE UPDATE ON invoices
 WHEN (SELECT COALESCE(SUM(amount), 0) FROM allocations WHERE invoice_id = OLD.id) > 0
 BEGIN SELECT RAISE(ABORT, 'an invoice with money allocated is not voided; move the money first'); END;
 
+-- The token given in FEERECON_ADMIN_TOKEN: registered at start, not revocable through the API
+-- (it is removed by removing the variable).
+ALTER TABLE api_tokens ADD COLUMN configured INTEGER NOT NULL DEFAULT 0;
