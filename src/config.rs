@@ -178,7 +178,7 @@ impl SecretKeyConfig {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|e| {
+                    create_private_dir(dir).map_err(|e| {
                         format!(
                             "FEERECON_SECRET_KEY_FILE: cannot create {}: {e}",
                             dir.display()
@@ -221,4 +221,42 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     std::fs::write(path, text)
+}
+
+/// Creates `dir` and any missing parents with mode 0700 (the data folder holds the database and
+/// the key). A folder that already exists is left as it is: its mode is the operator's choice.
+#[cfg(unix)]
+pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+#[cfg(not(unix))]
+pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
+/// Creates `path` empty with mode 0600 if it does not exist (an empty file is an empty SQLite
+/// database); an existing file is left as it is.
+#[cfg(unix)]
+pub fn create_private_file(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(not(unix))]
+pub fn create_private_file(_path: &std::path::Path) -> std::io::Result<()> {
+    Ok(())
 }

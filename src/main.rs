@@ -219,7 +219,7 @@ async fn serve(cfg: ServeConfig, keys: &SecretKeyConfig, db_url: &str) -> anyhow
     let store = open(db_url).await?;
     if let Some(token) = store.bootstrap_admin(cfg.admin_token.as_deref()).await? {
         // Printed once, to the terminal, never to the log.
-        println!("First start: an admin API token was created. Keep it; it is not shown again:\n\n    {token}\n");
+        println!("No admin token was active (first start, or FEERECON_ADMIN_TOKEN removed): an admin API token was created. Keep it; it is not shown again:\n\n    {token}\n");
     }
     let listener = TcpListener::bind(cfg.listen)
         .await
@@ -436,11 +436,11 @@ async fn token(db_url: &str, cmd: TokenCommand) -> anyhow::Result<()> {
                     (None, Some(d)) => format!("department {d}"),
                     (None, None) => "all".into(),
                 };
-                let state = t
-                    .revoked_at
-                    .as_deref()
-                    .map(|r| format!("revoked {r}"))
-                    .unwrap_or_else(|| "active".into());
+                let state = match (&t.revoked_at, t.configured) {
+                    (Some(r), _) => format!("revoked {r}"),
+                    (None, true) => "active, FEERECON_ADMIN_TOKEN".into(),
+                    (None, false) => "active".into(),
+                };
                 println!(
                     "{:>5}  {:<10}  {:<16}  {}  ({state})",
                     t.id,

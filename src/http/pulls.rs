@@ -54,7 +54,7 @@ fn base_url(feed: Feed, given: Option<&str>) -> Result<String> {
     let bad = |why: &str| {
         Error::invalid(
             "invalid_base_url",
-            format!("base_url must be an http(s) address with no user, query or fragment: {why}"),
+            format!("base_url must be an https address (http only to 127.0.0.1, ::1 or localhost) with no user, query or fragment: {why}"),
         )
     };
     if given.len() > 200 {
@@ -63,6 +63,11 @@ fn base_url(feed: Feed, given: Option<&str>) -> Result<String> {
     let url = reqwest::Url::parse(given).map_err(|e| bad(&e.to_string()))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(bad("scheme"));
+    }
+    if !crate::pull::allowed_base_url(&url) {
+        return Err(bad(
+            "plain http to another machine would send the API key in clear",
+        ));
     }
     if !url.username().is_empty()
         || url.password().is_some()

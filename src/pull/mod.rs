@@ -73,12 +73,33 @@ pub enum FetchError {
     Unavailable { attempts: u32, last: String },
     #[error("the sender's answer is over {0} bytes")]
     TooLarge(usize),
+    #[error("the sender's API answered with a redirect (HTTP {0}), which is not followed: check base_url")]
+    Redirected(u16),
+}
+
+/// Whether pulls may be sent to `url`: HTTPS, or plain HTTP to this machine (a local stand-in
+/// or proxy). The API key travels in a header, so plain HTTP across a network gives it away.
+pub fn allowed_base_url(url: &reqwest::Url) -> bool {
+    match url.scheme() {
+        "https" => true,
+        "http" => {
+            let host = url.host_str().unwrap_or_default();
+            host.eq_ignore_ascii_case("localhost")
+                || host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        _ => false,
+    }
 }
 
 /// The HTTP side of pulling: one client, its policy.
 #[derive(Clone)]
 pub struct Puller {
-    client: reqwest::Client,
+    /// `None` when the client could not be built (no TLS backend): every run then fails.
+    client: Option<reqwest::Client>,
     pub policy: PullPolicy,
 }
 
@@ -94,8 +115,11 @@ impl Puller {
             .connect_timeout(policy.connect_timeout)
             .timeout(policy.timeout)
             .user_agent(concat!("feerecon/", env!("CARGO_PKG_VERSION")))
+            // A redirect is not followed: it would take the API key to an address base_url
+            // never named, past the check on it.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
+            .ok();
         Self { client, policy }
     }
 
@@ -105,12 +129,17 @@ impl Puller {
         url: &str,
         authorization: &str,
     ) -> std::result::Result<Vec<u8>, FetchError> {
+        let Some(client) = &self.client else {
+            return Err(FetchError::Unavailable {
+                attempts: 0,
+                last: "the HTTP client could not start".into(),
+            });
+        };
         let mut wait = self.policy.backoff;
         let mut last = String::new();
         for attempt in 1..=self.policy.attempts {
             let mut retry_after = None;
-            match self
-                .client
+            match client
                 .get(url)
                 .header("authorization", authorization)
                 .header("accept", "application/json")
@@ -136,6 +165,8 @@ impl Puller {
                             .and_then(|v| v.to_str().ok())
                             .and_then(|v| v.trim().parse::<u64>().ok())
                             .map(|s| Duration::from_secs(s).min(self.policy.max_retry_after));
+                    } else if status.is_redirection() {
+                        return Err(FetchError::Redirected(status.as_u16()));
                     } else {
                         return Err(FetchError::Refused(status.as_u16()));
                     }
@@ -280,6 +311,13 @@ async fn read_and_book(
     let account = store
         .school_account(source.school_id, source.account_id)
         .await?;
+    // Checked when it was set; again here for a source stored before the rule existed.
+    if !reqwest::Url::parse(&source.base_url).is_ok_and(|u| allowed_base_url(&u)) {
+        return Err(Error::invalid(
+            "pull_failed",
+            "base_url is not https (plain http is only for this machine): set it again",
+        ));
+    }
     let base = source.base_url.trim_end_matches('/');
     let authorization = feed.authorization(&key);
 

@@ -87,14 +87,16 @@ impl Store {
             .trim_start_matches("sqlite:");
         let path = path.split('?').next().unwrap_or_default();
         if path != ":memory:" {
-            if let Some(dir) = std::path::Path::new(path)
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-            {
-                std::fs::create_dir_all(dir).map_err(|e| {
+            let file = std::path::Path::new(path);
+            if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+                crate::config::create_private_dir(dir).map_err(|e| {
                     Error::Internal(format!("cannot create {}: {e}", dir.display()))
                 })?;
             }
+            // SQLite creates its -wal, -shm and -journal files with the main file's mode, so a
+            // main file created 0600 keeps all of them private.
+            crate::config::create_private_file(file)
+                .map_err(|e| Error::Internal(format!("cannot create {}: {e}", file.display())))?;
         }
         let url = if url.contains('?') {
             url.to_string()
@@ -105,13 +107,13 @@ impl Store {
         let writer = AnyPoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
-            .after_connect(sqlite_pragmas)
+            .after_connect(sqlite_writer_pragmas)
             .connect_with(opts.clone())
             .await?;
         let reader = AnyPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
-            .after_connect(sqlite_pragmas)
+            .after_connect(sqlite_reader_pragmas)
             .connect_with(opts)
             .await?;
         Ok(Self {
@@ -131,8 +133,45 @@ impl Store {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
+        // With nothing pending, nothing is touched: the migrator starts with CREATE TABLE IF NOT
+        // EXISTS on its own table, which PostgreSQL refuses to a role that may not create in the
+        // schema even when the table exists, and the service may run as such a role (README).
+        if self.migrations_applied(migrator).await {
+            return Ok(());
+        }
         migrator.run(&self.writer).await?;
         Ok(())
+    }
+
+    /// Whether the database holds exactly this build's migrations, each applied in full. Any
+    /// doubt (no migration table yet, a changed or unknown migration) answers no, and the
+    /// migrator then applies what is pending or reports what is wrong.
+    async fn migrations_applied(&self, migrator: &sqlx::migrate::Migrator) -> bool {
+        let Ok(rows) = sqlx::query("SELECT version, checksum, success FROM _sqlx_migrations")
+            .fetch_all(&self.writer)
+            .await
+        else {
+            return false;
+        };
+        let mut applied = std::collections::HashMap::new();
+        for r in &rows {
+            let (Ok(version), Ok(checksum), Ok(true)) = (
+                r.try_get::<i64, _>("version"),
+                r.try_get::<Vec<u8>, _>("checksum"),
+                get_bool(r, "success"),
+            ) else {
+                return false;
+            };
+            applied.insert(version, checksum);
+        }
+        let wanted: Vec<_> = migrator
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration())
+            .collect();
+        applied.len() == wanted.len()
+            && wanted
+                .iter()
+                .all(|m| applied.get(&m.version).map(Vec::as_slice) == Some(&*m.checksum))
     }
 
     pub async fn ping(&self) -> Result<()> {
@@ -167,23 +206,42 @@ impl Store {
     }
 }
 
-fn sqlite_pragmas(
+type PragmaFuture<'c> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = std::result::Result<(), sqlx::Error>> + Send + 'c>,
+>;
+
+/// The writer commits with `synchronous = FULL`: in WAL mode, NORMAL syncs the WAL only at
+/// checkpoints, so a power cut can lose the last commits after they were acknowledged (to a
+/// cashier, or to a sender that then stops retrying).
+fn sqlite_writer_pragmas(
     conn: &mut sqlx::AnyConnection,
     _meta: sqlx::pool::PoolConnectionMetadata,
-) -> std::pin::Pin<
-    Box<dyn std::future::Future<Output = std::result::Result<(), sqlx::Error>> + Send + '_>,
-> {
-    Box::pin(async move {
-        for pragma in [
-            "PRAGMA journal_mode = WAL",
-            "PRAGMA synchronous = NORMAL",
-            "PRAGMA busy_timeout = 10000",
-            "PRAGMA foreign_keys = ON",
-        ] {
-            sqlx::query(pragma).execute(&mut *conn).await?;
-        }
-        Ok(())
-    })
+) -> PragmaFuture<'_> {
+    Box::pin(sqlite_pragmas(conn, "PRAGMA synchronous = FULL"))
+}
+
+/// Readers never commit a write, so their level syncs nothing more; a checkpoint one of them
+/// runs (the last connection to close runs one) syncs the WAL first at NORMAL as at FULL.
+fn sqlite_reader_pragmas(
+    conn: &mut sqlx::AnyConnection,
+    _meta: sqlx::pool::PoolConnectionMetadata,
+) -> PragmaFuture<'_> {
+    Box::pin(sqlite_pragmas(conn, "PRAGMA synchronous = NORMAL"))
+}
+
+async fn sqlite_pragmas(
+    conn: &mut sqlx::AnyConnection,
+    synchronous: &'static str,
+) -> std::result::Result<(), sqlx::Error> {
+    for pragma in [
+        "PRAGMA journal_mode = WAL",
+        synchronous,
+        "PRAGMA busy_timeout = 10000",
+        "PRAGMA foreign_keys = ON",
+    ] {
+        sqlx::query(pragma).execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// Now, as stored: fixed-width UTC RFC 3339 with microseconds, so text order is time order.

@@ -1,6 +1,6 @@
 //! API tokens. Only a SHA-256 hash of each token is stored: a database dump does not give access.
 
-use super::{now, Store};
+use super::{get_bool, now, Store};
 use crate::audit::{self, Chain, Entry};
 use crate::domain::access::{Caller, Role, Scope};
 use crate::error::{Error, Result};
@@ -22,6 +22,9 @@ pub struct TokenInfo {
     pub created_at: String,
     pub created_by: String,
     pub revoked_at: Option<String>,
+    /// The token of `FEERECON_ADMIN_TOKEN`: removed by removing (or changing) the variable and
+    /// restarting, never through the API.
+    pub configured: bool,
 }
 
 /// A new random token: `frk_` and 64 hex digits (256 bits).
@@ -46,10 +49,12 @@ fn info(r: &AnyRow) -> Result<TokenInfo> {
         created_at: r.try_get("created_at")?,
         created_by: r.try_get("created_by")?,
         revoked_at: r.try_get("revoked_at")?,
+        configured: get_bool(r, "configured")?,
     })
 }
 
-const COLS: &str = "id, role, school_id, department_id, label, created_at, created_by, revoked_at";
+const COLS: &str =
+    "id, role, school_id, department_id, label, created_at, created_by, revoked_at, configured";
 
 impl Store {
     /// Stores a token for `role` in `scope` and returns it with the plain token, shown only now.
@@ -154,11 +159,14 @@ impl Store {
 
     pub async fn revoke_token(&self, actor: &str, id: i64) -> Result<TokenInfo> {
         let mut tx = self.begin().await?;
+        // The configured token is left alone: revoked here, it would still be the value the
+        // operator configured, and the next start would have to choose between the two.
         let updated = sqlx::query(
-            "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+            "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL AND configured = $3",
         )
         .bind(now())
         .bind(id)
+        .bind(false)
         .execute(&mut *tx)
         .await?;
         let row = sqlx::query(&format!("SELECT {COLS} FROM api_tokens WHERE id = $1"))
@@ -170,10 +178,17 @@ impl Store {
             .transpose()?
             .ok_or(Error::not_found("token_not_found", "token"))?;
         if updated.rows_affected() == 0 {
-            return Err(Error::conflict(
-                "token_already_revoked",
-                format!("token {id} is already revoked"),
-            ));
+            return Err(if t.revoked_at.is_some() {
+                Error::conflict(
+                    "token_already_revoked",
+                    format!("token {id} is already revoked"),
+                )
+            } else {
+                Error::conflict(
+                    "token_configured",
+                    format!("token {id} is the one given in FEERECON_ADMIN_TOKEN; it is removed by removing (or changing) that variable and restarting the service"),
+                )
+            });
         }
         audit::record(
             &mut tx,
@@ -191,34 +206,108 @@ impl Store {
         Ok(t)
     }
 
-    /// Makes sure an admin can get in: registers `configured` if given, else creates a token
-    /// when no admin token is active. Returns a newly generated token, to be shown once.
+    /// Makes sure an admin can get in, at start. `configured` (FEERECON_ADMIN_TOKEN) is
+    /// registered, or reinstated if it was revoked: the operator's configuration decides, and
+    /// it cannot be revoked through the API. A token configured earlier and configured no
+    /// longer is revoked, so removing the variable removes its token. Without a configured
+    /// token, one is created when no admin token is active. Returns a newly created token, to
+    /// be shown once.
     pub async fn bootstrap_admin(&self, configured: Option<&str>) -> Result<Option<String>> {
-        if let Some(token) = configured {
-            if self.caller_for_token(token).await?.is_none() {
-                let mut tx = self.begin().await?;
-                sqlx::query(
-                    "INSERT INTO api_tokens (token_hash, role, label, created_at, created_by) VALUES ($1, 'admin', 'FEERECON_ADMIN_TOKEN', $2, 'startup')
-                     ON CONFLICT (token_hash) DO NOTHING",
+        let hash = configured.map(hash_token);
+        let mut tx = self.begin().await?;
+        let at = now();
+        let stale: Vec<i64> = sqlx::query_scalar(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE configured = $2 AND revoked_at IS NULL AND token_hash <> $3 RETURNING id",
+        )
+        .bind(&at)
+        .bind(true)
+        .bind(hash.as_deref().unwrap_or_default())
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut entries: Vec<(i64, &str, serde_json::Value)> = stale
+            .into_iter()
+            .map(|id| {
+                (
+                    id,
+                    "token.revoke",
+                    json!({"reason": "no longer FEERECON_ADMIN_TOKEN"}),
                 )
-                .bind(hash_token(token))
-                .bind(now())
-                .execute(&mut *tx)
-                .await?;
-                audit::record(
-                    &mut tx,
-                    &Chain::System,
-                    Entry {
-                        actor: "startup",
-                        action: "token.bootstrap",
-                        entity: "api_token",
-                        entity_id: None,
-                        details: json!({"source": "env"}),
-                    },
-                )
-                .await?;
-                tx.commit().await?;
+            })
+            .collect();
+        if let Some(hash) = &hash {
+            let found = sqlx::query(
+                "SELECT id, role, revoked_at, configured FROM api_tokens WHERE token_hash = $1",
+            )
+            .bind(hash)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match found {
+                None => {
+                    // Instances starting together insert it once.
+                    let id: Option<i64> = sqlx::query_scalar(
+                        "INSERT INTO api_tokens (token_hash, role, label, created_at, created_by, configured)
+                         VALUES ($1, 'admin', 'FEERECON_ADMIN_TOKEN', $2, 'startup', $3)
+                         ON CONFLICT (token_hash) DO NOTHING RETURNING id",
+                    )
+                    .bind(hash)
+                    .bind(&at)
+                    .bind(true)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if let Some(id) = id {
+                        entries.push((id, "token.bootstrap", json!({"source": "env"})));
+                    }
+                }
+                Some(r) => {
+                    let id: i64 = r.try_get("id")?;
+                    let role: String = r.try_get("role")?;
+                    if role != Role::Admin.as_str() {
+                        return Err(Error::invalid(
+                            "configured_token_role",
+                            format!("FEERECON_ADMIN_TOKEN is the value of {role} token {id}; choose another value"),
+                        ));
+                    }
+                    let revoked = r.try_get::<Option<String>, _>("revoked_at")?.is_some();
+                    if revoked || !get_bool(&r, "configured")? {
+                        sqlx::query(
+                            "UPDATE api_tokens SET revoked_at = NULL, configured = $1 WHERE id = $2",
+                        )
+                        .bind(true)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                        entries.push((
+                            id,
+                            "token.bootstrap",
+                            json!({"source": "env", "reinstated": revoked}),
+                        ));
+                    }
+                }
             }
+        }
+        if !entries.is_empty() {
+            audit::record_many(
+                &mut tx,
+                entries
+                    .iter()
+                    .map(|(id, action, details)| {
+                        (
+                            Chain::System,
+                            Entry {
+                                actor: "startup",
+                                action,
+                                entity: "api_token",
+                                entity_id: Some(*id),
+                                details: details.clone(),
+                            },
+                        )
+                    })
+                    .collect(),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        if configured.is_some() {
             return Ok(None);
         }
         let admins: i64 = sqlx::query_scalar(

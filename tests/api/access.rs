@@ -4,7 +4,7 @@
 use crate::both_backends;
 use crate::helpers::ADMIN;
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{json, Value};
 
 both_backends! {
     async fn tokens_authenticate_and_can_be_revoked(app: TestApp) {
@@ -106,5 +106,76 @@ both_backends! {
         assert_eq!(s, StatusCode::NOT_FOUND);
         let (s, _) = app.get(&format!("/api/v1/departments/{}", a.department_id), &a.auditor).await;
         assert_eq!(s, StatusCode::OK);
+    }
+
+    async fn configured_admin_token_is_removed_only_by_its_variable(app: TestApp) {
+        let restart = |configured: Option<&str>| {
+            let configured = configured.map(String::from);
+            let url = app.db_url.clone();
+            async move {
+                let store = feerecon::store::Store::connect(&url).await.expect("connect");
+                let r = store.bootstrap_admin(configured.as_deref()).await;
+                store.close().await;
+                r
+            }
+        };
+        let sc = app.school("CFG", "QD").await;
+        let tokens = app.count("api_tokens").await;
+        let (_, list) = app.get("/api/v1/tokens", ADMIN).await;
+        let configured = list.as_array().expect("tokens").iter().find(|t| t["configured"] == true).cloned().expect("configured token");
+        assert_eq!(configured["label"], "FEERECON_ADMIN_TOKEN");
+        let id = configured["id"].as_i64().expect("id");
+        let audit = app.count("audit_log").await;
+
+        // Not through the API: 409, and nothing changes.
+        let (s, b) = app.call(Method::DELETE, &format!("/api/v1/tokens/{id}"), Some(ADMIN), None).await;
+        assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("token_configured")), "{b}");
+        assert!(b["error"]["message"].as_str().expect("message").contains("FEERECON_ADMIN_TOKEN"), "{b}");
+        assert_eq!(app.count("api_tokens WHERE revoked_at IS NOT NULL").await, 0);
+        assert_eq!(app.count("audit_log").await, audit);
+        let (s, _) = app.get("/api/v1/tokens", ADMIN).await;
+        assert_eq!(s, StatusCode::OK);
+
+        // Revoked by an earlier version (or by hand): the next start with the same value
+        // reinstates it, since the operator's configuration still names it.
+        app.execute_sql(&format!("UPDATE api_tokens SET revoked_at = '2025-01-01T00:00:00.000000Z', configured = {} WHERE id = {id}",
+            if app.backend == crate::helpers::Backend::Postgres { "FALSE" } else { "0" })).await.expect("revoke by hand");
+        let (s, _) = app.get("/api/v1/tokens", ADMIN).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        assert_eq!(restart(Some(ADMIN)).await.expect("start"), None, "no new token printed");
+        let (s, list) = app.get("/api/v1/tokens", ADMIN).await;
+        assert_eq!(s, StatusCode::OK);
+        let t = list.as_array().expect("tokens").iter().find(|t| t["id"] == id).cloned().expect("token");
+        assert_eq!((t["revoked_at"].clone(), t["configured"].clone()), (Value::Null, json!(true)), "{t}");
+        assert_eq!(app.count("api_tokens").await, tokens, "the same row, not a second one");
+
+        // Removed from the environment: revoked at the next start, and with no admin left a new
+        // one is created (shown once), which the API may revoke.
+        let fresh = restart(None).await.expect("start").expect("a new admin token");
+        let (s, _) = app.get("/api/v1/tokens", ADMIN).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        let (s, list) = app.get("/api/v1/tokens", &fresh).await;
+        assert_eq!(s, StatusCode::OK);
+        let fresh_id = list.as_array().expect("tokens").iter().find(|t| t["revoked_at"].is_null() && t["role"] == "admin").cloned().expect("fresh")["id"].as_i64().expect("id");
+        assert_ne!(fresh_id, id);
+
+        // Another value: that one is accepted; the old one stays revoked.
+        const OTHER: &str = "another-admin-token-0123456789abcdef0123";
+        assert_eq!(restart(Some(OTHER)).await.expect("start"), None);
+        let (s, _) = app.get("/api/v1/tokens", OTHER).await;
+        assert_eq!(s, StatusCode::OK);
+        let (s, _) = app.get("/api/v1/tokens", ADMIN).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        let (s, b) = app.call(Method::DELETE, &format!("/api/v1/tokens/{fresh_id}"), Some(OTHER), None).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+
+        // A value that is another role's token is refused at start, and changes nothing.
+        let tokens = app.count("api_tokens").await;
+        assert!(restart(Some(&sc.accountant)).await.is_err());
+        assert_eq!(app.count("api_tokens").await, tokens);
+        let (s, _) = app.get("/api/v1/schools", &sc.accountant).await;
+        assert_eq!(s, StatusCode::OK);
+        let (s, _) = app.get("/api/v1/tokens", OTHER).await;
+        assert_eq!(s, StatusCode::OK, "refused before anything was revoked");
     }
 }

@@ -6,6 +6,7 @@ mod access;
 mod audit;
 mod basics;
 mod cli;
+mod database;
 mod import;
 mod intake;
 mod invoices;

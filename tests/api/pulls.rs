@@ -23,6 +23,8 @@ enum Trouble {
     Status(u16),
     TooManyRequests,
     Slow(u64),
+    /// A redirect to the same request, which would be answered normally if followed.
+    Redirect,
 }
 
 #[derive(Default)]
@@ -77,6 +79,16 @@ async fn trouble(s: &StandIn, path: &str, raw: &Option<String>) -> Option<Respon
             tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
             None
         }
+        Trouble::Redirect => Some(
+            (
+                AxStatus::FOUND,
+                [(
+                    "location",
+                    format!("{path}?{}", raw.as_deref().unwrap_or("")),
+                )],
+            )
+                .into_response(),
+        ),
     }
 }
 
@@ -683,3 +695,109 @@ async fn statement_first_flow(app: TestApp) {
 crate::on_both_backends!(statement_first, statement_first_flow);
 crate::on_both_backends!(sepay_pull, sepay_flow);
 crate::on_both_backends!(casso_pull, casso_flow);
+
+/// The API key goes only where base_url says, over HTTPS (plain HTTP only to this machine), and
+/// a redirect is a failed run, not a request to wherever it points.
+async fn pull_target_flow(app: TestApp) {
+    let sc = school_with_invoices(&app).await;
+    let key = secrets()["sepay"]["api_key"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    let (pa, _) = account(&app, &sc, "sepay", ACCOUNT, &key, None).await;
+    receiving_account(&app, &sc).await;
+    let (standin, base) = stand_in().await;
+    let pull = format!("/api/v1/provider-accounts/{pa}/pull");
+
+    for bad in [
+        "http://example.com",
+        "http://10.0.0.1:8080/",
+        "http://192.168.1.10/",
+        "http://my.sepay.vn/",
+        "ws://127.0.0.1/",
+    ] {
+        let (s, b) = put(
+            &app,
+            &pull,
+            ADMIN,
+            json!({"api_key": PULL_KEY, "base_url": bad}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {b}");
+        assert_eq!(b["error"]["code"], "invalid_base_url", "{b}");
+    }
+    assert_eq!(app.count("pull_sources").await, 0);
+    let port = base.rsplit(':').next().expect("port");
+    for good in [
+        "https://my.sepay.vn".to_string(),
+        format!("http://localhost:{port}"),
+        format!("http://[::1]:{port}"),
+        base.clone(),
+    ] {
+        let (s, b) = put(
+            &app,
+            &pull,
+            ADMIN,
+            json!({"api_key": PULL_KEY, "base_url": good, "cursor": "9000"}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{good}: {b}");
+        assert_eq!(b["base_url"], json!(good));
+    }
+
+    // A redirect, even back to the same request, is not followed and not retried.
+    standin.with(|sc| {
+        sc.sepay = vec![sepay_txn(
+            9001,
+            "2025-09-03 09:00:00",
+            "IBFT QD3CFPSA NGUYEN VAN BO hoc phi",
+            1_235_000,
+            0,
+        )];
+        sc.trouble = VecDeque::from([Trouble::Redirect]);
+    });
+    let run = format!("{pull}/run");
+    let (s, r) = app.post(&run, &sc.accountant, json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    let error = r["error"].as_str().expect("error");
+    assert!(error.contains("redirect") && error.contains("302"), "{r}");
+    assert_eq!(standin.with(|sc| sc.seen.len()), 1, "one request, no other");
+    assert_eq!(app.count("payments").await, 0);
+    let (_, src) = app.get(&pull, &sc.accountant).await;
+    assert_eq!(
+        (src["last_error"].as_str(), src["failures"].as_i64()),
+        (Some(error), Some(1)),
+        "{src}"
+    );
+
+    // A plain-HTTP address stored before the rule existed is refused at run time, unasked.
+    app.execute_sql(&format!(
+        "UPDATE pull_sources SET base_url = 'http://example.com' WHERE provider_account_id = {pa}"
+    ))
+    .await
+    .expect("old base_url");
+    standin.with(|sc| sc.seen.clear());
+    let (s, r) = app.post(&run, &sc.accountant, json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert!(r["error"].as_str().expect("error").contains("https"), "{r}");
+    assert_eq!(app.count("payments").await, 0);
+
+    // Back on the stand-in, the same run books the transfer.
+    let (s, _) = put(
+        &app,
+        &pull,
+        ADMIN,
+        json!({"base_url": base, "cursor": "9000"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, r) = app.post(&run, &sc.accountant, json!({})).await;
+    assert_eq!(
+        (r["error"].clone(), r["booked"]["created"].clone()),
+        (Value::Null, json!(1)),
+        "{r}"
+    );
+    assert_eq!(standin.with(|sc| sc.seen.len()), 1, "{r}");
+}
+
+crate::on_both_backends!(pull_target, pull_target_flow);
