@@ -137,7 +137,10 @@ async fn paced_under_junk(
                     .post(format!("{base}{path}"))
                     .header("authorization", format!("Apikey forged-{i}-{padding}"))
                     .header("user-agent", &padding)
-                    .body(format!("{{\"id\": {i}, \"junk\": \"{}\"}}", "x".repeat(2_000)))
+                    .body(format!(
+                        "{{\"id\": {i}, \"junk\": \"{}\"}}",
+                        "x".repeat(2_000)
+                    ))
                     .send()
                     .await;
                 let status = r.map(|r| r.status().as_u16()).unwrap_or(0);

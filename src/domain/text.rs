@@ -84,6 +84,12 @@ pub fn identifier(text: &str, field: &'static str, max: usize) -> Result<String,
     Ok(t.to_ascii_uppercase())
 }
 
+/// Two writings of one bank account number: spaces, dots and dashes do not count.
+pub fn same_account(a: &str, b: &str) -> bool {
+    let digits = |s: &str| -> String { s.chars().filter(|c| c.is_ascii_alphanumeric()).collect() };
+    digits(a).eq_ignore_ascii_case(&digits(b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,9 +6,10 @@ use super::extract::{require, ApiJson, ApiPath, BILLERS};
 use super::provider_accounts::account_in_scope;
 use super::AppState;
 use crate::domain::access::{Caller, Role};
+use crate::domain::text::same_account;
 use crate::error::{Error, ErrorBody, Result};
+use crate::providers::feed::Feed;
 use crate::providers::{plain_secret, GivenSecret};
-use crate::pull::feed::{same_account, valid_cursor, Feed};
 use crate::pull::{RunReport, MAX_INTERVAL_SECONDS, MIN_INTERVAL_SECONDS};
 use crate::store::pulls::{PullSettings, PullSource};
 use axum::extract::State;
@@ -47,7 +48,7 @@ pub struct SetPull {
     pub cursor: Option<String>,
 }
 
-fn base_url(feed: Feed, given: Option<&str>) -> Result<String> {
+fn base_url(feed: &dyn Feed, given: Option<&str>) -> Result<String> {
     let Some(given) = given.map(str::trim) else {
         return Ok(feed.default_base_url().to_string());
     };
@@ -92,15 +93,17 @@ async fn set_pull(
 ) -> Result<Json<PullSource>> {
     require(&caller, &[Role::Admin])?;
     let account = account_in_scope(&st, &caller, id).await?;
-    let feed = Feed::of(account.provider).ok_or_else(|| {
-        Error::invalid(
-            "pull_not_supported",
-            format!(
+    let feed = crate::providers::sender(account.provider)
+        .and_then(|s| s.feed())
+        .ok_or_else(|| {
+            Error::invalid(
+                "pull_not_supported",
+                format!(
                 "{} sends no transaction list to pull; only SePay and Casso accounts are pulled",
                 account.provider.as_str()
             ),
-        )
-    })?;
+            )
+        })?;
     let receiving = st.store.school_accounts(account.school_id).await?;
     let target = match b.account_id {
         Some(aid) => receiving
@@ -137,14 +140,8 @@ async fn set_pull(
         ));
     }
     let cursor = match b.cursor.as_deref().map(str::trim) {
-        Some(c) if !valid_cursor(feed, c) => {
-            return Err(Error::invalid(
-                "invalid_cursor",
-                match feed {
-                    Feed::Sepay => "a SePay cursor is a transaction id",
-                    Feed::Casso => "a Casso cursor is a day, YYYY-MM-DD",
-                },
-            ))
+        Some(c) if !feed.valid_cursor(c) => {
+            return Err(Error::invalid("invalid_cursor", feed.cursor_rule()))
         }
         other => other.map(String::from),
     };

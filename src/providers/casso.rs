@@ -3,7 +3,9 @@
 //! re-serialised compactly with object keys sorted at every level. Casso's own transaction `id`
 //! is the key: its bank `reference` can repeat or be empty.
 
+use super::feed::{self, Feed, FeedError, Page, Pulled, Request as FeedRequest};
 use super::*;
+use crate::domain::text::same_account;
 
 /// Casso's bank-account watcher (webhook v2).
 pub struct Casso;
@@ -34,6 +36,10 @@ impl Sender for Casso {
 
     fn watches_account(&self) -> bool {
         true
+    }
+
+    fn feed(&self) -> Option<&dyn Feed> {
+        Some(self)
     }
 }
 
@@ -204,3 +210,128 @@ fn parse(inbound: &Inbound<'_>) -> Result<Notification, ParseError> {
         bank_ref: opt_str(v, "reference"),
     })
 }
+
+/// Casso's page size.
+pub const CASSO_PAGE_SIZE: usize = 100;
+
+/// Casso's transaction list: `GET {base}/v2/transactions?fromDate=YYYY-MM-DD&page=N&pageSize=…
+/// &sort=ASC` with `Authorization: Apikey <API key>`. The cursor is the day of the last
+/// transaction seen: the next run starts that day again (Casso filters by day only), and the
+/// keys drop what was seen.
+impl Feed for Casso {
+    fn default_base_url(&self) -> &'static str {
+        "https://oauth.casso.vn"
+    }
+
+    fn authorization(&self, api_key: &str) -> String {
+        format!("Apikey {api_key}")
+    }
+
+    fn request(
+        &self,
+        _account: &str,
+        from: Option<&str>,
+        page: usize,
+        now: DateTime<Utc>,
+    ) -> FeedRequest {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        q.append_pair("fromDate", from.unwrap_or(&feed::first_day(now)));
+        q.append_pair("page", &(page + 1).to_string());
+        q.append_pair("pageSize", &CASSO_PAGE_SIZE.to_string());
+        q.append_pair("sort", "ASC");
+        FeedRequest {
+            path_and_query: format!("/v2/transactions?{}", q.finish()),
+        }
+    }
+
+    fn read(&self, body: &[u8], account: &str) -> Result<Page, FeedError> {
+        read_casso(&feed::json(body)?, account)
+    }
+
+    fn next_cursor(&self, cursor: Option<&str>, pulled: &[Pulled]) -> Option<String> {
+        let seen = pulled
+            .iter()
+            .map(|p| crate::domain::time::vietnam_date(p.line.booked_at))
+            .max();
+        let old = cursor.and_then(|c| chrono::NaiveDate::parse_from_str(c, "%Y-%m-%d").ok());
+        match (seen, old) {
+            (Some(s), Some(o)) => Some(s.max(o).format("%Y-%m-%d").to_string()),
+            (Some(s), None) => Some(s.format("%Y-%m-%d").to_string()),
+            (None, _) => cursor.map(String::from),
+        }
+    }
+
+    /// Casso pages by page number, from the run's day.
+    fn page_from(&self, cursor: Option<&str>, _pulled: &[Pulled]) -> Option<String> {
+        cursor.map(String::from)
+    }
+
+    fn valid_cursor(&self, cursor: &str) -> bool {
+        chrono::NaiveDate::parse_from_str(cursor, "%Y-%m-%d").is_ok()
+    }
+
+    fn cursor_rule(&self) -> &'static str {
+        "a Casso cursor is a day, YYYY-MM-DD"
+    }
+}
+
+fn read_casso(v: &serde_json::Value, account: &str) -> Result<Page, FeedError> {
+    use feed::{dong, id_text, line, text};
+    match v.get("error").and_then(|e| e.as_i64()) {
+        Some(0) => {}
+        Some(code) => {
+            return Err(FeedError::Sender(format!(
+                "error {code}: {}",
+                text(v, "message").unwrap_or_default()
+            )))
+        }
+        None => return Err(FeedError::Shape("no error field".into())),
+    }
+    let data = v
+        .get("data")
+        .ok_or_else(|| FeedError::Shape("no data".into()))?;
+    let list = data
+        .get("records")
+        .and_then(|r| r.as_array())
+        .ok_or_else(|| FeedError::Shape("no data.records array".into()))?;
+    let number = |f: &str| data.get(f).and_then(|x| x.as_i64());
+    let more = match (number("page"), number("totalPages"), number("nextPage")) {
+        (Some(p), Some(total), _) => p < total,
+        (Some(p), None, Some(next)) => next > p,
+        _ => false,
+    };
+    let mut page = Page {
+        more,
+        ..Page::default()
+    };
+    for (i, t) in list.iter().enumerate() {
+        // Casso lists every bank account of the key's owner: keep this one's.
+        if text(t, "bankSubAccId").is_some_and(|a| !same_account(&a, account)) {
+            continue;
+        }
+        match line(
+            id_text(t.get("id")),
+            dong(t.get("amount")),
+            text(t, "when"),
+            text(t, "description"),
+        ) {
+            Ok((txn_id, mut l)) => {
+                l.line_no = i + 1;
+                // The bank's reference: Casso says it can repeat, so it never keys a line.
+                l.bank_ref = text(t, "tid");
+                l.counterparty = text(t, "corresponsiveName");
+                l.balance_after = dong(t.get("cusum_balance").or(t.get("cusumBalance")))
+                    .ok()
+                    .and_then(|b| Vnd::new(b).ok());
+                page.pulled.push(Pulled {
+                    txn_id,
+                    order_ref: None,
+                    line: l,
+                });
+            }
+            Err(s) => page.skipped.push(s),
+        }
+    }
+    Ok(page)
+}
+

@@ -23,6 +23,8 @@ macro_rules! senders {
     };
 }
 
+pub mod feed;
+
 senders! {
     vnpay => VnPay,
     momo => MoMo,
@@ -81,6 +83,11 @@ pub trait Sender: Sync {
     /// and the bank's reference to be recognised there.
     fn watches_account(&self) -> bool {
         false
+    }
+
+    /// Its transaction-list API, for a missed notification to be pulled, when it has one.
+    fn feed(&self) -> Option<&dyn feed::Feed> {
+        None
     }
 
     /// The exactly-once key of a notification delivered for `account`: the sender's own

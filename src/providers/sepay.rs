@@ -3,7 +3,9 @@
 //! `X-SePay-Signature`. Any 2xx ends the delivery; SePay retries others up to 7 times over
 //! about 33 minutes.
 
+use super::feed::{self, Feed, FeedError, Page, Pulled, Request as FeedRequest};
 use super::*;
+use crate::domain::text::same_account;
 
 /// SePay's bank-account watcher.
 pub struct SePay;
@@ -63,6 +65,10 @@ impl Sender for SePay {
 
     fn watches_account(&self) -> bool {
         true
+    }
+
+    fn feed(&self) -> Option<&dyn Feed> {
+        Some(self)
     }
 }
 
@@ -170,3 +176,126 @@ fn parse(inbound: &Inbound<'_>) -> Result<Notification, ParseError> {
         bank_ref: opt_str(&v, "referenceCode"),
     })
 }
+
+/// SePay answers at most this many transactions a request (its maximum is 5,000).
+pub const SEPAY_LIMIT: usize = 1000;
+
+/// SePay's transaction list: `GET {base}/userapi/transactions/list?account_number=…&since_id=…
+/// &limit=…` with `Authorization: Bearer <API token>`. Its ids are the ones SePay's webhooks
+/// carry; `since_id` is inclusive, so the cursor is the last id seen plus one. Amounts come as
+/// `"2277000.00"`.
+impl Feed for SePay {
+    fn default_base_url(&self) -> &'static str {
+        "https://my.sepay.vn"
+    }
+
+    fn authorization(&self, api_key: &str) -> String {
+        format!("Bearer {api_key}")
+    }
+
+    fn request(
+        &self,
+        account: &str,
+        from: Option<&str>,
+        _page: usize,
+        now: DateTime<Utc>,
+    ) -> FeedRequest {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        q.append_pair("account_number", account);
+        match from {
+            Some(since) => q.append_pair("since_id", since),
+            None => q.append_pair("transaction_date_min", &feed::first_day(now)),
+        };
+        q.append_pair("limit", &SEPAY_LIMIT.to_string());
+        FeedRequest {
+            path_and_query: format!("/userapi/transactions/list?{}", q.finish()),
+        }
+    }
+
+    fn read(&self, body: &[u8], account: &str) -> Result<Page, FeedError> {
+        read_sepay(&feed::json(body)?, account)
+    }
+
+    fn next_cursor(&self, cursor: Option<&str>, pulled: &[Pulled]) -> Option<String> {
+        let seen = pulled
+            .iter()
+            .filter_map(|p| p.txn_id.parse::<u64>().ok())
+            .max();
+        let old = cursor.and_then(|c| c.parse::<u64>().ok());
+        match (seen, old) {
+            (Some(s), Some(o)) => Some((s + 1).max(o).to_string()),
+            (Some(s), None) => Some((s + 1).to_string()),
+            (None, _) => cursor.map(String::from),
+        }
+    }
+
+    /// SePay pages by moving its cursor.
+    fn page_from(&self, cursor: Option<&str>, pulled: &[Pulled]) -> Option<String> {
+        self.next_cursor(cursor, pulled)
+    }
+
+    fn valid_cursor(&self, cursor: &str) -> bool {
+        cursor.len() <= 19 && cursor.parse::<u64>().is_ok()
+    }
+
+    fn cursor_rule(&self) -> &'static str {
+        "a SePay cursor is a transaction id"
+    }
+}
+
+fn read_sepay(v: &serde_json::Value, account: &str) -> Result<Page, FeedError> {
+    use feed::{dong, id_text, line, text};
+    let status = v.get("status").and_then(|s| s.as_i64());
+    if status.is_some_and(|s| s != 200) || v.get("error").is_some_and(|e| !e.is_null()) {
+        return Err(FeedError::Sender(
+            v.get("error")
+                .filter(|e| !e.is_null())
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| format!("status {}", status.unwrap_or_default())),
+        ));
+    }
+    let list = v
+        .get("transactions")
+        .and_then(|t| t.as_array())
+        .ok_or_else(|| FeedError::Shape("no transactions array".into()))?;
+    let mut page = Page {
+        more: list.len() >= SEPAY_LIMIT,
+        ..Page::default()
+    };
+    for (i, t) in list.iter().enumerate() {
+        if text(t, "account_number").is_some_and(|a| !same_account(&a, account)) {
+            continue;
+        }
+        let signed = dong(t.get("amount_in")).and_then(|inflow| {
+            let outflow = dong(t.get("amount_out"))?;
+            match (inflow, outflow) {
+                (i, 0) if i > 0 => Ok(i),
+                (0, o) if o > 0 => Ok(-o),
+                (0, 0) => Ok(0),
+                _ => Err("both amount_in and amount_out are set".into()),
+            }
+        });
+        match line(
+            id_text(t.get("id")),
+            signed,
+            text(t, "transaction_date"),
+            text(t, "transaction_content"),
+        ) {
+            Ok((txn_id, mut l)) => {
+                l.line_no = i + 1;
+                l.bank_ref = text(t, "reference_number");
+                l.balance_after = dong(t.get("accumulated"))
+                    .ok()
+                    .and_then(|b| Vnd::new(b).ok());
+                page.pulled.push(Pulled {
+                    txn_id,
+                    order_ref: text(t, "code"),
+                    line: l,
+                });
+            }
+            Err(s) => page.skipped.push(s),
+        }
+    }
+    Ok(page)
+}
+

@@ -10,15 +10,13 @@
 //! booked and its cursor, and the source waits twice as long after each failure in a row, up to
 //! an hour.
 
-pub mod feed;
-
 use crate::error::{Error, Result};
+use crate::providers::feed::{self, Pulled, Skipped};
 use crate::sealer::Sealer;
 use crate::store::pulls::PullSource;
 use crate::store::statements::StatementReport;
 use crate::store::Store;
 use chrono::Utc;
-use feed::{Feed, Pulled, Skipped};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
@@ -287,12 +285,14 @@ async fn read_and_book(
     source: &PullSource,
     report: &mut RunReport,
 ) -> Result<()> {
-    let feed = Feed::of(source.provider).ok_or_else(|| {
-        Error::Internal(format!(
-            "{} has no transaction list",
-            source.provider.as_str()
-        ))
-    })?;
+    let feed = crate::providers::sender(source.provider)
+        .and_then(|s| s.feed())
+        .ok_or_else(|| {
+            Error::Internal(format!(
+                "{} has no transaction list",
+                source.provider.as_str()
+            ))
+        })?;
     let key = sealer
         .open(&store.pull_key(source.provider_account_id).await?)
         .map_err(|_| {
@@ -326,13 +326,9 @@ async fn read_and_book(
     let mut cursor = source.cursor.clone();
     let mut failure = None;
     for page in 0..feed::MAX_PAGES_PER_RUN {
-        // SePay pages by moving its cursor; Casso by page number from the same day.
-        let from = match feed {
-            Feed::Sepay => feed
-                .next_cursor(source.cursor.as_deref(), &pulled)
-                .or(cursor.clone()),
-            Feed::Casso => source.cursor.clone(),
-        };
+        let from = feed
+            .page_from(source.cursor.as_deref(), &pulled)
+            .or(cursor.clone());
         let request = feed.request(&source.account, from.as_deref(), page, Utc::now());
         let body = match puller
             .get(&format!("{base}{}", request.path_and_query), &authorization)
@@ -367,7 +363,7 @@ async fn read_and_book(
             .import_pulled(
                 &school,
                 &account,
-                feed.provider(),
+                source.provider,
                 &pulled,
                 &hex::encode(digest.finalize()),
             )

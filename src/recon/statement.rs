@@ -39,6 +39,17 @@ pub enum Direction {
     Debit,
 }
 
+/// A transaction read from a bank-account watcher's transaction list: a statement line known
+/// by the watcher's own transaction id, the key its notifications carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pulled {
+    /// The sender's transaction id, as its notifications carry it.
+    pub txn_id: String,
+    /// SePay's `code`: the payment code it extracted from the memo.
+    pub order_ref: Option<String>,
+    pub line: StatementLine,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StatementLine {
     /// 1-based: the CSV line the row starts on (preamble and header included), or the index of

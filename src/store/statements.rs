@@ -13,7 +13,7 @@ use crate::domain::fee::Channel;
 use crate::domain::money::Vnd;
 use crate::domain::provider::ProviderId;
 use crate::error::{Error, Result};
-use crate::pull::feed::Pulled;
+use crate::recon::statement::Pulled;
 use crate::recon::statement::{Direction, Statement, StatementLine};
 use crate::store::fees::SchoolAccount;
 use crate::store::org::School;
@@ -611,7 +611,8 @@ async fn imported_from_elsewhere(
     // Most accounts are only ever read one way: then there is nothing to look for.
     let from_files = lines.iter().any(|l| is_file_key(&l.key));
     let other_kind = if from_files {
-        "(line_key >= 'casso:' AND line_key < 'casso;') OR (line_key >= 'sepay:' AND line_key < 'sepay;')"
+        // Every key but a file's: ranges around `ref:` and `sha:`, so the index still serves.
+        "line_key < 'ref:' OR (line_key >= 'ref;' AND line_key < 'sha:') OR line_key >= 'sha;'"
     } else {
         "(line_key >= 'ref:' AND line_key < 'ref;') OR (line_key >= 'sha:' AND line_key < 'sha;')"
     };
