@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod catalog;
+pub mod csv_out;
 pub mod extract;
 pub mod fees;
 pub mod health;

@@ -11,4 +11,5 @@ mod invoices;
 mod ledger;
 mod pulls;
 mod recon;
+mod reports;
 mod webhooks;
