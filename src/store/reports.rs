@@ -306,12 +306,12 @@ impl Store {
         let lines_above_cap = findings.pop().unwrap_or_default();
 
         // A school breaches the cash rule when it refuses cash, and offers no free channel at all
-        // when, in addition, parents cannot transfer to its own account; either way with no cash
-        // taken over the period.
+        // when, in addition, parents cannot transfer to its own account (one approved, the only
+        // kind they are offered); either way with no cash taken over the period.
         let mut schools_without_free_channel = Vec::new();
         for r in sqlx::query(&format!(
             "SELECT s.id, s.code, s.accepts_cash,
-                (SELECT COUNT(*) FROM school_accounts a WHERE a.school_id = s.id) AS accounts,
+                (SELECT COUNT(*) FROM school_accounts a WHERE a.school_id = s.id AND a.state = 'approved') AS accounts,
                 (SELECT COUNT(*) FROM payments p WHERE p.school_id = s.id AND p.channel = 'cash' AND p.received_at >= $3 AND p.received_at < $4) AS cash
              FROM schools s WHERE {} ORDER BY s.id",
             in_scope.replace("p.school_id", "s.id")
