@@ -33,12 +33,13 @@ pub struct ReportQuery {
     pub to: String,
     /// `json` (default) or `csv`.
     pub format: Option<String>,
-    /// For CSV: `channels` (default), `parent_fees`, `above_cap`, `mandatory` or `schools`.
+    /// For CSV: `channels` (default), `parent_fees`, `above_cap`, `mandatory`, `schools` or
+    /// `accounts` (receiving-account changes).
     pub section: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/reports/fees", tag = "reports", security(("bearer" = [])), params(ReportQuery),
-    responses((status = 200, description = "Per channel and provider: payments, amount, fees by bearer, effective rate; cash share; parent-borne fees; cap and mandatory findings; schools without a free channel", body = FeeReport),
+    responses((status = 200, description = "Per channel and provider: payments, amount, fees by bearer, effective rate; cash share; parent-borne fees; cap and mandatory findings; schools without a free channel; receiving-account changes with who proposed and who approved", body = FeeReport),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn fee_report(
     State(st): State<AppState>,
@@ -187,10 +188,57 @@ fn csv_section(r: &FeeReport, section: &str) -> Result<String> {
                 ])?;
             }
         }
+        "accounts" => {
+            w.row([
+                "school_id",
+                "account_id",
+                "bank_bin",
+                "account_number",
+                "account_name",
+                "state",
+                "replaces_account_id",
+                "proposed_by",
+                "proposed_at",
+                "approved_by",
+                "approved_at",
+                "rejected_by",
+                "rejected_at",
+                "reject_reason",
+                "retired_by",
+                "retired_at",
+                "retire_reason",
+            ])?;
+            for a in &r.receiving_account_changes {
+                let text = |t: &Option<String>| t.clone().unwrap_or_default();
+                w.row([
+                    a.school_id.to_string(),
+                    a.account_id.to_string(),
+                    a.bank_bin.clone(),
+                    a.account_number.clone(),
+                    a.account_name.clone(),
+                    a.state.as_str().to_string(),
+                    a.replaces_account_id
+                        .map(|id| id.to_string())
+                        .unwrap_or_default(),
+                    a.proposed_by.clone(),
+                    a.proposed_at.clone(),
+                    text(&a.approved_by),
+                    text(&a.approved_at),
+                    text(&a.rejected_by),
+                    text(&a.rejected_at),
+                    text(&a.reject_reason),
+                    text(&a.retired_by),
+                    text(&a.retired_at),
+                    text(&a.retire_reason),
+                ])?;
+            }
+        }
         _ => {
             return Err(Error::BadRequest {
                 code: "invalid_query",
-                message: "section is channels, parent_fees, above_cap, mandatory or schools".into(),
+                message:
+                    "section is channels, parent_fees, above_cap, mandatory, schools or accounts"
+                        .into(),
             })
         }
     }

@@ -288,6 +288,51 @@ both_backends! {
             std::fs::read(format!("{}/fixtures/statements/vietcombank-2025-09.csv", env!("CARGO_MANIFEST_DIR"))).expect("fixture")).await;
         assert_eq!(s, StatusCode::CREATED, "{b}");
     }
+
+    async fn auditors_see_who_changed_where_money_goes(app: TestApp) {
+        let sc = app.school("AC6", "QD").await;
+        let a = app.approved_account(&sc, "970436", NUMBER, NAME).await;
+        let (_, r) = propose(&app, &sc, &sc.accountant, json!({"bank_bin": "970418", "account_number": "=1+2", "account_name": "@CMD"})).await;
+        // Refused: not an account number a bank gives.
+        assert!(r["error"].is_object(), "{r}");
+        let (_, p) = propose(&app, &sc, &sc.accountant, json!({"bank_bin": "970418", "account_number": "1234567890", "account_name": "=HYPERLINK(\"http://x\",\"y\")", "replaces_account_id": a["id"]})).await;
+        assert_eq!(p["state"], "pending", "{p}");
+        let today = chrono::Utc::now().date_naive();
+        let q = |id: i64, from: chrono::NaiveDate| format!("/api/v1/reports/fees?department_id={id}&from={from}&to={}", today + chrono::Duration::days(1));
+        let (s, report) = app.get(&q(sc.department_id, today - chrono::Duration::days(1)), &sc.auditor).await;
+        assert_eq!(s, StatusCode::OK, "{report}");
+        let changes = report["receiving_account_changes"].as_array().expect("changes");
+        assert_eq!(changes.len(), 2, "{report}");
+        assert_eq!((changes[0]["account_id"].clone(), changes[0]["state"].as_str()), (a["id"].clone(), Some("approved")));
+        assert_eq!(changes[0]["approved_by"], a["approved_by"]);
+        assert_eq!(changes[0]["proposed_by"], a["proposed_by"]);
+        assert_eq!(changes[0]["account_number"], NUMBER);
+        assert_eq!(changes[0]["bank_bin"], "970436");
+        assert_eq!((changes[1]["state"].as_str(), &changes[1]["replaces_account_id"]), (Some("pending"), &a["id"]));
+        // Nothing happened in an earlier period.
+        let (_, earlier) = app.get(&format!("/api/v1/reports/fees?department_id={}&from=2020-01-01&to=2020-12-31", sc.department_id), &sc.auditor).await;
+        assert_eq!(earlier["receiving_account_changes"], json!([]));
+        // The same as CSV, with what someone typed shown as text.
+        let r = app.client.get(format!("{}{}&format=csv&section=accounts", app.base, q(sc.department_id, today - chrono::Duration::days(1))))
+            .bearer_auth(&sc.auditor).send().await.expect("send");
+        assert_eq!(r.status(), StatusCode::OK);
+        let text = r.text().await.expect("csv");
+        let mut rows = csv::Reader::from_reader(text.as_bytes());
+        let header = rows.headers().expect("header").clone();
+        let at = |name: &str| header.iter().position(|h| h == name).expect(name);
+        let lines: Vec<csv::StringRecord> = rows.records().map(|r| r.expect("row")).collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(&lines[0][at("account_number")], NUMBER);
+        assert_eq!(&lines[0][at("approved_by")], a["approved_by"].as_str().expect("approver"));
+        assert_eq!(&lines[1][at("account_name")], "'=HYPERLINK(\"http://x\",\"y\")");
+        assert_eq!(&lines[1][at("state")], "pending");
+        // Another department's auditor sees none of it.
+        let other = app.school("AC7", "QX").await;
+        let (s, _) = app.get(&q(sc.department_id, today), &other.auditor).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let (_, theirs) = app.get(&q(other.department_id, today), &other.auditor).await;
+        assert_eq!(theirs["receiving_account_changes"], json!([]));
+    }
 }
 
 /// Accounts added before approvals existed stay in force: migrated as approved by "migration",
