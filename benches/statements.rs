@@ -9,8 +9,10 @@
 
 mod support;
 
+use feerecon::domain::account::Step;
 use feerecon::domain::catalog::{Cadence, Category};
 use feerecon::domain::code::SchoolPrefix;
+use feerecon::store::accounts::NewAccount;
 use feerecon::store::catalog::{NewFeeItem, Owner};
 use feerecon::store::Store;
 use std::fmt::Write as _;
@@ -146,10 +148,29 @@ async fn run(label: &str, url: &str, students: usize, lines: usize) {
         )
         .await
         .expect("school");
-    let account = store
-        .add_school_account("bench", school.id, "970436", ACCOUNT, "TRUONG THCS")
+    let proposed = store
+        .propose_school_account(
+            "bench",
+            school.id,
+            &NewAccount {
+                bank_bin: "970436".into(),
+                account_number: ACCOUNT.into(),
+                account_name: "TRUONG THCS".into(),
+                replaces_account_id: None,
+            },
+        )
         .await
         .expect("account");
+    let account = store
+        .decide_school_account(
+            "bench-approver",
+            school.id,
+            proposed.id,
+            Step::Approve,
+            None,
+        )
+        .await
+        .expect("approval");
     let t = Instant::now();
     for period in PERIODS {
         store

@@ -1,6 +1,7 @@
 //! Pure types and rules: no I/O, no async, no SQL, no HTTP.
 
 pub mod access;
+pub mod account;
 pub mod catalog;
 pub mod code;
 pub mod fee;

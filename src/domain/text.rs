@@ -1,5 +1,6 @@
 //! Text fields as people type them: Vietnamese names in NFC, identifiers without surprises.
 
+use std::borrow::Cow;
 use unicode_normalization::UnicodeNormalization;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -90,6 +91,34 @@ pub fn same_account(a: &str, b: &str) -> bool {
     digits(a).eq_ignore_ascii_case(&digits(b))
 }
 
+/// A cell for a CSV a person will open in a spreadsheet: one that starts with `=`, `+`, `-`, `@`,
+/// a tab or a carriage return gets a leading `'`, so a spreadsheet shows it as text instead of
+/// running it as a formula (OWASP, "CSV Injection"). A cell that is only a number (every amount
+/// and count we write, negative ones too) is left as it is: it cannot hold a formula, and a
+/// spreadsheet must still add it up.
+pub fn spreadsheet_safe(cell: &str) -> Cow<'_, str> {
+    let risky = matches!(
+        cell.chars().next(),
+        Some('=' | '+' | '-' | '@' | '\t' | '\r')
+    );
+    if risky && !is_plain_number(cell) {
+        Cow::Owned(format!("'{cell}"))
+    } else {
+        Cow::Borrowed(cell)
+    }
+}
+
+/// `-123` or `-0.25`: an optional minus, digits, at most one point with digits after it.
+fn is_plain_number(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let (whole, fraction) = match digits.split_once('.') {
+        Some((w, f)) => (w, Some(f)),
+        None => (digits, None),
+    };
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    all_digits(whole) && fraction.map_or(true, all_digits)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,5 +185,33 @@ mod tests {
             identifier("a b", "student_code", 32),
             Err(TextError::NotAnIdentifier("student_code"))
         );
+    }
+
+    #[test]
+    fn spreadsheet_cells_never_start_a_formula() {
+        for (cell, want) in [
+            (
+                "=HYPERLINK(\"http://x\",\"y\")",
+                "'=HYPERLINK(\"http://x\",\"y\")",
+            ),
+            ("+84 912 345 678", "'+84 912 345 678"),
+            ("-1+2", "'-1+2"),
+            ("-", "'-"),
+            ("@SUM(A1:A9)", "'@SUM(A1:A9)"),
+            ("\t=1", "'\t=1"),
+            ("\r=1", "'\r=1"),
+            ("-1.", "'-1."),
+            ("-.5", "'-.5"),
+            // Numbers stay numbers, negative ones too.
+            ("-1500000", "-1500000"),
+            ("-0.25", "-0.25"),
+            ("1500000", "1500000"),
+            // Anything else is untouched.
+            ("Vượt mức trần = đã duyệt", "Vượt mức trần = đã duyệt"),
+            ("'=1", "'=1"),
+            ("", ""),
+        ] {
+            assert_eq!(spreadsheet_safe(cell), want, "{cell:?}");
+        }
     }
 }

@@ -1,14 +1,14 @@
-//! Fee schedules, a school's receiving accounts, and the settings the transparency report judges.
+//! Fee schedules, and the settings the transparency report judges.
 
-use super::extract::{require, ApiJson, ApiPath, ApiQuery, BILLERS, READERS};
+use super::extract::{require, ApiJson, ApiPath, ApiQuery, READERS};
 use super::AppState;
 use crate::domain::access::{Caller, Role, Scope};
 use crate::domain::fee::{Bearer, Channel, PartialTerms};
 use crate::domain::money::Vnd;
-use crate::domain::text::{clean_text, optional_text};
+use crate::domain::text::optional_text;
 use crate::error::{Error, ErrorBody, Result};
 use crate::http::payments::provider_id;
-use crate::store::fees::{FeeSchedule, NewSchedule, SchoolAccount};
+use crate::store::fees::{FeeSchedule, NewSchedule};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -22,7 +22,6 @@ use utoipa_axum::routes;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_schedule, list_schedules))
-        .routes(routes!(add_account, list_accounts))
         .routes(routes!(school_settings))
         .routes(routes!(department_policy))
 }
@@ -157,55 +156,6 @@ async fn list_schedules(
         },
     };
     Ok(Json(st.store.fee_schedules(school, all).await?))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AddAccount {
-    /// NAPAS bank BIN, 6 digits.
-    pub bank_bin: String,
-    pub account_number: String,
-    pub account_name: String,
-}
-
-#[utoipa::path(post, path = "/api/v1/schools/{school_id}/accounts", tag = "fees", security(("bearer" = [])),
-    params(("school_id" = i64, Path)), request_body = AddAccount,
-    responses((status = 201, body = SchoolAccount), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn add_account(
-    State(st): State<AppState>,
-    caller: Caller,
-    ApiPath(school_id): ApiPath<i64>,
-    ApiJson(b): ApiJson<AddAccount>,
-) -> Result<(StatusCode, Json<SchoolAccount>)> {
-    require(&caller, BILLERS)?;
-    let school = st.store.school_in_scope(&caller, school_id).await?;
-    let bin = b.bank_bin.trim();
-    let account = b.account_number.trim();
-    // The same limits as the VietQR payload, so every registered account can be shown as a QR.
-    crate::domain::vietqr::transfer_payload(bin, account, None, "")
-        .map_err(|e| Error::invalid("invalid_account", e.to_string()))?;
-    let name = clean_text(&b.account_name, "account_name", 200)
-        .map_err(|e| Error::invalid("invalid_account", e.to_string()))?;
-    Ok((
-        StatusCode::CREATED,
-        Json(
-            st.store
-                .add_school_account(&caller.actor(), school.id, bin, account, &name)
-                .await?,
-        ),
-    ))
-}
-
-#[utoipa::path(get, path = "/api/v1/schools/{school_id}/accounts", tag = "fees", security(("bearer" = [])),
-    params(("school_id" = i64, Path)), responses((status = 200, body = Vec<SchoolAccount>), (status = 404, body = ErrorBody)))]
-async fn list_accounts(
-    State(st): State<AppState>,
-    caller: Caller,
-    ApiPath(school_id): ApiPath<i64>,
-) -> Result<Json<Vec<SchoolAccount>>> {
-    require(&caller, READERS)?;
-    let school = st.store.school_in_scope(&caller, school_id).await?;
-    Ok(Json(st.store.school_accounts(school.id).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -1,8 +1,10 @@
 //! HTTP: one router per resource, merged once; the OpenAPI document is built from the same
 //! route definitions (utoipa-axum), so it lists exactly what the handlers accept and return.
 
+pub mod accounts;
 pub mod audit;
 pub mod catalog;
+pub mod csv_out;
 pub mod extract;
 pub mod fees;
 pub mod health;
@@ -117,6 +119,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(invoices::router())
         .merge(payments::router())
         .merge(fees::router())
+        .merge(accounts::router())
         .merge(reports::router())
         .merge(provider_accounts::router())
         .merge(pulls::router())

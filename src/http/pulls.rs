@@ -6,6 +6,7 @@ use super::extract::{require, ApiJson, ApiPath, BILLERS};
 use super::provider_accounts::account_in_scope;
 use super::AppState;
 use crate::domain::access::{Caller, Role};
+use crate::domain::account::AccountState;
 use crate::domain::text::same_account;
 use crate::error::{Error, ErrorBody, Result};
 use crate::providers::feed::Feed;
@@ -84,7 +85,8 @@ fn base_url(feed: &dyn Feed, given: Option<&str>) -> Result<String> {
 #[utoipa::path(put, path = "/api/v1/provider-accounts/{account_id}/pull", tag = "webhooks", security(("bearer" = [])),
     params(("account_id" = i64, Path, description = "A SePay or Casso provider account")), request_body = SetPull,
     responses((status = 200, description = "Pulled from now on; the first run is due at once", body = PullSource),
-        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 409, description = "`account_not_approved`: the receiving account is not approved (allowed only to turn the pull off)", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 async fn set_pull(
     State(st): State<AppState>,
     caller: Caller,
@@ -110,9 +112,11 @@ async fn set_pull(
             .iter()
             .find(|a| a.id == aid)
             .ok_or(Error::not_found("account_not_found", "receiving account"))?,
+        // By number, the one in force first: a retired or pending account may share it.
         None => receiving
             .iter()
-            .find(|a| same_account(&a.account_number, &account.account))
+            .filter(|a| same_account(&a.account_number, &account.account))
+            .min_by_key(|a| a.state != AccountState::Approved)
             .ok_or_else(|| {
                 Error::invalid(
                     "no_receiving_account",
@@ -123,6 +127,18 @@ async fn set_pull(
                 )
             })?,
     };
+    // What is pulled is booked as the school's money: only from an account a second person
+    // approved. Turning a pull off is always allowed, so a retired account's pull can be stopped.
+    if target.state != AccountState::Approved && b.enabled != Some(false) {
+        return Err(Error::conflict(
+            "account_not_approved",
+            format!(
+                "receiving account {} is {}; a pull is set up for an approved account",
+                target.id,
+                target.state.as_str()
+            ),
+        ));
+    }
     if !same_account(&target.account_number, &account.account) {
         return Err(Error::invalid(
             "pull_account_mismatch",

@@ -246,7 +246,8 @@ pub struct StatementQuery {
     request_body(content = String, content_type = "text/csv", description = "The bank's export as it came: UTF-8 CSV in a preset layout, or ISO 20022 camt.053 XML"),
     responses((status = 201, description = "Imported: each credit tied to its payment, or recorded and matched", body = StatementReport),
         (status = 200, description = "Nothing new: every line was imported before", body = StatementReport),
-        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, description = "Refused whole, with the line and column at fault", body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 409, description = "`account_not_approved`: the account is pending or rejected", body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 422, description = "Refused whole, with the line and column at fault", body = ErrorBody)))]
 async fn import_statement(
     State(st): State<AppState>,
     caller: Caller,
@@ -257,6 +258,18 @@ async fn import_statement(
     require(&caller, BILLERS)?;
     let school = st.store.school_in_scope(&caller, school_id).await?;
     let account = st.store.school_account(school.id, account_id).await?;
+    // Money that arrived while an account was in force is reconciled even after it is retired;
+    // an account nobody approved has no statement to take.
+    if !account.state.takes_statements() {
+        return Err(Error::conflict(
+            "account_not_approved",
+            format!(
+                "account {} is {}; its statements are taken once a second person approves it",
+                account.id,
+                account.state.as_str()
+            ),
+        ));
+    }
     let parsed = statement::parse(&body, q.format.as_deref(), None)
         .map_err(|e| Error::invalid(e.code(), e.to_string()))?;
     let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();

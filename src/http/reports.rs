@@ -1,5 +1,6 @@
 //! Transparency reports, as JSON or CSV.
 
+use super::csv_out::CsvOut;
 use super::extract::{require, ApiQuery, READERS};
 use super::AppState;
 use crate::domain::access::{Caller, Scope};
@@ -32,12 +33,13 @@ pub struct ReportQuery {
     pub to: String,
     /// `json` (default) or `csv`.
     pub format: Option<String>,
-    /// For CSV: `channels` (default), `parent_fees`, `above_cap`, `mandatory` or `schools`.
+    /// For CSV: `channels` (default), `parent_fees`, `above_cap`, `mandatory`, `schools` or
+    /// `accounts` (receiving-account changes).
     pub section: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/reports/fees", tag = "reports", security(("bearer" = [])), params(ReportQuery),
-    responses((status = 200, description = "Per channel and provider: payments, amount, fees by bearer, effective rate; cash share; parent-borne fees; cap and mandatory findings; schools without a free channel", body = FeeReport),
+    responses((status = 200, description = "Per channel and provider: payments, amount, fees by bearer, effective rate; cash share; parent-borne fees; cap and mandatory findings; schools without a free channel; receiving-account changes with who proposed and who approved", body = FeeReport),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn fee_report(
     State(st): State<AppState>,
@@ -79,11 +81,10 @@ async fn fee_report(
 }
 
 fn csv_section(r: &FeeReport, section: &str) -> Result<String> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let io = |e: csv::Error| Error::Internal(format!("csv: {e}"));
+    let mut w = CsvOut::new();
     match section {
         "channels" => {
-            w.write_record([
+            w.row([
                 "channel",
                 "provider",
                 "payments",
@@ -93,10 +94,9 @@ fn csv_section(r: &FeeReport, section: &str) -> Result<String> {
                 "fees_provider",
                 "fees_total",
                 "effective_rate_percent",
-            ])
-            .map_err(io)?;
+            ])?;
             for c in r.channels.iter().chain(std::iter::once(&r.totals)) {
-                w.write_record([
+                w.row([
                     c.channel.clone(),
                     c.provider.clone(),
                     c.payments.to_string(),
@@ -106,12 +106,11 @@ fn csv_section(r: &FeeReport, section: &str) -> Result<String> {
                     c.fees_provider.dong().to_string(),
                     c.fees_total.dong().to_string(),
                     c.effective_rate_percent.clone(),
-                ])
-                .map_err(io)?;
+                ])?;
             }
         }
         "parent_fees" => {
-            w.write_record([
+            w.row([
                 "school_id",
                 "payment_id",
                 "receipt_no",
@@ -121,10 +120,9 @@ fn csv_section(r: &FeeReport, section: &str) -> Result<String> {
                 "fee",
                 "received_at",
                 "breach",
-            ])
-            .map_err(io)?;
+            ])?;
             for p in &r.parent_borne_fees {
-                w.write_record([
+                w.row([
                     p.school_id.to_string(),
                     p.payment_id.to_string(),
                     p.receipt_no.clone(),
@@ -134,8 +132,7 @@ fn csv_section(r: &FeeReport, section: &str) -> Result<String> {
                     p.fee.dong().to_string(),
                     p.received_at.clone(),
                     p.breach.to_string(),
-                ])
-                .map_err(io)?;
+                ])?;
             }
         }
         "above_cap" | "mandatory" => {
@@ -144,7 +141,7 @@ fn csv_section(r: &FeeReport, section: &str) -> Result<String> {
             } else {
                 &r.voluntary_billed_as_mandatory
             };
-            w.write_record([
+            w.row([
                 "school_id",
                 "invoice_id",
                 "payment_code",
@@ -154,10 +151,9 @@ fn csv_section(r: &FeeReport, section: &str) -> Result<String> {
                 "amount",
                 "cap_per_period",
                 "cap_override_reason",
-            ])
-            .map_err(io)?;
+            ])?;
             for l in rows {
-                w.write_record([
+                w.row([
                     l.school_id.to_string(),
                     l.invoice_id.to_string(),
                     l.payment_code.clone(),
@@ -169,41 +165,82 @@ fn csv_section(r: &FeeReport, section: &str) -> Result<String> {
                         .map(|c| c.dong().to_string())
                         .unwrap_or_default(),
                     l.cap_override_reason.clone().unwrap_or_default(),
-                ])
-                .map_err(io)?;
+                ])?;
             }
         }
         "schools" => {
-            w.write_record([
+            w.row([
                 "school_id",
                 "school_code",
                 "accepts_cash",
                 "has_own_account",
                 "cash_payments",
                 "finding",
-            ])
-            .map_err(io)?;
+            ])?;
             for s in &r.schools_without_free_channel {
-                w.write_record([
+                w.row([
                     s.school_id.to_string(),
                     s.school_code.clone(),
                     s.accepts_cash.to_string(),
                     s.has_own_account.to_string(),
                     s.cash_payments.to_string(),
                     s.finding.clone(),
-                ])
-                .map_err(io)?;
+                ])?;
+            }
+        }
+        "accounts" => {
+            w.row([
+                "school_id",
+                "account_id",
+                "bank_bin",
+                "account_number",
+                "account_name",
+                "state",
+                "replaces_account_id",
+                "proposed_by",
+                "proposed_at",
+                "approved_by",
+                "approved_at",
+                "rejected_by",
+                "rejected_at",
+                "reject_reason",
+                "retired_by",
+                "retired_at",
+                "retire_reason",
+            ])?;
+            for a in &r.receiving_account_changes {
+                let text = |t: &Option<String>| t.clone().unwrap_or_default();
+                w.row([
+                    a.school_id.to_string(),
+                    a.account_id.to_string(),
+                    a.bank_bin.clone(),
+                    a.account_number.clone(),
+                    a.account_name.clone(),
+                    a.state.as_str().to_string(),
+                    a.replaces_account_id
+                        .map(|id| id.to_string())
+                        .unwrap_or_default(),
+                    a.proposed_by.clone(),
+                    a.proposed_at.clone(),
+                    text(&a.approved_by),
+                    text(&a.approved_at),
+                    text(&a.rejected_by),
+                    text(&a.rejected_at),
+                    text(&a.reject_reason),
+                    text(&a.retired_by),
+                    text(&a.retired_at),
+                    text(&a.retire_reason),
+                ])?;
             }
         }
         _ => {
             return Err(Error::BadRequest {
                 code: "invalid_query",
-                message: "section is channels, parent_fees, above_cap, mandatory or schools".into(),
+                message:
+                    "section is channels, parent_fees, above_cap, mandatory, schools or accounts"
+                        .into(),
             })
         }
     }
-    let bytes = w
-        .into_inner()
-        .map_err(|e| Error::Internal(format!("csv: {e}")))?;
-    String::from_utf8(bytes).map_err(|e| Error::Internal(format!("csv: {e}")))
+    w.finish()
 }

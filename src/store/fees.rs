@@ -1,9 +1,10 @@
-//! Fee schedules (a provider's published terms and each school's agreements), a school's own
-//! receiving accounts, the cash and fee-policy settings, and what a parent may pay with.
+//! Fee schedules (a provider's published terms and each school's agreements), the cash and
+//! fee-policy settings, and what a parent may pay with.
 
 use super::ledger::{stored_terms, vietnam};
 use super::{get_bool, now, Store};
 use crate::audit::{self, Chain, Entry};
+use crate::domain::account::AccountState;
 use crate::domain::fee::{quote, Bearer, Channel, PartialTerms};
 use crate::domain::money::Vnd;
 use crate::domain::vietqr;
@@ -15,6 +16,8 @@ use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 use utoipa::ToSchema;
+
+pub use super::accounts::SchoolAccount;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct FeeSchedule {
@@ -47,17 +50,6 @@ pub struct NewSchedule {
     pub effective_to: Option<String>,
     pub terms: PartialTerms,
     pub note: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct SchoolAccount {
-    pub id: i64,
-    pub school_id: i64,
-    /// NAPAS bank BIN, 6 digits (e.g. 970436 for Vietcombank).
-    pub bank_bin: String,
-    pub account_number: String,
-    pub account_name: String,
-    pub created_at: String,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -198,63 +190,6 @@ impl Store {
         rows.iter().map(schedule).collect()
     }
 
-    pub async fn add_school_account(
-        &self,
-        actor: &str,
-        school_id: i64,
-        bank_bin: &str,
-        account: &str,
-        name: &str,
-    ) -> Result<SchoolAccount> {
-        let mut tx = self.begin().await?;
-        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM school_accounts WHERE school_id = $1 AND bank_bin = $2 AND account_number = $3")
-            .bind(school_id)
-            .bind(bank_bin)
-            .bind(account)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_some() {
-            return Err(Error::conflict(
-                "account_exists",
-                "this account is already registered for the school",
-            ));
-        }
-        let row = sqlx::query(
-            "INSERT INTO school_accounts (school_id, bank_bin, account_number, account_name, created_at) VALUES ($1, $2, $3, $4, $5)
-             RETURNING id, school_id, bank_bin, account_number, account_name, created_at",
-        )
-        .bind(school_id)
-        .bind(bank_bin)
-        .bind(account)
-        .bind(name)
-        .bind(now())
-        .fetch_one(&mut *tx)
-        .await?;
-        let a = account_row(&row)?;
-        audit::record(
-            &mut tx,
-            &Chain::School(school_id),
-            Entry {
-                actor,
-                action: "school_account.add",
-                entity: "school_account",
-                entity_id: Some(a.id),
-                details: json!({"bank_bin": bank_bin}),
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(a)
-    }
-
-    pub async fn school_accounts(&self, school_id: i64) -> Result<Vec<SchoolAccount>> {
-        let rows = sqlx::query("SELECT id, school_id, bank_bin, account_number, account_name, created_at FROM school_accounts WHERE school_id = $1 ORDER BY id")
-            .bind(school_id)
-            .fetch_all(self.reader())
-            .await?;
-        rows.iter().map(account_row).collect()
-    }
-
     pub async fn set_accepts_cash(&self, actor: &str, school_id: i64, accepts: bool) -> Result<()> {
         let mut tx = self.begin().await?;
         sqlx::query("UPDATE schools SET accepts_cash = $1 WHERE id = $2")
@@ -340,7 +275,11 @@ impl Store {
                 vietqr: None,
             });
         }
-        for a in self.school_accounts(school.id).await? {
+        // Only an account a second person approved is ever shown to a parent.
+        for a in self
+            .school_accounts_in(school.id, Some(AccountState::Approved))
+            .await?
+        {
             let payload = vietqr::transfer_payload(
                 &a.bank_bin,
                 &a.account_number,
@@ -437,15 +376,4 @@ impl Store {
         out.extend(providers);
         Ok(out)
     }
-}
-
-fn account_row(r: &AnyRow) -> Result<SchoolAccount> {
-    Ok(SchoolAccount {
-        id: r.try_get("id")?,
-        school_id: r.try_get("school_id")?,
-        bank_bin: r.try_get("bank_bin")?,
-        account_number: r.try_get("account_number")?,
-        account_name: r.try_get("account_name")?,
-        created_at: r.try_get("created_at")?,
-    })
 }

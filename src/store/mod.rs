@@ -3,6 +3,7 @@
 //! `ON CONFLICT`), money is BIGINT, times are fixed-width UTC text; the two migration folders
 //! differ only in dialect (identity columns, booleans, triggers).
 
+pub mod accounts;
 pub mod catalog;
 pub mod days;
 pub mod fees;

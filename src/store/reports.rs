@@ -2,7 +2,9 @@
 //! the policy breaches auditors look for. Read-only aggregate queries, so a department-wide
 //! report stays off the per-school write path.
 
+use super::accounts::{account_row, ACCOUNT_COLS};
 use super::{get_bool, Store};
+use crate::domain::account::AccountState;
 use crate::domain::money::Vnd;
 use crate::error::{Error, Result};
 use chrono::NaiveDate;
@@ -90,6 +92,31 @@ pub struct SchoolFinding {
     pub finding: String,
 }
 
+/// A receiving account proposed, approved, rejected or retired in the period: where parents were
+/// told to send money, and who decided it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AccountChange {
+    pub school_id: i64,
+    pub account_id: i64,
+    pub bank_bin: String,
+    /// In full: auditors compare it with the school's own records.
+    pub account_number: String,
+    pub account_name: String,
+    /// As of now, not as of the end of the period.
+    pub state: AccountState,
+    pub replaces_account_id: Option<i64>,
+    pub proposed_by: String,
+    pub proposed_at: String,
+    pub approved_by: Option<String>,
+    pub approved_at: Option<String>,
+    pub rejected_by: Option<String>,
+    pub rejected_at: Option<String>,
+    pub reject_reason: Option<String>,
+    pub retired_by: Option<String>,
+    pub retired_at: Option<String>,
+    pub retire_reason: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct FeeReport {
     pub school_id: Option<i64>,
@@ -106,6 +133,8 @@ pub struct FeeReport {
     pub lines_above_cap: Vec<LineFinding>,
     pub voluntary_billed_as_mandatory: Vec<LineFinding>,
     pub schools_without_free_channel: Vec<SchoolFinding>,
+    /// Receiving accounts with a step (proposal, approval, rejection, retirement) in the period.
+    pub receiving_account_changes: Vec<AccountChange>,
 }
 
 fn v(n: i64) -> Result<Vnd> {
@@ -306,12 +335,12 @@ impl Store {
         let lines_above_cap = findings.pop().unwrap_or_default();
 
         // A school breaches the cash rule when it refuses cash, and offers no free channel at all
-        // when, in addition, parents cannot transfer to its own account; either way with no cash
-        // taken over the period.
+        // when, in addition, parents cannot transfer to its own account (one approved, the only
+        // kind they are offered); either way with no cash taken over the period.
         let mut schools_without_free_channel = Vec::new();
         for r in sqlx::query(&format!(
             "SELECT s.id, s.code, s.accepts_cash,
-                (SELECT COUNT(*) FROM school_accounts a WHERE a.school_id = s.id) AS accounts,
+                (SELECT COUNT(*) FROM school_accounts a WHERE a.school_id = s.id AND a.state = 'approved') AS accounts,
                 (SELECT COUNT(*) FROM payments p WHERE p.school_id = s.id AND p.channel = 'cash' AND p.received_at >= $3 AND p.received_at < $4) AS cash
              FROM schools s WHERE {} ORDER BY s.id",
             in_scope.replace("p.school_id", "s.id")
@@ -343,6 +372,43 @@ impl Store {
             }
         }
 
+        let mut receiving_account_changes = Vec::new();
+        for r in sqlx::query(&format!(
+            "SELECT {ACCOUNT_COLS} FROM school_accounts a WHERE {}
+               AND ((a.created_at >= $3 AND a.created_at < $4) OR (a.approved_at >= $3 AND a.approved_at < $4)
+                 OR (a.rejected_at >= $3 AND a.rejected_at < $4) OR (a.retired_at >= $3 AND a.retired_at < $4))
+             ORDER BY a.school_id, a.id",
+            in_scope.replace("p.school_id", "a.school_id")
+        ))
+        .bind(school_id)
+        .bind(department_id)
+        .bind(&start)
+        .bind(&end)
+        .fetch_all(self.reader())
+        .await?
+        {
+            let a = account_row(&r)?;
+            receiving_account_changes.push(AccountChange {
+                school_id: a.school_id,
+                account_id: a.id,
+                bank_bin: a.bank_bin,
+                account_number: a.account_number,
+                account_name: a.account_name,
+                state: a.state,
+                replaces_account_id: a.replaces_account_id,
+                proposed_by: a.proposed_by,
+                proposed_at: a.created_at,
+                approved_by: a.approved_by,
+                approved_at: a.approved_at,
+                rejected_by: a.rejected_by,
+                rejected_at: a.rejected_at,
+                reject_reason: a.reject_reason,
+                retired_by: a.retired_by,
+                retired_at: a.retired_at,
+                retire_reason: a.retire_reason,
+            });
+        }
+
         Ok(FeeReport {
             school_id,
             department_id,
@@ -356,6 +422,7 @@ impl Store {
             lines_above_cap,
             voluntary_billed_as_mandatory,
             schools_without_free_channel,
+            receiving_account_changes,
         })
     }
 }

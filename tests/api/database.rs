@@ -67,14 +67,9 @@ async fn books(app: &TestApp) -> School {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{b}");
-    let (s, acct) = app
-        .post(
-            &format!("/api/v1/schools/{}/accounts", sc.school_id),
-            &sc.accountant,
-            json!({"bank_bin": "970436", "account_number": "0071000123456", "account_name": "TRUONG THCS LE QUY DON"}),
-        )
+    let acct = app
+        .approved_account(&sc, "970436", "0071000123456", "TRUONG THCS LE QUY DON")
         .await;
-    assert_eq!(s, StatusCode::CREATED, "{acct}");
     let csv = "STT,Ngày giao dịch,Số tham chiếu,Số tiền ghi nợ,Số tiền ghi có,Số dư,Mô tả\n\
         1,05/09/2025,FT259100,,489.000,60.000.000,\"ung ho quy lop 6A1\"\n";
     let (s, b) = app

@@ -287,6 +287,53 @@ impl TestApp {
         b["id"].as_i64().expect("id")
     }
 
+    /// A second accountant of the school: the other pair of eyes on a receiving account.
+    pub async fn second_accountant(&self, school: &School) -> String {
+        let (s, t) = self
+            .post(
+                "/api/v1/tokens",
+                ADMIN,
+                json!({"role": "accountant", "school_id": school.school_id, "label": "second accountant"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{t}");
+        t["token"].as_str().expect("token").to_string()
+    }
+
+    /// A receiving account proposed by the school's accountant and approved by a second one:
+    /// in force, offered to parents.
+    pub async fn approved_account(
+        &self,
+        school: &School,
+        bin: &str,
+        number: &str,
+        name: &str,
+    ) -> Value {
+        let (s, a) = self
+            .post(
+                &format!("/api/v1/schools/{}/accounts", school.school_id),
+                &school.accountant,
+                json!({"bank_bin": bin, "account_number": number, "account_name": name}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{a}");
+        assert_eq!(a["state"], "pending");
+        let second = self.second_accountant(school).await;
+        let (s, a) = self
+            .post(
+                &format!(
+                    "/api/v1/schools/{}/accounts/{}/approve",
+                    school.school_id, a["id"]
+                ),
+                &second,
+                json!({}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{a}");
+        assert_eq!(a["state"], "approved");
+        a
+    }
+
     pub async fn import_fixture(&self, school: &School, file: &str) -> (StatusCode, Value) {
         let bytes = std::fs::read(format!(
             "{}/fixtures/invoices/{file}",

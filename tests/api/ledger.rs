@@ -244,9 +244,7 @@ both_backends! {
         let sc = app.school("OPT", "QD").await;
         let inv = billed(&app, &sc).await;
         let a = &inv["HD-2509-0001"];
-        let (s, b) = app.post(&format!("/api/v1/schools/{}/accounts", sc.school_id), &sc.accountant,
-            json!({"bank_bin": "970436", "account_number": "0071000123456", "account_name": "TRUONG THCS LE QUY DON"})).await;
-        assert_eq!(s, StatusCode::CREATED, "{b}");
+        app.approved_account(&sc, "970436", "0071000123456", "TRUONG THCS LE QUY DON").await;
         let (s, _) = app.post(&format!("/api/v1/schools/{}/accounts", sc.school_id), &sc.accountant,
             json!({"bank_bin": "97043", "account_number": "0071000123456", "account_name": "X"})).await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);

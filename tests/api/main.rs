@@ -3,6 +3,7 @@
 mod helpers;
 
 mod access;
+mod accounts;
 mod audit;
 mod basics;
 mod cli;
@@ -13,4 +14,5 @@ mod invoices;
 mod ledger;
 mod pulls;
 mod recon;
+mod reports;
 mod webhooks;

@@ -175,9 +175,9 @@ fn sepay_txn(id: u64, at: &str, memo: &str, amount_in: i64, amount_out: i64) -> 
 }
 
 async fn receiving_account(app: &TestApp, sc: &School) -> i64 {
-    let (s, acct) = app.post(&format!("/api/v1/schools/{}/accounts", sc.school_id), &sc.accountant,
-        json!({"bank_bin": "970436", "account_number": ACCOUNT, "account_name": "TRUONG THCS LE QUY DON"})).await;
-    assert_eq!(s, StatusCode::CREATED, "{acct}");
+    let acct = app
+        .approved_account(sc, "970436", ACCOUNT, "TRUONG THCS LE QUY DON")
+        .await;
     acct["id"].as_i64().expect("id")
 }
 

@@ -354,9 +354,9 @@ async fn sepay_at(app: &TestApp, path: &str, key: &str, t: (i64, &str, &str, i64
 /// a notification the bank never settled is flagged, and nothing is booked twice.
 async fn statement_flow(app: TestApp) {
     let (sc, key, path) = sepay_school(&app, "0071000123456").await;
-    let (s, acct) = app.post(&format!("/api/v1/schools/{}/accounts", sc.school_id), &sc.accountant,
-        json!({"bank_bin": "970436", "account_number": "0071000123456", "account_name": "TRUONG THCS LE QUY DON"})).await;
-    assert_eq!(s, StatusCode::CREATED, "{acct}");
+    let acct = app
+        .approved_account(&sc, "970436", "0071000123456", "TRUONG THCS LE QUY DON")
+        .await;
     let url = format!(
         "/api/v1/schools/{}/accounts/{}/statements",
         sc.school_id, acct["id"]
@@ -442,9 +442,9 @@ async fn statement_flow(app: TestApp) {
         ),
         "{b}"
     );
-    let (s, other) = app.post(&format!("/api/v1/schools/{}/accounts", sc.school_id), &sc.accountant,
-        json!({"bank_bin": "970436", "account_number": "0071000999999", "account_name": "TRUONG THCS LE QUY DON"})).await;
-    assert_eq!(s, StatusCode::CREATED);
+    let other = app
+        .approved_account(&sc, "970436", "0071000999999", "TRUONG THCS LE QUY DON")
+        .await;
     let (s, b) = app
         .post_raw(
             &format!(
