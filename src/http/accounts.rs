@@ -1,7 +1,7 @@
 //! A school's receiving accounts: proposed by one person, approved by a second, rejected or
 //! retired; parents are offered only approved ones. Rules in `domain::account`.
 
-use super::extract::{require, ApiJson, ApiPath, ApiQuery, BILLERS, READERS};
+use super::extract::{Accountants, ApiJson, ApiPath, ApiQuery, Auth, Overseers};
 use super::AppState;
 use crate::domain::access::Caller;
 use crate::domain::account::{AccountState, Step};
@@ -62,11 +62,10 @@ pub struct AccountsQuery {
         (status = 422, description = "`invalid_account`, `invalid_body`, or `account_unchanged` (a replacement identical to the account it replaces)", body = ErrorBody)))]
 async fn propose_account(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Accountants>,
     ApiPath(school_id): ApiPath<i64>,
     ApiJson(b): ApiJson<ProposeAccount>,
 ) -> Result<(StatusCode, Json<SchoolAccount>)> {
-    require(&caller, BILLERS)?;
     let school = st.store.school_in_scope(&caller, school_id).await?;
     let bin = b.bank_bin.trim();
     let account = b.account_number.trim();
@@ -99,11 +98,10 @@ async fn propose_account(
         (status = 404, body = ErrorBody)))]
 async fn list_accounts(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Overseers>,
     ApiPath(school_id): ApiPath<i64>,
     ApiQuery(q): ApiQuery<AccountsQuery>,
 ) -> Result<Json<Vec<SchoolAccount>>> {
-    require(&caller, READERS)?;
     let school = st.store.school_in_scope(&caller, school_id).await?;
     Ok(Json(st.store.school_accounts_in(school.id, q.state).await?))
 }
@@ -116,7 +114,6 @@ async fn decide(
     step: Step,
     reason: Option<&str>,
 ) -> Result<Json<SchoolAccount>> {
-    require(caller, BILLERS)?;
     let school = st.store.school_in_scope(caller, school_id).await?;
     let reason = reason
         .map(|r| {
@@ -147,7 +144,7 @@ async fn decide(
         (status = 409, description = "`account_self_approval`: the caller proposed it; `account_not_pending`: already decided", body = ErrorBody)))]
 async fn approve_account(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Accountants>,
     ApiPath(ids): ApiPath<(i64, i64)>,
 ) -> Result<Json<SchoolAccount>> {
     decide(&st, &caller, ids, Step::Approve, None).await
@@ -165,7 +162,7 @@ async fn approve_account(
         (status = 422, description = "`invalid_reason` (empty or over 500 characters) or `invalid_body`", body = ErrorBody)))]
 async fn reject_account(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Accountants>,
     ApiPath(ids): ApiPath<(i64, i64)>,
     ApiJson(b): ApiJson<Reason>,
 ) -> Result<Json<SchoolAccount>> {
@@ -184,7 +181,7 @@ async fn reject_account(
         (status = 422, description = "`invalid_reason` (empty or over 500 characters) or `invalid_body`", body = ErrorBody)))]
 async fn retire_account(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Accountants>,
     ApiPath(ids): ApiPath<(i64, i64)>,
     ApiJson(b): ApiJson<Reason>,
 ) -> Result<Json<SchoolAccount>> {

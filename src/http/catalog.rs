@@ -1,8 +1,7 @@
 //! The fee-item catalog of a department and of a school.
 
-use super::extract::{require, ApiJson, ApiPath, BILLERS, READERS};
+use super::extract::{Accountants, Admins, ApiJson, ApiPath, Auth, DepartmentReaders, Readers};
 use super::AppState;
-use crate::domain::access::{Caller, Role};
 use crate::domain::catalog::{Cadence, Category};
 use crate::domain::money::Vnd;
 use crate::domain::text::{clean_text, identifier, optional_text};
@@ -69,11 +68,10 @@ fn parse(body: CreateFeeItem) -> Result<NewFeeItem> {
     responses((status = 201, body = FeeItemRecord), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_department_item(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Admins>,
     ApiPath(department_id): ApiPath<i64>,
     ApiJson(body): ApiJson<CreateFeeItem>,
 ) -> Result<(StatusCode, Json<FeeItemRecord>)> {
-    require(&caller, &[Role::Admin])?;
     st.store.department_in_scope(&caller, department_id).await?;
     let item = st
         .store
@@ -91,10 +89,9 @@ async fn create_department_item(
     responses((status = 200, body = Vec<FeeItemRecord>), (status = 404, body = ErrorBody)))]
 async fn list_department_items(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<DepartmentReaders>,
     ApiPath(department_id): ApiPath<i64>,
 ) -> Result<Json<Vec<FeeItemRecord>>> {
-    require(&caller, &[Role::Admin, Role::Auditor])?;
     st.store.department_in_scope(&caller, department_id).await?;
     Ok(Json(st.store.department_fee_items(department_id).await?))
 }
@@ -104,11 +101,10 @@ async fn list_department_items(
     responses((status = 201, body = FeeItemRecord), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_school_item(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Accountants>,
     ApiPath(school_id): ApiPath<i64>,
     ApiJson(body): ApiJson<CreateFeeItem>,
 ) -> Result<(StatusCode, Json<FeeItemRecord>)> {
-    require(&caller, BILLERS)?;
     let school = st.store.school_in_scope(&caller, school_id).await?;
     let owner = Owner::School {
         id: school.id,
@@ -126,10 +122,9 @@ async fn create_school_item(
     responses((status = 200, description = "The department's items and the school's own", body = Vec<FeeItemRecord>), (status = 404, body = ErrorBody)))]
 async fn list_school_items(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Readers>,
     ApiPath(school_id): ApiPath<i64>,
 ) -> Result<Json<Vec<FeeItemRecord>>> {
-    require(&caller, READERS)?;
     let school = st.store.school_in_scope(&caller, school_id).await?;
     Ok(Json(
         st.store

@@ -103,10 +103,62 @@ pub fn require(caller: &Caller, roles: &[Role]) -> Result<(), Error> {
     }
 }
 
-/// Everyone who works in or over a school may read it.
-pub const READERS: &[Role] = &[Role::Admin, Role::Accountant, Role::Cashier, Role::Auditor];
-/// Who may change a school's billing.
-pub const BILLERS: &[Role] = &[Role::Admin, Role::Accountant];
+/// Who may call an endpoint: its roles, in one place. Each handler names one set in its
+/// [`Auth`] argument, so a route's access is read off its signature.
+pub trait RoleSet: Send + Sync + 'static {
+    const ROLES: &'static [Role];
+}
+
+macro_rules! role_sets {
+    ($($(#[$doc:meta])* $name:ident = [$($role:ident),+];)+) => {
+        $(
+            $(#[$doc])*
+            pub struct $name;
+            impl RoleSet for $name {
+                const ROLES: &'static [Role] = &[$(Role::$role),+];
+            }
+        )+
+    };
+}
+
+role_sets! {
+    /// The installation's operators: departments, schools, tokens, senders' accounts.
+    Admins = [Admin];
+    /// Who changes a school's books: invoices, students, corrections, reconciliation.
+    Accountants = [Admin, Accountant];
+    /// Who takes cash at the school office.
+    CashDesk = [Admin, Accountant, Cashier];
+    /// Everyone who works in or over a school may read its students, invoices, payments,
+    /// receipts and catalog.
+    Readers = [Admin, Accountant, Cashier, Auditor];
+    /// Who reads how a school's money is reconciled: the review queue with its memos, days,
+    /// reports, receiving accounts, senders' accounts and deliveries, pulls, fee schedules.
+    /// Not the cashier.
+    Overseers = [Admin, Accountant, Auditor];
+    /// Who reads across a department: departments, audit verification.
+    DepartmentReaders = [Admin, Auditor];
+}
+
+/// An authenticated caller whose role is in `R`: 401 without a known token, 403 for another
+/// role.
+pub struct Auth<R: RoleSet>(pub Caller, std::marker::PhantomData<R>);
+
+impl<R: RoleSet> std::ops::Deref for Auth<R> {
+    type Target = Caller;
+    fn deref(&self) -> &Caller {
+        &self.0
+    }
+}
+
+impl<R: RoleSet> FromRequestParts<AppState> for Auth<R> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Error> {
+        let caller = Caller::from_request_parts(parts, st).await?;
+        require(&caller, R::ROLES)?;
+        Ok(Auth(caller, std::marker::PhantomData))
+    }
+}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]

@@ -1,8 +1,8 @@
 //! Fee schedules, and the settings the transparency report judges.
 
-use super::extract::{require, ApiJson, ApiPath, ApiQuery, READERS};
+use super::extract::{Admins, ApiJson, ApiPath, ApiQuery, Auth, Overseers};
 use super::AppState;
-use crate::domain::access::{Caller, Role, Scope};
+use crate::domain::access::Scope;
 use crate::domain::fee::{Bearer, Channel, PartialTerms};
 use crate::domain::money::Vnd;
 use crate::domain::text::optional_text;
@@ -61,10 +61,9 @@ fn date(text: &str, field: &str) -> Result<String> {
     responses((status = 201, body = FeeSchedule), (status = 403, body = ErrorBody), (status = 409, description = "Overlaps a schedule in force", body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_schedule(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Admins>,
     ApiJson(b): ApiJson<CreateSchedule>,
 ) -> Result<(StatusCode, Json<FeeSchedule>)> {
-    require(&caller, &[Role::Admin])?;
     if b.channel == Channel::Cash {
         return Err(Error::invalid(
             "invalid_channel",
@@ -143,10 +142,9 @@ pub struct ScheduleQuery {
     responses((status = 200, body = Vec<FeeSchedule>)))]
 async fn list_schedules(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Overseers>,
     ApiQuery(q): ApiQuery<ScheduleQuery>,
 ) -> Result<Json<Vec<FeeSchedule>>> {
-    require(&caller, READERS)?;
     let (school, all) = match caller.scope {
         Scope::All => (q.school_id, q.school_id.is_none()),
         Scope::School(id) => (Some(id), false),
@@ -171,11 +169,10 @@ pub struct SchoolSettings {
     responses((status = 200, body = SchoolSettings), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn school_settings(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Admins>,
     ApiPath(school_id): ApiPath<i64>,
     ApiJson(b): ApiJson<SchoolSettings>,
 ) -> Result<Json<serde_json::Value>> {
-    require(&caller, &[Role::Admin])?;
     let school = st.store.school_in_scope(&caller, school_id).await?;
     st.store
         .set_accepts_cash(&caller.actor(), school.id, b.accepts_cash)
@@ -195,11 +192,10 @@ pub struct DepartmentPolicy {
     responses((status = 200, body = DepartmentPolicy), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn department_policy(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Admins>,
     ApiPath(department_id): ApiPath<i64>,
     ApiJson(b): ApiJson<DepartmentPolicy>,
 ) -> Result<Json<serde_json::Value>> {
-    require(&caller, &[Role::Admin])?;
     st.store.department_in_scope(&caller, department_id).await?;
     st.store
         .set_parent_fee_policy(&caller.actor(), department_id, b.parents_must_not_bear_fees)

@@ -1,8 +1,7 @@
 //! Invoices: issue, import, read, list, void; look up by payment code.
 
-use super::extract::{require, ApiBytes, ApiJson, ApiPath, ApiQuery, BodyLimit, BILLERS, READERS};
+use super::extract::{Accountants, ApiBytes, ApiJson, ApiPath, ApiQuery, Auth, BodyLimit, Readers};
 use super::{AppState, List};
-use crate::domain::access::Caller;
 use crate::domain::code::PaymentCode;
 use crate::domain::import::parse_date;
 use crate::domain::invoice::LineRequest;
@@ -114,11 +113,10 @@ pub struct CreateInvoice {
         (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_invoice(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Accountants>,
     ApiPath(school_id): ApiPath<i64>,
     ApiJson(body): ApiJson<CreateInvoice>,
 ) -> Result<(StatusCode, Json<Invoice>)> {
-    require(&caller, BILLERS)?;
     let school = st.store.school_in_scope(&caller, school_id).await?;
     let period =
         Period::parse(&body.period).map_err(|e| Error::invalid("invalid_period", e.to_string()))?;
@@ -207,11 +205,10 @@ pub struct InvoiceQuery {
     responses((status = 200, body = List<Invoice>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn list_invoices(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Readers>,
     ApiPath(school_id): ApiPath<i64>,
     ApiQuery(q): ApiQuery<InvoiceQuery>,
 ) -> Result<Json<List<Invoice>>> {
-    require(&caller, READERS)?;
     let school = st.store.school_in_scope(&caller, school_id).await?;
     let bad = |code: &'static str, message: String| Error::BadRequest { code, message };
     let status = match q.status.as_deref() {
@@ -256,10 +253,9 @@ async fn list_invoices(
     responses((status = 200, body = Invoice), (status = 404, body = ErrorBody)))]
 async fn get_invoice(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Readers>,
     ApiPath((school_id, id)): ApiPath<(i64, i64)>,
 ) -> Result<Json<Invoice>> {
-    require(&caller, READERS)?;
     let school = st.store.school_in_scope(&caller, school_id).await?;
     Ok(Json(st.store.invoice_in_school(school.id, id).await?))
 }
@@ -276,11 +272,10 @@ pub struct VoidInvoice {
     responses((status = 200, body = Invoice), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn void_invoice(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Accountants>,
     ApiPath((school_id, id)): ApiPath<(i64, i64)>,
     ApiJson(body): ApiJson<VoidInvoice>,
 ) -> Result<Json<Invoice>> {
-    require(&caller, BILLERS)?;
     let school = st.store.school_in_scope(&caller, school_id).await?;
     let reason = clean_text(&body.reason, "reason", 500)
         .map_err(|e| Error::invalid("invalid_reason", e.to_string()))?;
@@ -298,12 +293,11 @@ async fn void_invoice(
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, description = "Rejected whole; every bad row listed", body = ErrorBody)))]
 async fn import_invoices(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Accountants>,
     ApiPath(school_id): ApiPath<i64>,
     headers: HeaderMap,
     ApiBytes(body): ApiBytes,
 ) -> Result<(StatusCode, Json<ImportSummary>)> {
-    require(&caller, BILLERS)?;
     let school = st.store.school_in_scope(&caller, school_id).await?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -334,21 +328,15 @@ async fn import_invoices(
     responses((status = 200, body = Invoice), (status = 404, body = ErrorBody), (status = 422, description = "Malformed, or the check character is wrong", body = ErrorBody)))]
 async fn invoice_by_code(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Readers>,
     ApiPath(code): ApiPath<String>,
 ) -> Result<Json<Invoice>> {
-    require(&caller, READERS)?;
     let code = PaymentCode::parse(&code)
         .map_err(|e| Error::invalid("invalid_payment_code", e.to_string()))?;
     let (id, school_id) = st
         .store
-        .invoice_by_code(&code)
+        .invoice_by_code_in_scope(caller.scope, &code)
         .await?
         .ok_or(Error::not_found("invoice_not_found", "invoice"))?;
-    let school = st
-        .store
-        .school_in_scope(&caller, school_id)
-        .await
-        .map_err(|_| Error::not_found("invoice_not_found", "invoice"))?;
-    Ok(Json(st.store.invoice_in_school(school.id, id).await?))
+    Ok(Json(st.store.invoice_in_school(school_id, id).await?))
 }

@@ -1,8 +1,9 @@
 //! Departments and schools.
 
-use super::extract::{require, ApiJson, ApiPath, ApiQuery, PageQuery, READERS};
+use super::extract::{
+    Admins, ApiJson, ApiPath, ApiQuery, Auth, DepartmentReaders, PageQuery, Readers,
+};
 use super::{AppState, List};
-use crate::domain::access::{Caller, Role};
 use crate::domain::code::SchoolPrefix;
 use crate::domain::text::{clean_text, identifier};
 use crate::error::{Error, ErrorBody, Result};
@@ -36,10 +37,9 @@ pub struct CreateDepartment {
     responses((status = 201, body = Department), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_department(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Admins>,
     ApiJson(body): ApiJson<CreateDepartment>,
 ) -> Result<(StatusCode, Json<Department>)> {
-    require(&caller, &[Role::Admin])?;
     let code = identifier(&body.code, "code", 32)
         .map_err(|e| Error::invalid("invalid_code", e.to_string()))?;
     let name = clean_text(&body.name, "name", 200)
@@ -55,10 +55,9 @@ async fn create_department(
     responses((status = 200, body = List<Department>), (status = 401, body = ErrorBody)))]
 async fn list_departments(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<DepartmentReaders>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<List<Department>>> {
-    require(&caller, &[Role::Admin, Role::Auditor])?;
     Ok(Json(
         st.store.list_departments(&caller, q.page()?).await?.into(),
     ))
@@ -69,10 +68,9 @@ async fn list_departments(
     responses((status = 200, body = Department), (status = 404, body = ErrorBody)))]
 async fn get_department(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<DepartmentReaders>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Department>> {
-    require(&caller, &[Role::Admin, Role::Auditor])?;
     Ok(Json(st.store.department_in_scope(&caller, id).await?))
 }
 
@@ -92,10 +90,9 @@ pub struct CreateSchool {
     responses((status = 201, body = School), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_school(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Admins>,
     ApiJson(body): ApiJson<CreateSchool>,
 ) -> Result<(StatusCode, Json<School>)> {
-    require(&caller, &[Role::Admin])?;
     let code = identifier(&body.code, "code", 32)
         .map_err(|e| Error::invalid("invalid_code", e.to_string()))?;
     let name = clean_text(&body.name, "name", 200)
@@ -121,10 +118,9 @@ pub struct SchoolQuery {
     responses((status = 200, body = List<School>), (status = 401, body = ErrorBody)))]
 async fn list_schools(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Readers>,
     ApiQuery(q): ApiQuery<SchoolQuery>,
 ) -> Result<Json<List<School>>> {
-    require(&caller, READERS)?;
     let page = super::extract::page(q.limit, &q.cursor)?;
     Ok(Json(
         st.store
@@ -139,9 +135,8 @@ async fn list_schools(
     responses((status = 200, body = School), (status = 404, body = ErrorBody)))]
 async fn get_school(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Readers>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<School>> {
-    require(&caller, READERS)?;
     Ok(Json(st.store.school_in_scope(&caller, id).await?))
 }

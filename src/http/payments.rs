@@ -1,9 +1,9 @@
 //! Payments of every channel: the cash desk, manual entry of cashless payments, reversals,
 //! credit allocation, refunds, receipts, and what a parent sees of an invoice's money.
 
-use super::extract::{require, ApiJson, ApiPath, ApiQuery, BILLERS, READERS};
+use super::extract::{require, Accountants, ApiJson, ApiPath, ApiQuery, Auth, CashDesk, Readers};
 use super::{AppState, List};
-use crate::domain::access::{Caller, Role};
+use crate::domain::access::Caller;
 use crate::domain::fee::{Bearer, Channel};
 use crate::domain::money::Vnd;
 use crate::domain::text::{clean_text, identifier, optional_text};
@@ -123,14 +123,13 @@ fn parse_time(text: Option<&str>) -> Result<DateTime<Utc>> {
         (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn record_payment(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<CashDesk>,
     ApiPath(school_id): ApiPath<i64>,
     ApiJson(body): ApiJson<RecordPayment>,
 ) -> Result<(StatusCode, Json<Payment>)> {
     // Cashiers take cash; cashless payments are entered by accountants (providers notify by webhook).
-    match body.channel {
-        Channel::Cash => require(&caller, &[Role::Admin, Role::Accountant, Role::Cashier])?,
-        _ => require(&caller, BILLERS)?,
+    if body.channel != Channel::Cash {
+        require(&caller, <Accountants as super::extract::RoleSet>::ROLES)?;
     }
     let school = st.store.school_in_scope(&caller, school_id).await?;
     let (provider, provider_ref) = match body.channel {
@@ -281,11 +280,10 @@ pub struct PaymentQuery {
     responses((status = 200, body = List<Payment>), (status = 404, body = ErrorBody)))]
 async fn list_payments(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Readers>,
     ApiPath(school_id): ApiPath<i64>,
     ApiQuery(q): ApiQuery<PaymentQuery>,
 ) -> Result<Json<List<Payment>>> {
-    require(&caller, READERS)?;
     let school = st.store.school_in_scope(&caller, school_id).await?;
     let day = |d: &Option<String>, next: bool| -> Result<Option<String>> {
         d.as_deref()
@@ -328,10 +326,9 @@ async fn list_payments(
     responses((status = 200, body = Payment), (status = 404, body = ErrorBody)))]
 async fn get_payment(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Readers>,
     ApiPath((school_id, id)): ApiPath<(i64, i64)>,
 ) -> Result<Json<Payment>> {
-    require(&caller, READERS)?;
     let school = st.store.school_in_scope(&caller, school_id).await?;
     Ok(Json(st.store.payment_in_school(school.id, id).await?))
 }
@@ -348,11 +345,10 @@ pub struct Reason {
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn reverse_payment(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Accountants>,
     ApiPath((school_id, id)): ApiPath<(i64, i64)>,
     ApiJson(body): ApiJson<Reason>,
 ) -> Result<(StatusCode, Json<Payment>)> {
-    require(&caller, BILLERS)?;
     let school = st.store.school_in_scope(&caller, school_id).await?;
     let reason = clean_text(&body.reason, "reason", 500)
         .map_err(|e| Error::invalid("invalid_reason", e.to_string()))?;
@@ -371,11 +367,10 @@ async fn reverse_payment(
     responses((status = 200, body = Payment), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn allocate_credit(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Accountants>,
     ApiPath((school_id, id)): ApiPath<(i64, i64)>,
     ApiJson(body): ApiJson<AllocationIn>,
 ) -> Result<Json<Payment>> {
-    require(&caller, BILLERS)?;
     let school = st.store.school_in_scope(&caller, school_id).await?;
     Ok(Json(
         st.store
@@ -397,11 +392,10 @@ pub struct RefundIn {
     responses((status = 200, body = Payment), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn request_refund(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Accountants>,
     ApiPath((school_id, id)): ApiPath<(i64, i64)>,
     ApiJson(body): ApiJson<RefundIn>,
 ) -> Result<Json<Payment>> {
-    require(&caller, BILLERS)?;
     let school = st.store.school_in_scope(&caller, school_id).await?;
     let reason = clean_text(&body.reason, "reason", 500)
         .map_err(|e| Error::invalid("invalid_reason", e.to_string()))?;
@@ -481,10 +475,9 @@ async fn build_receipt(st: &AppState, caller: &Caller, school_id: i64, id: i64) 
     responses((status = 200, body = Receipt), (status = 404, body = ErrorBody)))]
 async fn receipt(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Readers>,
     ApiPath((school_id, id)): ApiPath<(i64, i64)>,
 ) -> Result<Json<Receipt>> {
-    require(&caller, READERS)?;
     Ok(Json(build_receipt(&st, &caller, school_id, id).await?))
 }
 
@@ -543,10 +536,9 @@ impl ReceiptPage<'_> {
     responses((status = 200, description = "A printable receipt", content_type = "text/html", body = String), (status = 404, body = ErrorBody)))]
 async fn receipt_html(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Readers>,
     ApiPath((school_id, id)): ApiPath<(i64, i64)>,
 ) -> Result<Response> {
-    require(&caller, READERS)?;
     let r = build_receipt(&st, &caller, school_id, id).await?;
     let channel = match r.payment.channel {
         Channel::Cash => "Tiền mặt",
@@ -606,10 +598,9 @@ pub struct InvoiceStatement {
     responses((status = 200, description = "The invoice's lines, each payment with its fees and who bore them, and the parent's outlay", body = InvoiceStatement), (status = 404, body = ErrorBody)))]
 async fn invoice_statement(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Readers>,
     ApiPath((school_id, id)): ApiPath<(i64, i64)>,
 ) -> Result<Json<InvoiceStatement>> {
-    require(&caller, READERS)?;
     let school = st.store.school_in_scope(&caller, school_id).await?;
     let invoice = st.store.invoice_in_school(school.id, id).await?;
     let mut payments: Vec<StatementPayment> = Vec::new();
@@ -663,10 +654,9 @@ async fn invoice_statement(
     responses((status = 200, description = "Every channel the school accepts with the fee the parent would bear, free options first", body = Vec<PaymentOption>), (status = 404, body = ErrorBody)))]
 async fn payment_options(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Readers>,
     ApiPath((school_id, id)): ApiPath<(i64, i64)>,
 ) -> Result<Json<Vec<PaymentOption>>> {
-    require(&caller, READERS)?;
     let school = st.store.school_in_scope(&caller, school_id).await?;
     let invoice = st.store.invoice_in_school(school.id, id).await?;
     Ok(Json(st.store.payment_options(&school, &invoice).await?))

@@ -1,9 +1,9 @@
 //! Admin configuration of the accounts senders notify for, and their secrets (write-only: no
 //! response ever contains one), and the archive of deliveries for accountants and auditors.
 
-use super::extract::{require, ApiJson, ApiPath, ApiQuery, PageQuery};
+use super::extract::{Admins, ApiJson, ApiPath, ApiQuery, Auth, Overseers, PageQuery};
 use super::AppState;
-use crate::domain::access::{Caller, Role};
+use crate::domain::access::Caller;
 use crate::domain::text::{clean_text, identifier};
 use crate::error::{Error, ErrorBody, Result};
 use crate::providers::{self, GivenSecret, ProviderId, Sender};
@@ -74,11 +74,10 @@ fn known(provider: ProviderId) -> Result<&'static dyn Sender> {
     responses((status = 201, description = "Configured; point the sender at webhook_path", body = ProviderAccount), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_account(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Admins>,
     ApiPath(school_id): ApiPath<i64>,
     ApiJson(b): ApiJson<CreateProviderAccount>,
 ) -> Result<(StatusCode, Json<ProviderAccount>)> {
-    require(&caller, &[Role::Admin])?;
     let school = st.store.school_in_scope(&caller, school_id).await?;
     let account = identifier(&b.account, "account", 64)
         .map_err(|e| Error::invalid("invalid_account", e.to_string()))?;
@@ -112,10 +111,9 @@ async fn create_account(
     params(("school_id" = i64, Path)), responses((status = 200, body = Vec<ProviderAccount>), (status = 404, body = ErrorBody)))]
 async fn list_accounts(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Overseers>,
     ApiPath(school_id): ApiPath<i64>,
 ) -> Result<Json<Vec<ProviderAccount>>> {
-    require(&caller, &[Role::Admin, Role::Accountant, Role::Auditor])?;
     let school = st.store.school_in_scope(&caller, school_id).await?;
     Ok(Json(st.store.provider_accounts_of_school(school.id).await?))
 }
@@ -125,19 +123,13 @@ pub(super) async fn account_in_scope(
     caller: &Caller,
     id: i64,
 ) -> Result<ProviderAccount> {
-    let a = st
-        .store
-        .provider_account(id)
+    st.store
+        .provider_account_in_scope(caller.scope, id)
         .await?
         .ok_or(Error::not_found(
             "provider_account_not_found",
             "provider account",
-        ))?;
-    st.store
-        .school_in_scope(caller, a.school_id)
-        .await
-        .map_err(|_| Error::not_found("provider_account_not_found", "provider account"))?;
-    Ok(a)
+        ))
 }
 
 #[utoipa::path(post, path = "/api/v1/provider-accounts/{account_id}/secrets", tag = "webhooks", security(("bearer" = [])),
@@ -145,11 +137,10 @@ pub(super) async fn account_in_scope(
     responses((status = 201, description = "Both the new and the old secrets are accepted until the old one is retired", body = ProviderAccount), (status = 404, body = ErrorBody)))]
 async fn add_secret(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Admins>,
     ApiPath(id): ApiPath<i64>,
     ApiJson(b): ApiJson<AddSecret>,
 ) -> Result<(StatusCode, Json<ProviderAccount>)> {
-    require(&caller, &[Role::Admin])?;
     let a = account_in_scope(&st, &caller, id).await?;
     let secret = known(a.provider)?
         .secret(&GivenSecret {
@@ -172,10 +163,9 @@ async fn add_secret(
         (status = 409, description = "The account's last secret in force is never retired (`last_secret`)", body = ErrorBody)))]
 async fn retire_secret(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Admins>,
     ApiPath((id, secret_id)): ApiPath<(i64, i64)>,
 ) -> Result<Json<ProviderAccount>> {
-    require(&caller, &[Role::Admin])?;
     let a = account_in_scope(&st, &caller, id).await?;
     st.store
         .retire_provider_secret(&caller.actor(), &a, secret_id)
@@ -189,11 +179,10 @@ async fn retire_secret(
     responses((status = 200, description = "Every delivery for the school's accounts, as received, with what became of it", body = Vec<ProviderEvent>), (status = 404, body = ErrorBody)))]
 async fn list_events(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Overseers>,
     ApiPath(school_id): ApiPath<i64>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<Vec<ProviderEvent>>> {
-    require(&caller, &[Role::Admin, Role::Accountant, Role::Auditor])?;
     let school = st.store.school_in_scope(&caller, school_id).await?;
     let page = q.page()?;
     Ok(Json(

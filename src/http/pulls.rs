@@ -2,10 +2,10 @@
 //! sealed like the webhook secrets) and how often to pull; anyone who reconciles may see how the
 //! last runs went and run one now.
 
-use super::extract::{require, ApiJson, ApiPath, BILLERS};
+use super::extract::{Accountants, Admins, ApiJson, ApiPath, Auth, Overseers};
 use super::provider_accounts::account_in_scope;
 use super::AppState;
-use crate::domain::access::{Caller, Role};
+use crate::domain::access::Caller;
 use crate::domain::account::AccountState;
 use crate::domain::text::same_account;
 use crate::error::{Error, ErrorBody, Result};
@@ -89,11 +89,10 @@ fn base_url(feed: &dyn Feed, given: Option<&str>) -> Result<String> {
         (status = 422, body = ErrorBody)))]
 async fn set_pull(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Admins>,
     ApiPath(id): ApiPath<i64>,
     ApiJson(b): ApiJson<SetPull>,
 ) -> Result<Json<PullSource>> {
-    require(&caller, &[Role::Admin])?;
     let account = account_in_scope(&st, &caller, id).await?;
     let feed = crate::providers::sender(account.provider)
         .and_then(|s| s.feed())
@@ -206,10 +205,9 @@ async fn source_in_scope(st: &AppState, caller: &Caller, id: i64) -> Result<Pull
     responses((status = 200, description = "How the account is pulled and how the last run went", body = PullSource), (status = 404, body = ErrorBody)))]
 async fn get_pull(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Overseers>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<PullSource>> {
-    require(&caller, &[Role::Admin, Role::Accountant, Role::Auditor])?;
     Ok(Json(source_in_scope(&st, &caller, id).await?))
 }
 
@@ -219,10 +217,9 @@ async fn get_pull(
         (status = 404, body = ErrorBody), (status = 409, description = "Disabled, or a run is under way", body = ErrorBody)))]
 async fn run_pull(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Accountants>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<RunReport>> {
-    require(&caller, BILLERS)?;
     let source = source_in_scope(&st, &caller, id).await?;
     if !source.enabled {
         return Err(Error::conflict(

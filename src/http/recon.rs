@@ -3,11 +3,10 @@
 //! family) or dismisses, and every action is audited with who did it.
 
 use super::extract::{
-    page, require, ApiBytes, ApiJson, ApiPath, ApiQuery, BodyLimit, BILLERS, READERS,
+    page, Accountants, ApiBytes, ApiJson, ApiPath, ApiQuery, Auth, BodyLimit, Overseers,
 };
 use super::payments::AllocationIn;
 use super::{AppState, List};
-use crate::domain::access::Caller;
 use crate::domain::text::clean_text;
 use crate::error::{Error, ErrorBody, Result};
 use crate::recon::statement::{self, Direction};
@@ -60,11 +59,10 @@ pub struct ExceptionQuery {
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn list_exceptions(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Overseers>,
     ApiPath(school_id): ApiPath<i64>,
     ApiQuery(q): ApiQuery<ExceptionQuery>,
 ) -> Result<Json<List<Exception>>> {
-    require(&caller, READERS)?;
     let school = st.store.school_in_scope(&caller, school_id).await?;
     let status = match q.status.as_deref().unwrap_or("open") {
         "all" => None,
@@ -90,10 +88,9 @@ async fn list_exceptions(
     responses((status = 200, body = Exception), (status = 404, body = ErrorBody)))]
 async fn get_exception(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Overseers>,
     ApiPath((school_id, id)): ApiPath<(i64, i64)>,
 ) -> Result<Json<Exception>> {
-    require(&caller, READERS)?;
     let school = st.store.school_in_scope(&caller, school_id).await?;
     Ok(Json(st.store.exception(school.id, id).await?))
 }
@@ -112,11 +109,10 @@ pub struct MatchRequest {
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn match_exception(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Accountants>,
     ApiPath((school_id, id)): ApiPath<(i64, i64)>,
     ApiJson(body): ApiJson<MatchRequest>,
 ) -> Result<Json<Exception>> {
-    require(&caller, BILLERS)?;
     let school = st.store.school_in_scope(&caller, school_id).await?;
     if body.allocations.len() > MAX_MATCH {
         return Err(Error::invalid(
@@ -156,11 +152,10 @@ pub struct DismissRequest {
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn dismiss_exception(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Accountants>,
     ApiPath((school_id, id)): ApiPath<(i64, i64)>,
     ApiJson(body): ApiJson<DismissRequest>,
 ) -> Result<Json<Exception>> {
-    require(&caller, BILLERS)?;
     let school = st.store.school_in_scope(&caller, school_id).await?;
     let reason = clean_text(&body.reason, "reason", 500)
         .map_err(|e| Error::invalid("invalid_reason", e.to_string()))?;
@@ -202,11 +197,10 @@ pub struct RefundRequest {
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn refund_exception(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Accountants>,
     ApiPath((school_id, id)): ApiPath<(i64, i64)>,
     ApiJson(body): ApiJson<RefundRequest>,
 ) -> Result<Json<Exception>> {
-    require(&caller, BILLERS)?;
     let school = st.store.school_in_scope(&caller, school_id).await?;
     let reason = clean_text(&body.reason, "reason", 500)
         .map_err(|e| Error::invalid("invalid_reason", e.to_string()))?;
@@ -223,10 +217,9 @@ async fn refund_exception(
         (status = 404, body = ErrorBody)))]
 async fn reconcile_payment(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Accountants>,
     ApiPath((school_id, id)): ApiPath<(i64, i64)>,
 ) -> Result<Json<Reconciled>> {
-    require(&caller, BILLERS)?;
     let school = st.store.school_in_scope(&caller, school_id).await?;
     Ok(Json(
         st.store
@@ -250,12 +243,11 @@ pub struct StatementQuery {
         (status = 413, body = ErrorBody), (status = 422, description = "Refused whole, with the line and column at fault", body = ErrorBody)))]
 async fn import_statement(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Accountants>,
     ApiPath((school_id, account_id)): ApiPath<(i64, i64)>,
     ApiQuery(q): ApiQuery<StatementQuery>,
     ApiBytes(body): ApiBytes,
 ) -> Result<(StatusCode, Json<StatementReport>)> {
-    require(&caller, BILLERS)?;
     let school = st.store.school_in_scope(&caller, school_id).await?;
     let account = st.store.school_account(school.id, account_id).await?;
     // Money that arrived while an account was in force is reconciled even after it is retired;
@@ -337,10 +329,9 @@ async fn import_statement(
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn get_day(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Overseers>,
     ApiPath((school_id, date)): ApiPath<(i64, String)>,
 ) -> Result<Json<Day>> {
-    require(&caller, READERS)?;
     let school = st.store.school_in_scope(&caller, school_id).await?;
     Ok(Json(st.store.day(school.id, parse_day(&date)?).await?))
 }
@@ -351,10 +342,9 @@ async fn get_day(
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn close_day(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Accountants>,
     ApiPath((school_id, date)): ApiPath<(i64, String)>,
 ) -> Result<Json<Day>> {
-    require(&caller, BILLERS)?;
     let school = st.store.school_in_scope(&caller, school_id).await?;
     let today = st
         .now()

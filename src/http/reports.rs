@@ -1,9 +1,9 @@
 //! Transparency reports, as JSON or CSV.
 
 use super::csv_out::CsvOut;
-use super::extract::{require, ApiQuery, READERS};
+use super::extract::{ApiQuery, Auth, Overseers};
 use super::AppState;
-use crate::domain::access::{Caller, Scope};
+use crate::domain::access::Scope;
 use crate::error::{Error, ErrorBody, Result};
 use crate::store::reports::{FeeReport, ReportScope};
 use axum::extract::State;
@@ -43,10 +43,9 @@ pub struct ReportQuery {
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn fee_report(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Overseers>,
     ApiQuery(q): ApiQuery<ReportQuery>,
 ) -> Result<Response> {
-    require(&caller, READERS)?;
     let bad = |m: &str| Error::BadRequest {
         code: "invalid_query",
         message: m.to_string(),

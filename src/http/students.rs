@@ -1,8 +1,7 @@
 //! Students of a school.
 
-use super::extract::{require, ApiJson, ApiPath, ApiQuery, BILLERS, READERS};
+use super::extract::{Accountants, ApiJson, ApiPath, ApiQuery, Auth, Readers};
 use super::{AppState, List};
-use crate::domain::access::Caller;
 use crate::domain::text::{clean_text, identifier, optional_text};
 use crate::error::{Error, ErrorBody, Result};
 use crate::store::students::{NewStudent, Student, StudentFilter};
@@ -36,11 +35,10 @@ pub struct CreateStudent {
     responses((status = 201, body = Student), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_student(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Accountants>,
     ApiPath(school_id): ApiPath<i64>,
     ApiJson(body): ApiJson<CreateStudent>,
 ) -> Result<(StatusCode, Json<Student>)> {
-    require(&caller, BILLERS)?;
     let school = st.store.school_in_scope(&caller, school_id).await?;
     let invalid =
         |e: crate::domain::text::TextError| Error::invalid("invalid_student", e.to_string());
@@ -83,11 +81,10 @@ pub struct StudentQuery {
     responses((status = 200, body = List<Student>), (status = 404, body = ErrorBody)))]
 async fn list_students(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Readers>,
     ApiPath(school_id): ApiPath<i64>,
     ApiQuery(q): ApiQuery<StudentQuery>,
 ) -> Result<Json<List<Student>>> {
-    require(&caller, READERS)?;
     let school = st.store.school_in_scope(&caller, school_id).await?;
     let page = super::extract::page(q.limit, &q.cursor)?;
     let bad = |e: crate::domain::text::TextError| Error::BadRequest {
@@ -122,10 +119,9 @@ async fn list_students(
     responses((status = 200, body = Student), (status = 404, body = ErrorBody)))]
 async fn get_student(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Readers>,
     ApiPath((school_id, id)): ApiPath<(i64, i64)>,
 ) -> Result<Json<Student>> {
-    require(&caller, READERS)?;
     let school = st.store.school_in_scope(&caller, school_id).await?;
     Ok(Json(st.store.student_in_school(school.id, id).await?))
 }

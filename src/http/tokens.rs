@@ -1,8 +1,8 @@
 //! API tokens, managed by an admin.
 
-use super::extract::{require, ApiJson, ApiPath};
+use super::extract::{Admins, ApiJson, ApiPath, Auth};
 use super::AppState;
-use crate::domain::access::{Caller, Role, Scope};
+use crate::domain::access::{Role, Scope};
 use crate::domain::text::clean_text;
 use crate::error::{Error, ErrorBody, Result};
 use crate::store::tokens::TokenInfo;
@@ -57,10 +57,9 @@ pub fn scope_for(role: Role, school_id: Option<i64>, department_id: Option<i64>)
     responses((status = 201, body = CreatedToken), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_token(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Admins>,
     ApiJson(body): ApiJson<CreateToken>,
 ) -> Result<(StatusCode, Json<CreatedToken>)> {
-    require(&caller, &[Role::Admin])?;
     let scope = scope_for(body.role, body.school_id, body.department_id)?;
     let label = clean_text(&body.label, "label", 200)
         .map_err(|e| Error::invalid("invalid_label", e.to_string()))?;
@@ -73,8 +72,10 @@ async fn create_token(
 
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", security(("bearer" = [])),
     responses((status = 200, body = Vec<TokenInfo>), (status = 403, body = ErrorBody)))]
-async fn list_tokens(State(st): State<AppState>, caller: Caller) -> Result<Json<Vec<TokenInfo>>> {
-    require(&caller, &[Role::Admin])?;
+async fn list_tokens(
+    State(st): State<AppState>,
+    _caller: Auth<Admins>,
+) -> Result<Json<Vec<TokenInfo>>> {
     Ok(Json(st.store.list_tokens().await?))
 }
 
@@ -83,9 +84,8 @@ async fn list_tokens(State(st): State<AppState>, caller: Caller) -> Result<Json<
     responses((status = 200, description = "Revoked", body = TokenInfo), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn revoke_token(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Auth<Admins>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<TokenInfo>> {
-    require(&caller, &[Role::Admin])?;
     Ok(Json(st.store.revoke_token(&caller.actor(), id).await?))
 }

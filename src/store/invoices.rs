@@ -684,6 +684,26 @@ impl Store {
     }
 
     /// The invoice carrying `code`, with its school id, whatever the school.
+    /// The invoice behind a payment code, if it is in `scope`: (id, school id).
+    pub async fn invoice_by_code_in_scope(
+        &self,
+        scope: crate::domain::access::Scope,
+        code: &PaymentCode,
+    ) -> Result<Option<(i64, i64)>> {
+        let (school, department) = super::scope_binds(scope);
+        let row = sqlx::query(
+            "SELECT i.id, i.school_id FROM invoices i JOIN schools s ON s.id = i.school_id
+             WHERE i.payment_code = $1 AND ($2 IS NULL OR s.id = $2) AND ($3 IS NULL OR s.department_id = $3)",
+        )
+        .bind(code.as_str())
+        .bind(school)
+        .bind(department)
+        .fetch_optional(self.reader())
+        .await?;
+        row.map(|r| Ok((r.try_get("id")?, r.try_get("school_id")?)))
+            .transpose()
+    }
+
     pub async fn invoice_by_code(&self, code: &PaymentCode) -> Result<Option<(i64, i64)>> {
         let row = sqlx::query("SELECT id, school_id FROM invoices WHERE payment_code = $1")
             .bind(code.as_str())

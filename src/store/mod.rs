@@ -304,6 +304,19 @@ pub(crate) fn values_placeholders(rows: usize, cols: usize) -> String {
     s
 }
 
+/// A caller's scope as two optional binds for `(<school> IS NULL OR s.id = <school>) AND
+/// (<department> IS NULL OR s.department_id = <department>)` on a join with `schools s`: the
+/// scope is a condition of the query, so an object outside it costs the same look-up as one
+/// that does not exist.
+pub(crate) fn scope_binds(scope: crate::domain::access::Scope) -> (Option<i64>, Option<i64>) {
+    use crate::domain::access::Scope;
+    match scope {
+        Scope::All => (None, None),
+        Scope::School(id) => (Some(id), None),
+        Scope::Department(id) => (None, Some(id)),
+    }
+}
+
 /// Keyset pagination: ids are increasing, the cursor is the last id seen.
 #[derive(Debug, Clone, Copy)]
 pub struct Page {

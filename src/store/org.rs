@@ -104,13 +104,24 @@ impl Store {
     }
 
     pub async fn department_in_scope(&self, caller: &Caller, id: i64) -> Result<Department> {
-        let row = sqlx::query("SELECT id, code, name, created_at FROM departments WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.reader())
-            .await?;
+        // A school's staff see no department; an auditor only theirs: in the query, so a
+        // department outside the scope costs what a missing one does.
+        let (only, none) = match caller.scope {
+            Scope::All => (None, false),
+            Scope::Department(d) => (Some(d), false),
+            Scope::School(_) => (None, true),
+        };
+        let row = sqlx::query(
+            "SELECT id, code, name, created_at FROM departments WHERE id = $1 AND ($2 IS NULL OR id = $2) AND $3 = 0",
+        )
+        .bind(id)
+        .bind(only)
+        .bind(i64::from(none))
+        .fetch_optional(self.reader())
+        .await?;
         match row {
-            Some(r) if caller.can_see_department(id) => department(&r),
-            _ => Err(Error::not_found("department_not_found", "department")),
+            Some(r) => department(&r),
+            None => Err(Error::not_found("department_not_found", "department")),
         }
     }
 
@@ -212,14 +223,18 @@ impl Store {
 
     /// The school, if it exists and the caller may see it; otherwise 404 either way.
     pub async fn school_in_scope(&self, caller: &Caller, id: i64) -> Result<School> {
-        let row = sqlx::query(&format!("SELECT {SCHOOL_COLS} FROM schools WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(self.reader())
-            .await?;
-        match row.map(|r| school(&r)).transpose()? {
-            Some(s) if caller.can_see_school(s.as_ref()) => Ok(s),
-            _ => Err(Error::not_found("school_not_found", "school")),
-        }
+        let (school_id, department) = super::scope_binds(caller.scope);
+        let row = sqlx::query(&format!(
+            "SELECT {SCHOOL_COLS} FROM schools s WHERE s.id = $1 AND ($2 IS NULL OR s.id = $2) AND ($3 IS NULL OR s.department_id = $3)"
+        ))
+        .bind(id)
+        .bind(school_id)
+        .bind(department)
+        .fetch_optional(self.reader())
+        .await?;
+        row.map(|r| school(&r))
+            .transpose()?
+            .ok_or(Error::not_found("school_not_found", "school"))
     }
 
     /// The school, for work done on no caller's behalf (a scheduled pull).

@@ -277,6 +277,29 @@ impl Store {
         Ok(())
     }
 
+    /// The account, if it is in `scope`: one look-up whether it is missing or another
+    /// school's.
+    pub async fn provider_account_in_scope(
+        &self,
+        scope: crate::domain::access::Scope,
+        id: i64,
+    ) -> Result<Option<ProviderAccount>> {
+        let (school, department) = super::scope_binds(scope);
+        let row = sqlx::query(
+            "SELECT a.id FROM provider_accounts a JOIN schools s ON s.id = a.school_id
+             WHERE a.id = $1 AND ($2 IS NULL OR s.id = $2) AND ($3 IS NULL OR s.department_id = $3)",
+        )
+        .bind(id)
+        .bind(school)
+        .bind(department)
+        .fetch_optional(self.reader())
+        .await?;
+        match row {
+            Some(_) => self.provider_account(id).await,
+            None => Ok(None),
+        }
+    }
+
     pub async fn provider_account(&self, id: i64) -> Result<Option<ProviderAccount>> {
         let row = sqlx::query("SELECT id, school_id, provider, account, label, created_at FROM provider_accounts WHERE id = $1")
             .bind(id)

@@ -153,12 +153,14 @@ both_backends! {
         let (s, b) = step(&app, &sc, &second, &id, "reject", json!({"reason": "late"})).await;
         assert_eq!((s, code(&b)), (StatusCode::CONFLICT, Some("account_not_pending")), "{b}");
 
-        let (_, list) = app.get(&format!("{}?state=approved", accounts(&sc)), &sc.cashier).await;
+        let (_, list) = app.get(&format!("{}?state=approved", accounts(&sc)), &sc.auditor).await;
         assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
-        let (_, list) = app.get(&format!("{}?state=pending", accounts(&sc)), &sc.cashier).await;
+        let (_, list) = app.get(&format!("{}?state=pending", accounts(&sc)), &sc.auditor).await;
         assert_eq!(list, json!([]));
-        let (s, _) = app.get(&format!("{}?state=maybe", accounts(&sc)), &sc.cashier).await;
+        let (s, _) = app.get(&format!("{}?state=maybe", accounts(&sc)), &sc.auditor).await;
         assert_eq!(s, StatusCode::BAD_REQUEST);
+        let (s, _) = app.get(&accounts(&sc), &sc.cashier).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "the cash desk does not read where money goes");
         let (s, _) = app.get(&accounts(&sc), &other.auditor).await;
         assert_eq!(s, StatusCode::NOT_FOUND);
         assert_eq!(app.count("audit_log WHERE action = 'school_account.approve'").await, 1);

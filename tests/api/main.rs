@@ -15,4 +15,5 @@ mod ledger;
 mod pulls;
 mod recon;
 mod reports;
+mod roles;
 mod webhooks;
