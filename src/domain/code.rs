@@ -13,6 +13,7 @@
 //! (weight difference × value difference) ≢ 0: one typo or one swap never yields another valid code.
 
 use serde::Serialize;
+use std::collections::HashSet;
 use std::fmt;
 
 pub const ALPHABET: &[u8; 31] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
@@ -156,6 +157,9 @@ pub fn find_in_text(text: &str, prefix: &SchoolPrefix) -> Vec<PaymentCode> {
     let p = prefix.0.as_bytes();
     let len = p.len() + BODY_LEN + 1;
     let mut out: Vec<PaymentCode> = Vec::new();
+    // A set, not a scan of `out`: a long memo may hold thousands of codes, and this runs for
+    // every notification, so it must stay linear in the memo's length.
+    let mut seen: HashSet<PaymentCode> = HashSet::new();
     for start in 0..squeezed.len().saturating_sub(len - 1) {
         let window = &squeezed[start..start + len];
         if window.starts_with(p) {
@@ -163,7 +167,7 @@ pub fn find_in_text(text: &str, prefix: &SchoolPrefix) -> Vec<PaymentCode> {
                 .map_err(|_| CodeError::BadCharacter)
                 .and_then(PaymentCode::from_canonical)
             {
-                if !out.contains(&code) {
+                if seen.insert(code.clone()) {
                     out.push(code);
                 }
             }
@@ -266,6 +270,18 @@ mod tests {
             find_in_text(std::str::from_utf8(&typo).unwrap(), &p).is_empty(),
             "a typo is not a code"
         );
+    }
+
+    #[test]
+    fn many_codes_in_one_memo_are_each_found_once_in_memo_order() {
+        let p = prefix("QD");
+        let codes: Vec<PaymentCode> = (0..2_000)
+            .map(|n| PaymentCode::generate(&p, n).unwrap())
+            .collect();
+        let mut memo: Vec<&str> = codes.iter().map(PaymentCode::as_str).collect();
+        memo.extend(codes.iter().rev().map(PaymentCode::as_str));
+        // Separators are squeezed out: a 1 (never in a code) keeps windows from spanning two.
+        assert_eq!(find_in_text(&memo.join(" 1 "), &p), codes);
     }
 
     #[test]

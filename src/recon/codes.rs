@@ -12,6 +12,7 @@
 
 use crate::domain::code::{PaymentCode, SchoolPrefix, ALPHABET, BODY_LEN};
 use crate::recon::memo::fold;
+use std::collections::HashSet;
 
 const BASE: u32 = 31;
 
@@ -141,10 +142,15 @@ pub fn find(text: &str, prefix: &SchoolPrefix) -> Vec<Hit> {
             || sq[i - 1].is_ascii_digit() != sq[i].is_ascii_digit()
     };
     let mut hits: Vec<Hit> = Vec::new();
-    let mut valid_spans: Vec<(usize, usize)> = Vec::new();
     if sq.len() < len {
         return hits;
     }
+    // Sets and a sorted list rather than scans of what was found: a memo may hold thousands of
+    // code-like windows, and the search must stay linear in its length.
+    let mut seen_valid: HashSet<PaymentCode> = HashSet::new();
+    let mut seen_wrong: HashSet<&[u8]> = HashSet::new();
+    // Starts of valid windows, ascending; every window has the same length.
+    let mut valid_starts: Vec<usize> = Vec::new();
     for start in 0..=sq.len() - len {
         let window = &sq[start..start + len];
         if !window.starts_with(p) {
@@ -154,8 +160,8 @@ pub fn find(text: &str, prefix: &SchoolPrefix) -> Vec<Hit> {
             continue;
         };
         if let Ok(code) = PaymentCode::from_canonical(text) {
-            valid_spans.push((start, start + len));
-            if !hits.iter().any(|h| h.found == Found::Valid(code.clone())) {
+            valid_starts.push(start);
+            if seen_valid.insert(code.clone()) {
                 hits.push(Hit {
                     found: Found::Valid(code),
                     at: start,
@@ -164,14 +170,16 @@ pub fn find(text: &str, prefix: &SchoolPrefix) -> Vec<Hit> {
             }
         }
     }
+    let overlaps_valid = |start: usize| {
+        // The first valid window that ends after `start`; it overlaps if it begins before
+        // `start + len`.
+        let i = valid_starts.partition_point(|&s| s + len <= start);
+        valid_starts.get(i).is_some_and(|&s| s < start + len)
+    };
     for start in 0..=sq.len() - len {
         let window = &sq[start..start + len];
         let end = start + len;
-        if !window.starts_with(p)
-            || !boundary(start)
-            || !boundary(end)
-            || valid_spans.iter().any(|&(s, e)| start < e && s < end)
-        {
+        if !window.starts_with(p) || !boundary(start) || !boundary(end) || overlaps_valid(start) {
             continue;
         }
         let body = &window[p.len()..];
@@ -183,13 +191,10 @@ pub fn find(text: &str, prefix: &SchoolPrefix) -> Vec<Hit> {
         {
             continue;
         }
-        let text = String::from_utf8_lossy(window).into_owned();
-        if hits
-            .iter()
-            .any(|h| matches!(&h.found, Found::WrongCheck { text: t, .. } if *t == text))
-        {
+        if !seen_wrong.insert(window) {
             continue;
         }
+        let text = String::from_utf8_lossy(window).into_owned();
         hits.push(Hit {
             found: Found::WrongCheck {
                 corrected: corrections(window, p.len()),
@@ -391,6 +396,36 @@ mod tests {
         #[test]
         fn find_never_panics(s in "\\PC{0,120}") {
             let _ = find(&s, &qd());
+        }
+
+        /// The sets and the sorted list give what plain scans of the hits gave.
+        #[test]
+        fn find_reports_each_code_once_and_no_typo_over_a_code(
+            picks in proptest::collection::vec((0u64..40, 0usize..8, any::<bool>(), 0usize..4), 0..12),
+        ) {
+            let memo: String = picks.iter().map(|&(n, pos, typo_it, sep)| {
+                let c = code(n);
+                let t = if typo_it { typo(&c, 2 + pos % 6) } else { c.to_string() };
+                format!("{t}{}", ["", " ", ".", "-"][sep])
+            }).collect();
+            let hits = find(&memo, &qd());
+            let v = valid(&hits);
+            let mut distinct = v.clone();
+            distinct.sort();
+            distinct.dedup();
+            prop_assert_eq!(v.len(), distinct.len(), "{}", memo);
+            let w = wrong(&hits);
+            let mut texts: Vec<&String> = w.iter().map(|(t, _)| t).collect();
+            texts.sort();
+            texts.dedup();
+            prop_assert_eq!(texts.len(), w.len(), "{}", memo);
+            let len = code(0).as_str().len();
+            for h in hits.iter().filter(|h| matches!(h.found, Found::WrongCheck { .. })) {
+                for g in hits.iter().filter(|g| matches!(g.found, Found::Valid(_))) {
+                    prop_assert!(h.at + len <= g.at || g.at + len <= h.at, "{}", memo);
+                }
+            }
+            prop_assert!(hits.windows(2).all(|p| p[0].at <= p[1].at));
         }
     }
 }

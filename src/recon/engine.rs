@@ -34,6 +34,30 @@
 //!    amount are evidence for suggestions only.
 //! 9. `dismissed_pairs`: an invoice the accountant dismissed for this payment is never
 //!    suggested nor allocated, and a payment whose best reading involves one is reviewed.
+//! 10. `long_memos_are_cut`: only the first [`MAX_MEMO_CHARS`] characters of a memo (and of an
+//!     order reference) are read; a payment whose memo was longer is reviewed
+//!     ([`ReviewReason::MemoCut`]), with what the part read suggests, since what was left
+//!     unread may name another student or code.
+//!
+//! # Limits
+//!
+//! Reading a memo costs time linear in its length, and the cut above bounds that length: a
+//! memo's reading runs under the school's ledger lock, so one huge memo must not hold up the
+//! school's other deliveries. The engine looks up at most a fixed number of keys per memo word
+//! (counted by [`Index::probes`]):
+//! - a word is expanded into typo keys (one per letter left out) only when it has
+//!   [`names::MIN_TYPO_LEN`] to [`names::MAX_TYPO_LEN`] letters: no Vietnamese syllable is
+//!   longer, and a longer word cannot be one typo away from a syllable;
+//! - names run together are looked for over at most [`MAX_NAME_WORDS`] neighbouring words and
+//!   [`MAX_SQUEEZED_LEN`] letters (plus one, for a typo);
+//! - a word (or a pair of words) is looked up as a student code only when it has at most
+//!   [`MAX_STUDENT_CODE_LEN`] letters and digits;
+//! - payment codes are windows of the code's fixed length ([`PaymentCode::MAX_LEN`] at most);
+//! - the sender's name is looked for with a key rolled along the memo, not compared with every
+//!   stretch of words.
+//!
+//! A few steps still compare the readings found with one another (overlapping names, the
+//! classes near each name); the cut bounds them.
 //!
 //! Deterministic: hash maps are only looked up, never iterated into a result; ties are broken by
 //! memo order, then period, then invoice id.
@@ -44,8 +68,11 @@ use crate::recon::codes::{self, Found};
 use crate::recon::memo::{self, Memo};
 use crate::recon::names;
 use serde::Serialize;
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasher, Hash};
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// A review lists at most this many suggestions.
 pub const MAX_SUGGESTIONS: usize = 5;
@@ -57,6 +84,18 @@ pub const MAX_WEAK_CANDIDATES: usize = 12;
 /// Banks cut memos at 70 to 140 characters: in a memo at least this long, a name or class that
 /// ends it may be cut short, so it does not decide alone.
 pub const TRUNCATION_RISK_LEN: usize = 70;
+/// Memos are read up to this many characters. Real ones are far shorter: VietQR's purpose field
+/// holds 25 characters and banking apps take 70 to 210; five times the longest leaves room for
+/// bank wrapping while bounding what one memo can cost (see "Limits" above).
+pub const MAX_MEMO_CHARS: usize = 1_000;
+/// A name run together ("NGUYENVANAN") is looked for only up to this many letters:
+/// [`MAX_NAME_WORDS`] syllables of at most [`names::MAX_SYLLABLE_LEN`] letters. Longer names are
+/// still found written with spaces.
+pub const MAX_SQUEEZED_LEN: usize = MAX_NAME_WORDS * names::MAX_SYLLABLE_LEN;
+/// Student codes have at most this many characters: the import and the students API refuse
+/// longer ones (`identifier(…, "student_code", 32)` in `src/domain/import.rs` and
+/// `src/http/students.rs`). Longer memo words are never looked up as one.
+pub const MAX_STUDENT_CODE_LEN: usize = 32;
 /// A suggestion scoring this much is [`Strength::Strong`] (e.g. code valid; name + amount).
 pub const STRONG_SCORE: i32 = 100;
 /// A suggestion scoring this much is [`Strength::Medium`] (e.g. name alone).
@@ -213,6 +252,9 @@ pub enum ReviewReason {
     MaybeTruncated,
     /// Zero or negative amount.
     NotAPayment,
+    /// The memo (or order reference) was longer than [`MAX_MEMO_CHARS`] and only its beginning
+    /// was read: cut by us, not by the bank.
+    MemoCut,
 }
 
 impl ReviewReason {
@@ -229,6 +271,9 @@ impl ReviewReason {
             ReviewReason::Dismissed => "the likely invoice was dismissed for this payment",
             ReviewReason::MaybeTruncated => "the memo may have been cut inside the name or class",
             ReviewReason::NotAPayment => "the amount is not positive",
+            ReviewReason::MemoCut => {
+                "the memo is longer than 1,000 characters: only its first 1,000 were read"
+            }
         }
     }
 }
@@ -299,6 +344,21 @@ pub struct Index {
     by_family: HashMap<String, Vec<usize>>,
     /// Every syllable of every name: a memo word outside it may be a typo, one inside is not.
     vocabulary: HashSet<String>,
+    probes: Probes,
+}
+
+/// How many hash look-ups reading memos made, and typo keys it made from memo words (a key
+/// costs as much to make as to look up, and a word of n letters gives n of them): what a memo
+/// costs, counted rather than timed, so that tests can bound it. Always compiled: one relaxed
+/// atomic add beside each look-up, which hashes its key anyway. Atomic rather than a `Cell` so
+/// that an `Index` stays `Sync` (the store holds one across awaits).
+#[derive(Debug, Default)]
+struct Probes(AtomicU64);
+
+impl Clone for Probes {
+    fn clone(&self) -> Self {
+        Probes(AtomicU64::new(self.0.load(Relaxed)))
+    }
 }
 
 /// The name keys are already well-mixed 64-bit hashes: hashing them again would only cost time.
@@ -402,6 +462,7 @@ impl Index {
             by_class: HashMap::new(),
             by_family: HashMap::new(),
             vocabulary: HashSet::new(),
+            probes: Probes::default(),
         };
         for (_, mut invs) in grouped {
             invs.sort_by(|a, b| (&a.period, a.invoice_id).cmp(&(&b.period, b.invoice_id)));
@@ -457,7 +518,7 @@ impl Index {
         push_once(&mut self.by_name, bag, s);
         for (w, &key) in name.iter().zip(&keys) {
             self.vocabulary.insert(w.clone());
-            if w.len() >= names::MIN_TYPO_LEN {
+            if (names::MIN_TYPO_LEN..=names::MAX_TYPO_LEN).contains(&w.len()) {
                 for skip in 0..w.len() {
                     let variant = bag
                         .wrapping_sub(key)
@@ -467,18 +528,20 @@ impl Index {
             }
         }
         let squeezed = name.concat();
-        push_once(&mut self.by_squeezed, squeezed_key(&squeezed), s);
-        for skip in 0..squeezed.len() {
-            push_once(
-                &mut self.by_squeezed_typo,
-                squeezed_key_without(&squeezed, skip),
-                s,
+        if squeezed.len() <= MAX_SQUEEZED_LEN {
+            push_once(&mut self.by_squeezed, squeezed_key(&squeezed), s);
+            for skip in 0..squeezed.len() {
+                push_once(
+                    &mut self.by_squeezed_typo,
+                    squeezed_key_without(&squeezed, skip),
+                    s,
+                );
+            }
+            self.squeezed_len = (
+                self.squeezed_len.0.min(squeezed.len()),
+                self.squeezed_len.1.max(squeezed.len()),
             );
         }
-        self.squeezed_len = (
-            self.squeezed_len.0.min(squeezed.len()),
-            self.squeezed_len.1.max(squeezed.len()),
-        );
         push_once(&mut self.by_tail, keys[k - 2].wrapping_add(keys[k - 1]), s);
         let given = self.by_given.entry(name[k - 1].clone()).or_default();
         if given.last() != Some(&s) {
@@ -488,6 +551,39 @@ impl Index {
 
     pub fn prefix(&self) -> &SchoolPrefix {
         &self.prefix
+    }
+
+    /// Hash look-ups and typo keys made so far reading memos against this index: what memos
+    /// cost, counted rather than timed (see "Limits" in the module docs).
+    pub fn probes(&self) -> u64 {
+        self.probes.0.load(Relaxed)
+    }
+
+    /// `map.get(key)`, counted.
+    fn get<'m, K, Q, V, S>(&self, map: &'m HashMap<K, V, S>, key: &Q) -> Option<&'m V>
+    where
+        K: Borrow<Q> + Hash + Eq,
+        Q: Hash + Eq + ?Sized,
+        S: BuildHasher,
+    {
+        self.probes.0.fetch_add(1, Relaxed);
+        map.get(key)
+    }
+
+    /// The students under a name key, counted.
+    fn keyed<'m>(&self, map: &'m KeyMap, key: u64) -> &'m [usize] {
+        self.get(map, &key).map_or(&[], Vec::as_slice)
+    }
+
+    /// Counts `n` typo keys made from a memo word.
+    fn made_keys(&self, n: usize) {
+        self.probes.0.fetch_add(n as u64, Relaxed);
+    }
+
+    /// `w` is a syllable of some name, counted.
+    fn known(&self, w: &str) -> bool {
+        self.probes.0.fetch_add(1, Relaxed);
+        self.vocabulary.contains(w)
     }
 
     /// How many open invoices the index holds.
@@ -634,20 +730,19 @@ fn read_people(index: &Index, memo: &Memo, payer: Option<&str>) -> People {
     let words: Vec<&str> = memo.words().collect();
     let n = words.len();
     let keys: Vec<u64> = words.iter().map(|w| word_key(w)).collect();
-    let known: Vec<bool> = words
-        .iter()
-        .map(|w| index.vocabulary.contains(*w))
-        .collect();
+    let known: Vec<bool> = words.iter().map(|w| index.known(w)).collect();
     // Keys of each word with one letter dropped, for words that may be a typo of a syllable:
-    // outside every name, long enough, and not a memo word such as "CHUYEN" (which is one
-    // letter away from "HUYEN").
+    // outside every name, of a syllable's length, and not a memo word such as "CHUYEN" (which
+    // is one letter away from "HUYEN").
+    let typo_len = names::MIN_TYPO_LEN..=names::MAX_TYPO_LEN;
     let dropped: Vec<Vec<u64>> = words
         .iter()
         .enumerate()
         .map(|(j, w)| {
-            if known[j] || memo.tokens[j].filler || w.len() < names::MIN_TYPO_LEN {
+            if known[j] || memo.tokens[j].filler || !typo_len.contains(&w.len()) {
                 Vec::new()
             } else {
+                index.made_keys(w.len());
                 let mut v: Vec<u64> = (0..w.len()).map(|skip| word_key_without(w, skip)).collect();
                 v.sort_unstable();
                 v.dedup();
@@ -665,14 +760,14 @@ fn read_people(index: &Index, memo: &Memo, payer: Option<&str>) -> People {
             let bag = bag_key(keys[span.clone()].iter().copied());
             let mut candidates: Vec<usize> = Vec::new();
             match unknown.as_slice() {
-                [] => candidates.extend(index.by_name.get(&bag).into_iter().flatten()),
+                [] => candidates.extend(index.keyed(&index.by_name, bag)),
                 // One syllable outside every name: maybe a typo of one.
                 [j] if !dropped[*j].is_empty() => {
-                    candidates.extend(index.by_name_typo.get(&bag).into_iter().flatten());
+                    candidates.extend(index.keyed(&index.by_name_typo, bag));
                     for &d in &dropped[*j] {
                         let variant = bag.wrapping_sub(keys[*j]).wrapping_add(d);
-                        candidates.extend(index.by_name.get(&variant).into_iter().flatten());
-                        candidates.extend(index.by_name_typo.get(&variant).into_iter().flatten());
+                        candidates.extend(index.keyed(&index.by_name, variant));
+                        candidates.extend(index.keyed(&index.by_name_typo, variant));
                     }
                 }
                 _ => continue,
@@ -697,27 +792,29 @@ fn read_people(index: &Index, memo: &Memo, payer: Option<&str>) -> People {
         }
     }
 
-    // Names run together ("NGUYENVANAN", "NGUYENVAN AN"): only over words outside every name.
+    // Names run together ("NGUYENVANAN", "NGUYENVAN AN"): only over words outside every name,
+    // and never longer than the longest name indexed run together (at most MAX_SQUEEZED_LEN)
+    // and one letter for a typo, so each span costs a bounded number of keys.
     for i in 0..n {
         let mut joined = String::new();
         for j in i..n.min(i + MAX_NAME_WORDS) {
-            joined.push_str(words[j]);
             // One letter more or less than a name: a typo.
-            if joined.len() > index.squeezed_len.1 + 1 {
+            if joined.len() + words[j].len() > index.squeezed_len.1 + 1 {
                 break;
             }
+            joined.push_str(words[j]);
             let has_piece = (i..=j).any(|w| !known[w] && words[w].len() >= 5);
             if !has_piece || joined.len() + 1 < index.squeezed_len.0 {
                 continue;
             }
             let mut candidates: Vec<usize> = Vec::new();
             let exact = squeezed_key(&joined);
-            candidates.extend(index.by_squeezed.get(&exact).into_iter().flatten());
-            candidates.extend(index.by_squeezed_typo.get(&exact).into_iter().flatten());
+            candidates.extend(index.keyed(&index.by_squeezed, exact));
+            candidates.extend(index.keyed(&index.by_squeezed_typo, exact));
             for skip in 0..joined.len() {
                 let variant = squeezed_key_without(&joined, skip);
-                candidates.extend(index.by_squeezed.get(&variant).into_iter().flatten());
-                candidates.extend(index.by_squeezed_typo.get(&variant).into_iter().flatten());
+                candidates.extend(index.keyed(&index.by_squeezed, variant));
+                candidates.extend(index.keyed(&index.by_squeezed_typo, variant));
             }
             candidates.sort_unstable();
             candidates.dedup();
@@ -726,10 +823,7 @@ fn read_people(index: &Index, memo: &Memo, payer: Option<&str>) -> People {
                     continue;
                 };
                 // A "typo" that spells another name's syllable is probably that other name.
-                if m.typo
-                    .as_deref()
-                    .is_some_and(|t| index.vocabulary.contains(t))
-                {
+                if m.typo.as_deref().is_some_and(|t| index.known(t)) {
                     continue;
                 }
                 hits.push(RawHit {
@@ -751,9 +845,13 @@ fn read_people(index: &Index, memo: &Memo, payer: Option<&str>) -> People {
     // overlap a name.
     let folded: Vec<&str> = memo.folded.split(' ').filter(|w| !w.is_empty()).collect();
     for i in 0..folded.len() {
-        let pair = folded.get(i + 1).map(|b| format!("{}{b}", folded[i]));
-        for (text, len) in [(Some(folded[i].to_string()), 1), (pair, 2)] {
-            if let Some(&s) = text.and_then(|t| index.by_student_code.get(&t)) {
+        let one = (folded[i].len() <= MAX_STUDENT_CODE_LEN).then(|| folded[i].to_string());
+        let pair = folded
+            .get(i + 1)
+            .filter(|b| folded[i].len() + b.len() <= MAX_STUDENT_CODE_LEN)
+            .map(|b| format!("{}{b}", folded[i]));
+        for (text, len) in [(one, 1), (pair, 2)] {
+            if let Some(&s) = text.and_then(|t| index.get(&index.by_student_code, &t)) {
                 hits.push(RawHit {
                     student: s,
                     span: n + i..n + i + len,
@@ -769,12 +867,26 @@ fn read_people(index: &Index, memo: &Memo, payer: Option<&str>) -> People {
     // memo). Any reading that touches those words is only weak evidence.
     let payer: Vec<String> = payer.map(names::name_tokens).unwrap_or_default();
     let mut sender: Vec<Range<usize>> = Vec::new();
-    if payer.len() >= 2 && payer.len() <= n {
-        for i in 0..=n - payer.len() {
-            let span = i..i + payer.len();
-            if names::compare_words(&words[span.clone()], &payer).is_some_and(|m| m.typo.is_none())
-            {
-                sender.push(span);
+    let p = payer.len();
+    if p >= 2 && p <= n {
+        // The payer's words in any order: windows whose order-free key is the name's, rolled
+        // along the memo, then checked word by word (sorted, so a long name costs p log p, not
+        // p² per window).
+        let want = bag_key(payer.iter().map(|w| word_key(w)));
+        let mut sorted: Vec<&str> = payer.iter().map(String::as_str).collect();
+        sorted.sort_unstable();
+        let mut key = bag_key(keys[..p].iter().copied());
+        for i in 0..=n - p {
+            if i > 0 {
+                key = key.wrapping_sub(keys[i - 1]).wrapping_add(keys[i + p - 1]);
+            }
+            if key != want {
+                continue;
+            }
+            let mut here: Vec<&str> = words[i..i + p].to_vec();
+            here.sort_unstable();
+            if here == sorted {
+                sender.push(i..i + p);
             }
         }
     }
@@ -843,7 +955,7 @@ fn read_people(index: &Index, memo: &Memo, payer: Option<&str>) -> People {
 
     // Classes that exist in the school.
     for (class, span) in names::classes_in(&words) {
-        if index.by_class.contains_key(&class) {
+        if index.get(&index.by_class, &class).is_some() {
             if !people.classes.contains(&class) {
                 people.classes.push(class.clone());
             }
@@ -873,7 +985,7 @@ fn read_people(index: &Index, memo: &Memo, payer: Option<&str>) -> People {
             continue;
         }
         let key = keys[i].wrapping_add(keys[i + 1]);
-        for &s in index.by_tail.get(&key).into_iter().flatten() {
+        for &s in index.keyed(&index.by_tail, key) {
             let name = &index.students[s].name;
             let tail = &name[name.len() - 2..];
             if names::compare_words(&words[i..i + 2], tail).is_some_and(|m| m.typo.is_none())
@@ -888,7 +1000,7 @@ fn read_people(index: &Index, memo: &Memo, payer: Option<&str>) -> People {
         if !free(&(i..i + 1)) || memo.tokens[i].filler {
             continue;
         }
-        let Some(list) = index.by_given.get(*word) else {
+        let Some(list) = index.get(&index.by_given, *word) else {
             continue;
         };
         let listed: Vec<usize> = list.iter().copied().filter(|&s| in_class(s)).collect();
@@ -1096,6 +1208,32 @@ pub fn decide(index: &Index, incoming: &Incoming, dismissed: &dyn Fn(i64) -> boo
     if incoming.amount <= Vnd::ZERO {
         return review(ReviewReason::NotAPayment, Vec::new());
     }
+    // Rule 10: read the beginning only, and say so.
+    let (memo, memo_cut) = memo::head(incoming.memo, MAX_MEMO_CHARS);
+    let order_ref = incoming.order_ref.map(|r| memo::head(r, MAX_MEMO_CHARS));
+    let read = Incoming {
+        memo,
+        order_ref: order_ref.map(|(r, _)| r),
+        ..*incoming
+    };
+    let decision = decide_read(index, &read, dismissed);
+    if !memo_cut && !order_ref.is_some_and(|(_, cut)| cut) {
+        return decision;
+    }
+    match decision {
+        Decision::Auto {
+            allocations,
+            evidence,
+        } => review(
+            ReviewReason::MemoCut,
+            vec![suggestion(allocations, evidence)],
+        ),
+        Decision::Review { suggestions, .. } => review(ReviewReason::MemoCut, suggestions),
+    }
+}
+
+/// [`decide`] on a memo and order reference already cut to [`MAX_MEMO_CHARS`].
+fn decide_read(index: &Index, incoming: &Incoming, dismissed: &dyn Fn(i64) -> bool) -> Decision {
     let memo = memo::normalise(incoming.memo);
     let people = read_people(index, &memo, incoming.payer_name);
     let ctx = Ctx {
@@ -1121,7 +1259,7 @@ pub fn decide(index: &Index, incoming: &Incoming, dismissed: &dyn Fn(i64) -> boo
     let mut mistyped: Vec<Vec<usize>> = Vec::new();
     for (hit, from_ref) in &found {
         match &hit.found {
-            Found::Valid(code) => match index.by_code.get(code.as_str()) {
+            Found::Valid(code) => match index.get(&index.by_code, code.as_str()) {
                 Some(&i) if index.invoices[i].open > Vnd::ZERO => {
                     if (ctx.dismissed)(index.invoices[i].id) {
                         dismissed_codes += 1;
@@ -1135,7 +1273,7 @@ pub fn decide(index: &Index, incoming: &Incoming, dismissed: &dyn Fn(i64) -> boo
             Found::WrongCheck { text, corrected } => {
                 let open: Vec<usize> = corrected
                     .iter()
-                    .filter_map(|c| index.by_code.get(c.as_str()).copied())
+                    .filter_map(|c| index.get(&index.by_code, c.as_str()).copied())
                     .filter(|&i| ctx.usable(i))
                     .collect();
                 // Letters only and no open invoice nearby: a word, not a mistyped code.
@@ -1184,7 +1322,7 @@ pub fn decide(index: &Index, incoming: &Incoming, dismissed: &dyn Fn(i64) -> boo
     }
     for &s in &mentioned {
         if let Some(f) = &index.students[s].family {
-            let family: Vec<usize> = index.by_family.get(f).cloned().unwrap_or_default();
+            let family: Vec<usize> = index.get(&index.by_family, f).cloned().unwrap_or_default();
             let total: i64 = family.iter().map(|&m| index.total(m)).sum();
             if family.len() > 1 && total == incoming.amount.dong() {
                 suggestions.extend(ctx.students_suggestion(&family, vec![]));
@@ -1742,6 +1880,16 @@ mod tests {
             &|_| false,
         );
         assert!(!d.is_auto());
+        // In any order, anywhere in the memo.
+        let d = run_with(
+            &ix,
+            450_000,
+            "HOC PHI BINH NGUYEN VAN",
+            None,
+            Some("Nguyen Van Binh"),
+            &|_| false,
+        );
+        assert!(!d.is_auto());
         let d = run(
             &ix,
             1_250_000,
@@ -1820,6 +1968,105 @@ mod tests {
         assert!(s[0].describe().contains("name matches"));
     }
 
+    #[test]
+    fn long_memos_are_cut() {
+        let ix = index();
+        let c = code(301);
+        // Exactly at the limit: read whole, decided as ever.
+        let at_limit = format!("{c} {}", "X".repeat(MAX_MEMO_CHARS - c.as_str().len() - 1));
+        assert_eq!(at_limit.chars().count(), MAX_MEMO_CHARS);
+        assert_auto(&run(&ix, 1_566_800, &at_limit), &[(301, 1_566_800)]);
+        // One character more: what was read is suggested, nothing is allocated.
+        let over = format!("{at_limit}X");
+        let s = assert_review(&run(&ix, 1_566_800, &over), ReviewReason::MemoCut);
+        assert_eq!(s[0].allocations, allocs(&[(301, 1_566_800)]));
+        assert_eq!(s[0].strength, Strength::Strong);
+        assert!(s[0].evidence.contains(&Evidence::CodeValid));
+        // A name as well, and a cut among multi-byte characters.
+        let named = format!("TRAN THI BICH NGOC {}", "ễ".repeat(2 * MAX_MEMO_CHARS));
+        let s = assert_review(&run(&ix, 1_566_800, &named), ReviewReason::MemoCut);
+        assert!(s[0].evidence.contains(&Evidence::NameExact));
+        // An order reference is read up to the same limit.
+        let long_ref = format!("{c}{}", "9".repeat(MAX_MEMO_CHARS));
+        let d = run_with(&ix, 1_566_800, "", Some(&long_ref), None, &|_| false);
+        assert_review(&d, ReviewReason::MemoCut);
+        // Huge memos are reviewed, not a panic.
+        for memo in huge_memos(100_000) {
+            assert_review(&run(&ix, 935_000, &memo), ReviewReason::MemoCut);
+        }
+        assert_eq!(
+            MAX_MEMO_CHARS, 1_000,
+            "ReviewReason::MemoCut's words name the limit"
+        );
+        assert!(ReviewReason::MemoCut.words().contains("1,000"));
+    }
+
+    /// Memos of `len` characters shaped to make reading them costly: one word (a name run
+    /// together), many words (names, typos, classes, student codes), digits, code-like text.
+    fn huge_memos(len: usize) -> Vec<String> {
+        let typo = {
+            let mut b = code(401).as_str().as_bytes().to_vec();
+            b[4] = if b[4] == b'9' { b'8' } else { b'9' };
+            String::from_utf8(b).unwrap()
+        };
+        let pieces = [
+            "NGUYENVANAN".to_string(),
+            "NGUYEN VAN AN NGUYN MINH KHOI LEHOANGPHCU 6A1 HS0001 HUY ".to_string(),
+            // Every word a typo candidate beside known syllables: the most keys per word.
+            "NGUYN VAN AN KHOII ".to_string(),
+            "0123456789".to_string(),
+            format!("{}{}", code(301), code(101)),
+            format!("{typo} QD "),
+        ];
+        pieces
+            .iter()
+            .map(|p| p.chars().cycle().take(len).collect())
+            .collect()
+    }
+
+    fn probes_for(ix: &Index, memo: &str) -> u64 {
+        let before = ix.probes();
+        let _ = run(ix, 935_000, memo);
+        ix.probes() - before
+    }
+
+    /// What reading a memo costs does not grow with its length past the cut, nor with the
+    /// length of a word that cannot be a syllable or code.
+    #[test]
+    fn huge_memos_cost_bounded_probes() {
+        let ix = index();
+        for (small, big) in huge_memos(10_000).iter().zip(huge_memos(100_000)) {
+            let (a, b) = (probes_for(&ix, small), probes_for(&ix, &big));
+            assert_eq!(a, b, "{}", &small[..20]);
+            assert!(b <= PROBE_BOUND, "{b} probes for {}", &small[..20]);
+        }
+        // Within the limit: one word longer than any syllable or code costs the same whatever
+        // its length.
+        for piece in ["NGUYENVANAN", "0123456789", "QD3CFPSA"] {
+            let word = |len: usize| -> String { piece.chars().cycle().take(len).collect() };
+            let a = probes_for(&ix, &word(50));
+            let b = probes_for(&ix, &word(MAX_MEMO_CHARS));
+            assert!(b <= a, "{piece}: {a} then {b}");
+        }
+    }
+
+    /// What any memo may cost against the test school, from the limits in the module docs: at
+    /// most `MAX_MEMO_CHARS / 2` words (a letter and a separator each), each costing a
+    /// vocabulary look-up, `MAX_TYPO_LEN` typo keys, 5 name spans of at most
+    /// `1 + 2 × MAX_TYPO_LEN` keys, `MAX_NAME_WORDS` run-together spans of at most `2 + 2 × 16`
+    /// keys (the school's longest name run together has 15 letters, and one for a typo) and a
+    /// few typo checks, two student-code look-ups and three more (class, middle and given name,
+    /// given name); and at most 11 code look-ups per two characters (a code window and its
+    /// corrections). About 187,000; the costliest memos found cost about 20,000. It does not
+    /// depend on the memo's length.
+    const PROBE_BOUND: u64 = {
+        let words = (MAX_MEMO_CHARS / 2) as u64;
+        let spans = 5 * (1 + 2 * names::MAX_TYPO_LEN as u64);
+        let squeezed = MAX_NAME_WORDS as u64 * (2 + 2 * 16 + 10);
+        let typo_keys = names::MAX_TYPO_LEN as u64;
+        words * (1 + typo_keys + spans + squeezed + 2 + 3) + words * 11
+    };
+
     proptest! {
         #[test]
         fn decide_never_panics(memo in "\\PC{0,160}", amount in -1_000i64..3_000_000, pick in 0usize..10) {
@@ -1832,6 +2079,28 @@ mod tests {
                 for (id, a) in allocations {
                     prop_assert!(a.dong() > 0 && Some(a) <= ix.open(id));
                 }
+            }
+        }
+
+        /// Memos of any length, made of the pieces that cost most, never cost more than the
+        /// bound, and one longer than the limit is never allocated.
+        #[test]
+        fn any_memo_costs_bounded_probes(
+            pieces in proptest::collection::vec(0usize..12, 1..40),
+            repeat in 1usize..200,
+        ) {
+            const PIECES: [&str; 12] = [
+                "NGUYEN", "NGUYN", "VAN", "AN", "KHOII", "LEHOANGPHCU", "6A1", "HS0001",
+                "QD5R9NFQ", "0123456789", "CHUYEN TIEN", "TRANTHIBICHNGOC",
+            ];
+            let unit: Vec<&str> = pieces.iter().map(|&i| PIECES[i]).collect();
+            let memo = vec![unit.join(" "); repeat].join(" ");
+            let ix = index();
+            let before = ix.probes();
+            let d = run(&ix, 935_000, &memo);
+            prop_assert!(ix.probes() - before <= PROBE_BOUND, "{} probes", ix.probes() - before);
+            if memo.chars().count() > MAX_MEMO_CHARS {
+                prop_assert!(!d.is_auto());
             }
         }
 

@@ -81,6 +81,14 @@ pub fn fold(text: &str) -> String {
     out
 }
 
+/// The first `max_chars` characters of `text`, and whether anything was left out.
+pub fn head(text: &str, max_chars: usize) -> (&str, bool) {
+    match text.char_indices().nth(max_chars) {
+        Some((at, _)) => (&text[..at], true),
+        None => (text, false),
+    }
+}
+
 /// One word of the parent's text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Token {
@@ -409,6 +417,14 @@ mod tests {
                 ("TIEN", false),
             ]
         );
+    }
+
+    #[test]
+    fn head_cuts_at_a_character() {
+        assert_eq!(head("Học phí", 3), ("Học", true));
+        assert_eq!(head("Học phí", 7), ("Học phí", false));
+        assert_eq!(head("", 0), ("", false));
+        assert_eq!(head("ab", 0), ("", true));
     }
 
     proptest! {

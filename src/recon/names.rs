@@ -6,8 +6,9 @@
 //! - exact: the name's syllables, diacritics ignored, in any order, side by side in the memo,
 //!   or the whole name run together in its written order;
 //! - one typo: the same with one syllable at Damerau–Levenshtein distance 1 (one letter
-//!   inserted, dropped, replaced, or two neighbours swapped), only for syllables of three
-//!   letters or more on both sides (An/Anh, Vy/Vi are different names, not typos);
+//!   inserted, dropped, replaced, or two neighbours swapped), only for syllables of three to
+//!   eight letters on both sides (An/Anh, Vy/Vi are different names, not typos; a longer word is
+//!   no Vietnamese syllable, see [`MAX_TYPO_LEN`]);
 //! - the given name alone (or middle and given name) says little: half a class may be "Anh".
 //!
 //! Classes: `6A1`, `LOP 7A2`, `L6A1`, `lop 6/A1` all read as `6A1`.
@@ -25,6 +26,14 @@ pub fn name_tokens(name: &str) -> Vec<String> {
 
 /// A typo is only recognised in syllables at least this long, on both sides.
 pub const MIN_TYPO_LEN: usize = 3;
+/// The longest Vietnamese syllables have seven letters once the diacritics are gone
+/// ("nghiêng": NGHIENG); no Vietnamese name syllable is longer.
+pub const MAX_SYLLABLE_LEN: usize = 7;
+/// A typo is only recognised in syllables at most this long, on both sides: the longest
+/// syllable with one letter slipped in. Longer words are no mistyped syllable, and the engine
+/// never expands them into typo keys (one per letter, so a long word would cost the square of
+/// its length). A foreign name's long syllable is still matched exactly, only not with a typo.
+pub const MAX_TYPO_LEN: usize = MAX_SYLLABLE_LEN + 1;
 
 /// Damerau–Levenshtein distance (optimal string alignment) of `a` and `b` is at most 1.
 pub fn within_one_edit(a: &str, b: &str) -> bool {
@@ -52,9 +61,10 @@ pub fn within_one_edit(a: &str, b: &str) -> bool {
 
 /// `typed` is one typo away from the name's `syllable` under the rules above.
 pub fn is_one_typo(typed: &str, syllable: &str) -> bool {
+    let typo_len = MIN_TYPO_LEN..=MAX_TYPO_LEN;
     typed != syllable
-        && typed.len() >= MIN_TYPO_LEN
-        && syllable.len() >= MIN_TYPO_LEN
+        && typo_len.contains(&typed.len())
+        && typo_len.contains(&syllable.len())
         && within_one_edit(typed, syllable)
 }
 
@@ -280,6 +290,14 @@ mod tests {
             "two-letter syllables are never typos"
         );
         assert!(is_one_typo("KHOII", "KHOI"));
+        assert!(
+            is_one_typo("NGHIENGG", "NGHIENG"),
+            "the longest syllable, one letter more"
+        );
+        assert!(
+            !is_one_typo("CHRISTOPHE", "CHRISTOPHER"),
+            "no Vietnamese syllable is that long"
+        );
     }
 
     #[test]
