@@ -145,6 +145,31 @@ impl fmt::Display for PaymentCode {
     }
 }
 
+/// Most payment codes read from one payment's texts. A transfer naming more names no single
+/// invoice, and keeping only the first of so many still says "many", never "one".
+pub const MAX_CODES_READ: usize = 16;
+
+/// The payment codes of `prefix` in `texts` (a sender's order reference, then the memo), each
+/// once, in the order they appear, at most [`MAX_CODES_READ`].
+pub fn codes_in<'a>(
+    texts: impl IntoIterator<Item = &'a str>,
+    prefix: &SchoolPrefix,
+) -> Vec<PaymentCode> {
+    let mut seen = std::collections::HashSet::new();
+    let mut codes = Vec::new();
+    for text in texts {
+        for c in find_in_text(text, prefix) {
+            if codes.len() == MAX_CODES_READ {
+                return codes;
+            }
+            if seen.insert(c.clone()) {
+                codes.push(c);
+            }
+        }
+    }
+    codes
+}
+
 /// Every well-formed code of `prefix` anywhere in a transfer memo, however the bank spaced,
 /// dotted or cased it ("qd-3cf psa", "MBVCB.123.QD3CFPSA.CT tu"). Candidates only: whether an
 /// invoice carries one is for the caller to check, and more than one is ambiguous.
@@ -282,6 +307,24 @@ mod tests {
         memo.extend(codes.iter().rev().map(PaymentCode::as_str));
         // Separators are squeezed out: a 1 (never in a code) keeps windows from spanning two.
         assert_eq!(find_in_text(&memo.join(" 1 "), &p), codes);
+    }
+
+    #[test]
+    fn codes_of_a_payment_are_read_once_in_order_and_capped() {
+        let p = prefix("QD");
+        let codes: Vec<PaymentCode> = (0..40)
+            .map(|n| PaymentCode::generate(&p, n).unwrap())
+            .collect();
+        // The order reference names the third code; the memo repeats it among the first two.
+        let memo = format!("{} 1 {} 1 {}", codes[0], codes[2], codes[1]);
+        assert_eq!(
+            codes_in([codes[2].as_str(), memo.as_str()], &p),
+            vec![codes[2].clone(), codes[0].clone(), codes[1].clone()]
+        );
+        let many: Vec<&str> = codes.iter().map(PaymentCode::as_str).collect();
+        let read = codes_in([many.join(" 1 ").as_str()], &p);
+        assert_eq!(read.len(), MAX_CODES_READ);
+        assert_eq!(read, codes[..MAX_CODES_READ]);
     }
 
     #[test]

@@ -11,7 +11,7 @@
 
 use super::limits::ClientAddr;
 use super::AppState;
-use crate::domain::code::{find_in_text, PaymentCode, SchoolPrefix};
+use crate::domain::code::{codes_in, SchoolPrefix};
 use crate::domain::provider::{Answer, DeliveryOutcome};
 use crate::error::Error;
 use crate::providers::{self, Inbound, Notification, Outcome, ProviderId, Reply, Sender};
@@ -541,17 +541,12 @@ fn prepare(
     let prefix =
         SchoolPrefix::parse(&school.payment_prefix).map_err(|e| Error::Internal(e.to_string()))?;
     // The sender's order reference first (VNPay vnp_TxnRef is our code), then the memo.
-    let mut candidates: Vec<PaymentCode> = Vec::new();
-    for text in [n.order_ref.as_deref(), n.memo.as_deref()]
-        .into_iter()
-        .flatten()
-    {
-        for c in find_in_text(text, &prefix) {
-            if !candidates.contains(&c) {
-                candidates.push(c);
-            }
-        }
-    }
+    let candidates = codes_in(
+        [n.order_ref.as_deref(), n.memo.as_deref()]
+            .into_iter()
+            .flatten(),
+        &prefix,
+    );
     let payment = NewPayment {
         channel: n.channel,
         provider: sender.id().as_str().to_string(),

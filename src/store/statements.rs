@@ -8,7 +8,7 @@ use super::recon::{open_exception, reconcile_in, ToReconcile};
 use super::record::{record_batch_in, BatchItem, Job};
 use super::{format_time, now, rows_per_insert, values_placeholders, Store, Tx};
 use crate::audit::{self, Chain, Entry};
-use crate::domain::code::{find_in_text, SchoolPrefix};
+use crate::domain::code::{codes_in, SchoolPrefix};
 use crate::domain::fee::Channel;
 use crate::domain::money::Vnd;
 use crate::domain::provider::ProviderId;
@@ -368,14 +368,10 @@ impl Store {
                         None,
                     ),
                 };
-                let mut codes = Vec::new();
-                for text in [order_ref, Some(l.memo.as_str())].into_iter().flatten() {
-                    for c in find_in_text(text, &prefix) {
-                        if !codes.contains(&c) {
-                            codes.push(c);
-                        }
-                    }
-                }
+                let codes = codes_in(
+                    [order_ref, Some(l.memo.as_str())].into_iter().flatten(),
+                    &prefix,
+                );
                 BatchItem {
                     job: Some(Job {
                         actor: actor.to_string(),
