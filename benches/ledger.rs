@@ -157,10 +157,10 @@ async fn run(label: &str, url: &str, payments: usize) {
                         .single()
                         .expect("time"),
                     reported_fee: None,
-                    allocations: vec![(ids[i % ids.len()], Vnd::new(250_000).expect("alloc"))],
-                    codes: vec![],
-                    method: "bench",
-                    up_to_balance: false,
+                    allocate: feerecon::plan::intake::Allocate::Given {
+                        allocations: vec![(ids[i % ids.len()], Vnd::new(250_000).expect("alloc"))],
+                        method: feerecon::domain::ledger::AllocationMethod::CashDesk,
+                    },
                     reported_fee_bearer: None,
                     credited_account: None,
                 };

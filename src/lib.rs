@@ -6,6 +6,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod plan;
 pub mod providers;
 pub mod pull;
 pub mod recon;

@@ -377,10 +377,10 @@ async fn pay(db_url: &str, cmd: PayCommand) -> anyhow::Result<()> {
         amount,
         received_at: chrono::Utc::now(),
         reported_fee: None,
-        allocations,
-        codes: vec![],
-        method: "cash_desk",
-        up_to_balance: false,
+        allocate: feerecon::plan::intake::Allocate::Given {
+            allocations,
+            method: feerecon::domain::ledger::AllocationMethod::CashDesk,
+        },
         reported_fee_bearer: None,
         credited_account: None,
     };

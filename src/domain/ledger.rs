@@ -23,6 +23,55 @@ super::catalog::text_enum!(InvoiceStatus {
     Open => "open", PartiallyPaid => "partially_paid", Paid => "paid", Overpaid => "overpaid", Void => "void",
 });
 
+/// The provider name of a plain bank transfer into the school's own account, with no
+/// intermediary (found on a bank statement, or entered by hand).
+pub const PLAIN_TRANSFER: &str = "bank";
+
+/// How an allocation was decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AllocationMethod {
+    /// At the cash desk, to the invoices the parent brought.
+    CashDesk,
+    /// By hand: an accountant's entry or match from the review queue.
+    Manual,
+    /// By the payment code in the memo (before the engine decided in the same transaction;
+    /// kept for the rows written then).
+    PaymentCode,
+    /// By the reconciliation engine; the rule it applied is recorded beside.
+    Recon,
+    /// An accountant moved a payment's credit to another invoice of the family.
+    Credit,
+    /// Undoing what a reversed payment paid.
+    Reversal,
+}
+
+super::catalog::text_enum!(AllocationMethod {
+    CashDesk => "cash_desk", Manual => "manual", PaymentCode => "payment_code", Recon => "recon",
+    Credit => "credit", Reversal => "reversal",
+});
+
+/// How a bank-statement (or pulled) line was tied to the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StatementMatch {
+    /// To a notified payment with the same bank reference (or the watcher's transaction id).
+    MatchedReference,
+    /// To a notified payment of the same amount (or net of its fee), near in time.
+    MatchedAmount,
+    /// Nobody notified it: the line became a payment.
+    Created,
+    /// Money out of the account.
+    Debit,
+    /// The same line was imported before (this file or an earlier, overlapping one).
+    AlreadyImported,
+}
+
+super::catalog::text_enum!(StatementMatch {
+    MatchedReference => "matched_reference", MatchedAmount => "matched_amount",
+    Created => "created", Debit => "debit", AlreadyImported => "already_imported",
+});
+
 /// The status follows from the allocations, so it can never be out of step with them.
 pub fn invoice_status(voided: bool, total: Vnd, paid: Vnd) -> InvoiceStatus {
     if voided {

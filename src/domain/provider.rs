@@ -168,6 +168,28 @@ crate::domain::catalog::text_enum!(DeliveryOutcome {
     InvalidAmount => "invalid_amount", Rejected => "rejected", TooLarge => "too_large", Error => "error",
 });
 
+/// A sender's reply status for every outcome, worked out before a delivery is written, so the
+/// archive records what the sender is told without the store knowing any sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AckTable([u16; DeliveryOutcome::ALL.len()]);
+
+impl AckTable {
+    pub fn new(status: impl Fn(DeliveryOutcome) -> u16) -> Self {
+        let mut t = [0u16; DeliveryOutcome::ALL.len()];
+        for (i, o) in DeliveryOutcome::ALL.iter().enumerate() {
+            t[i] = status(*o);
+        }
+        Self(t)
+    }
+
+    pub fn status(&self, outcome: DeliveryOutcome) -> u16 {
+        DeliveryOutcome::ALL
+            .iter()
+            .position(|o| *o == outcome)
+            .map_or(0, |i| self.0[i])
+    }
+}
+
 /// The kind of answer a sender gets, whatever its format. Each sender turns these into its own
 /// documented replies; `README.md` has the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -195,6 +217,23 @@ pub enum Answer {
 }
 
 impl DeliveryOutcome {
+    pub const ALL: [DeliveryOutcome; 14] = [
+        Self::Recorded,
+        Self::Duplicate,
+        Self::Conflict,
+        Self::Failed,
+        Self::Outgoing,
+        Self::Refund,
+        Self::Ignored,
+        Self::BadSignature,
+        Self::UnknownAccount,
+        Self::AccountMismatch,
+        Self::InvalidAmount,
+        Self::Rejected,
+        Self::TooLarge,
+        Self::Error,
+    ];
+
     /// Deliveries refused before anything was booked from them: archived cut short, and the
     /// only rows the archive lets a retention job delete (the migrations list them too).
     pub const REFUSED: [DeliveryOutcome; 7] = [

@@ -11,7 +11,7 @@
 //! the database, under each school's ledger lock, so any number of instances can share one
 //! PostgreSQL.
 
-use super::webhooks::{settle, Handled, ToRecord};
+use super::webhooks::{Handled, ToRecord};
 use crate::error::Error;
 use crate::providers::Sender;
 use crate::store::record::{BatchItem, Job};
@@ -357,23 +357,15 @@ async fn write_batch(store: &Store, pending: Vec<Pending>) {
 /// Writes `pending` in one transaction; the outcome of each, or an error if nothing was written.
 async fn attempt(store: &Store, pending: &[Pending]) -> Result<Vec<Handled>, Error> {
     let mut items: Vec<BatchItem> = pending.iter().map(|p| p.item.clone()).collect();
-    let mut handled: Vec<Option<Handled>> = pending.iter().map(|p| p.known.clone()).collect();
-    let infos: Vec<(&'static dyn Sender, Option<&ToRecord>)> = pending
+    let outcomes = store.record_batch(&mut items).await?;
+    Ok(pending
         .iter()
-        .map(|p| (p.sender, p.info.as_ref()))
-        .collect();
-    store
-        .record_batch(&mut items, &mut |i, result, named, event| {
-            if let (Some((sender, Some(info))), Some(event)) = (infos.get(i), event) {
-                let h = settle(info, result, named);
-                h.fill(*sender, event);
-                handled[i] = Some(h);
-            }
+        .zip(outcomes)
+        .map(|(p, outcome)| match (&p.known, &p.info, outcome) {
+            (Some(known), _, _) => known.clone(),
+            (None, Some(info), Some(o)) => Handled::recorded(info, &o),
+            _ => Handled::retry_later("no outcome"),
         })
-        .await?;
-    Ok(handled
-        .into_iter()
-        .map(|h| h.unwrap_or_else(|| Handled::retry_later("no outcome")))
         .collect())
 }
 

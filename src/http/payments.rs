@@ -5,10 +5,12 @@ use super::extract::{require, Accountants, ApiJson, ApiPath, ApiQuery, Auth, Cas
 use super::{AppState, List};
 use crate::domain::access::Caller;
 use crate::domain::fee::{Bearer, Channel};
+use crate::domain::ledger::AllocationMethod;
 use crate::domain::money::Vnd;
 use crate::domain::text::{clean_text, identifier, optional_text};
 use crate::domain::words::vnd_in_words;
 use crate::error::{Error, ErrorBody, Result};
+use crate::plan::intake::Allocate;
 use crate::store::fees::PaymentOption;
 use crate::store::invoices::{Invoice, InvoiceLine};
 use crate::store::ledger::{local_text, FeeLine, NewPayment, Payment, PaymentFilter, Recorded};
@@ -237,18 +239,18 @@ async fn record_payment(
         amount: body.amount,
         received_at: parse_time(body.received_at.as_deref())?,
         reported_fee: body.reported_fee,
-        allocations: body
-            .allocations
-            .iter()
-            .map(|a| (a.invoice_id, a.amount))
-            .collect(),
-        codes: vec![],
-        method: if body.channel == Channel::Cash {
-            "cash_desk"
-        } else {
-            "manual"
+        allocate: Allocate::Given {
+            allocations: body
+                .allocations
+                .iter()
+                .map(|a| (a.invoice_id, a.amount))
+                .collect(),
+            method: if body.channel == Channel::Cash {
+                AllocationMethod::CashDesk
+            } else {
+                AllocationMethod::Manual
+            },
         },
-        up_to_balance: false,
         reported_fee_bearer: None,
         credited_account: None,
     };

@@ -11,12 +11,12 @@
 
 use super::limits::ClientAddr;
 use super::AppState;
-use crate::domain::code::{codes_in, SchoolPrefix};
-use crate::domain::provider::{Answer, DeliveryOutcome};
+use crate::domain::provider::{AckTable, Answer, DeliveryOutcome};
 use crate::error::Error;
+use crate::plan::intake::Allocate;
 use crate::providers::{self, Inbound, Notification, Outcome, ProviderId, Reply, Sender};
-use crate::store::ledger::{NewPayment, Recorded};
-use crate::store::record::{Job, Named};
+use crate::store::ledger::NewPayment;
+use crate::store::record::{Job, Outcome as Recording};
 use crate::store::webhooks::{DeliveryContext, NewEvent};
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -107,8 +107,6 @@ pub(super) struct Handled {
     pub verified: bool,
     pub txn_id: Option<String>,
     pub payment_id: Option<i64>,
-    /// Recorded without an invoice: the reconciliation engine reads its memo next.
-    pub to_match: bool,
 }
 
 impl Handled {
@@ -135,7 +133,18 @@ impl Handled {
             verified: false,
             txn_id: None,
             payment_id: None,
-            to_match: false,
+        }
+    }
+
+    /// What recording a paid notification came to.
+    pub(super) fn recorded(info: &ToRecord, o: &Recording) -> Self {
+        Self {
+            outcome: o.planned.delivery_outcome(),
+            answer: None,
+            detail: o.planned.detail(),
+            verified: true,
+            txn_id: Some(info.txn_id.clone()),
+            payment_id: o.payment_id,
         }
     }
 
@@ -274,6 +283,7 @@ impl Arrival {
             detail: None,
             payment_id: None,
             ack_status: 0,
+            acks: AckTable::new(|_| 0),
         }
     }
 }
@@ -413,7 +423,6 @@ async fn deliver(State(st): State<AppState>, req: Request) -> Response {
         verified: true,
         txn_id: Some(n.txn_id.clone()),
         payment_id: None,
-        to_match: false,
     };
     let handled = match &n.outcome {
         Outcome::Failed { code } => {
@@ -450,28 +459,17 @@ async fn deliver(State(st): State<AppState>, req: Request) -> Response {
             .await
         }
         Outcome::Paid => match prepare(sender, &context, &n) {
-            Ok((job, info)) => st.intake.record(&st.store, sender, event, job, info).await,
+            Ok((job, info)) => {
+                let mut event = event;
+                event.acks = AckTable::new(|o| sender.answer(o.answer()).status);
+                st.intake.record(&st.store, sender, event, job, info).await
+            }
             Err(e) => {
                 tracing::error!(error = %e, "could not prepare a notification");
                 Handled::retry_later("could not be prepared")
             }
         },
     };
-    // A payment without an invoice goes through the engine now, so the accountant finds it
-    // allocated or in the review queue; the sender's answer does not depend on it.
-    if let (true, Some(payment_id)) = (handled.to_match, handled.payment_id) {
-        if let Err(e) = st
-            .store
-            .reconcile_payment(
-                &format!("recon:{}", sender.id()),
-                &context.school,
-                payment_id,
-            )
-            .await
-        {
-            tracing::error!(error = %e, payment_id, "could not reconcile a payment");
-        }
-    }
     let reply = sender.answer(handled.answer());
     tracing::info!(provider = sender.id().as_str(), outcome = handled.outcome.as_str(), status = reply.status, payment_id = ?handled.payment_id, "delivery");
     respond(reply)
@@ -530,23 +528,13 @@ fn respond(reply: Reply) -> Response {
     (status, headers, Body::from(reply.body)).into_response()
 }
 
-/// The payment a paid notification becomes, with the payment codes it carries: the batch, under
-/// the school's lock, allocates it to the invoice they name, if exactly one.
+/// The payment a paid notification becomes.
 fn prepare(
     sender: &dyn Sender,
     context: &DeliveryContext,
     n: &Notification,
 ) -> Result<(Job, ToRecord), Error> {
     let (school, account) = (&context.school, &context.account);
-    let prefix =
-        SchoolPrefix::parse(&school.payment_prefix).map_err(|e| Error::Internal(e.to_string()))?;
-    // The sender's order reference first (VNPay vnp_TxnRef is our code), then the memo.
-    let candidates = codes_in(
-        [n.order_ref.as_deref(), n.memo.as_deref()]
-            .into_iter()
-            .flatten(),
-        &prefix,
-    );
     let payment = NewPayment {
         channel: n.channel,
         provider: sender.id().as_str().to_string(),
@@ -557,10 +545,11 @@ fn prepare(
         amount: n.amount,
         received_at: n.occurred_at.min(chrono::Utc::now()),
         reported_fee: n.fee,
-        allocations: vec![],
-        codes: candidates,
-        method: "payment_code",
-        up_to_balance: true,
+        // The engine reads the memo and the sender's order reference (VNPay's vnp_TxnRef is
+        // our code), under the school's ledger lock, in the transaction that records it.
+        allocate: Allocate::Engine {
+            order_ref: n.order_ref.clone(),
+        },
         reported_fee_bearer: n.fee_bearer,
         credited_account: sender.watches_account().then(|| account.account.clone()),
     };
@@ -573,49 +562,4 @@ fn prepare(
         txn_id: n.txn_id.clone(),
     };
     Ok((job, info))
-}
-
-/// What the archive says, and so what the sender is told, once recording has run. Money
-/// booked is always answered as booked: a review it needs is the school's business, not the
-/// sender's.
-pub(super) fn settle(info: &ToRecord, result: &Result<Recorded, Error>, named: &Named) -> Handled {
-    let done = |outcome, payment_id, detail| Handled {
-        outcome,
-        answer: None,
-        detail,
-        verified: true,
-        txn_id: Some(info.txn_id.clone()),
-        payment_id,
-        to_match: false,
-    };
-    match result {
-        Ok(Recorded::Duplicate(id)) => done(DeliveryOutcome::Duplicate, Some(*id), None),
-        Ok(Recorded::Created(id)) => {
-            let detail = match (&named.invoice, named.invoices) {
-                (Some((code, ..)), _) => format!("allocated to invoice {code}"),
-                (None, 0) => {
-                    "no invoice code found; matched from the memo or kept for review".into()
-                }
-                (None, k) => {
-                    format!("{k} invoice codes found; matched from the memo or kept for review")
-                }
-            };
-            Handled {
-                to_match: named.allocates().is_none(),
-                ..done(DeliveryOutcome::Recorded, Some(*id), Some(detail))
-            }
-        }
-        Err(Error::Conflict {
-            code: "provider_ref_conflict",
-            message,
-        }) => done(DeliveryOutcome::Conflict, None, Some(message.clone())),
-        // A retry could never succeed: refuse it, with the reason kept for the accountant.
-        Err(e @ Error::Invalid { .. }) => {
-            done(DeliveryOutcome::Rejected, None, Some(e.to_string()))
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "could not record a notification");
-            done(DeliveryOutcome::Error, None, Some(e.to_string()))
-        }
-    }
 }

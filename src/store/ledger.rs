@@ -4,10 +4,11 @@
 
 use super::{get_bool, now, paginate, values_placeholders, Page, Store, Tx};
 use crate::audit::{self, Chain, Entry};
-use crate::domain::fee::{quote, Bearer, Channel, PartialTerms};
+use crate::domain::fee::{Bearer, Channel, PartialTerms};
 use crate::domain::ledger::{parent_outlay, receipt_number, school_net};
 use crate::domain::money::Vnd;
 use crate::error::{Error, Result};
+use crate::plan::fees::ScheduleRow;
 use crate::store::org::School;
 use chrono::{DateTime, Datelike, Utc};
 use rust_decimal::Decimal;
@@ -15,7 +16,7 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::Row;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::str::FromStr;
 use utoipa::ToSchema;
 
@@ -107,50 +108,8 @@ pub struct Payment {
     pub school_net: Vnd,
 }
 
-/// The provider name of a plain bank transfer into the school's own account, with no
-/// intermediary (found on a bank statement, or entered by hand).
-pub const PLAIN_TRANSFER: &str = "bank";
-
-/// A payment to record, parsed.
-#[derive(Debug, Clone)]
-pub struct NewPayment {
-    pub channel: Channel,
-    pub provider: String,
-    pub provider_ref: Option<String>,
-    /// The bank's own reference (`FT25253…`), when known: statements are matched by it. Banks
-    /// may repeat it, so it is never a key.
-    pub bank_ref: Option<String>,
-    pub payer_name: Option<String>,
-    pub memo: Option<String>,
-    pub amount: Vnd,
-    pub received_at: DateTime<Utc>,
-    /// The fee the sender says it charged, when it says.
-    pub reported_fee: Option<Vnd>,
-    pub allocations: Vec<(i64, Vnd)>,
-    /// Payment codes the sender's reference or memo carried. When exactly one names an invoice
-    /// of the school, the payment also goes to that invoice, up to what it still owes when the
-    /// transaction runs.
-    pub codes: Vec<crate::domain::code::PaymentCode>,
-    /// How the allocations were decided: `cash_desk`, `manual`, `payment_code`, …
-    pub method: &'static str,
-    /// Allocate each invoice only what it still owes when the transaction runs (notifications:
-    /// the balance may have moved since the invoice was found); otherwise more is an error.
-    pub up_to_balance: bool,
-    /// Who bore the reported fee, when the sender says (ZaloPay's user fee is the payer's).
-    pub reported_fee_bearer: Option<Bearer>,
-    /// The school's bank account the sender saw credited, when it watches one (SePay, Casso).
-    /// A credit of that account already booked from its statement under the same bank
-    /// reference is this transfer: it is not recorded twice.
-    pub credited_account: Option<String>,
-}
-
-/// What recording did, by payment id (`Store::payment` gives the full view).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Recorded {
-    Created(i64),
-    /// The same provider reference was recorded before; nothing was written.
-    Duplicate(i64),
-}
+pub use crate::domain::ledger::PLAIN_TRANSFER;
+pub use crate::plan::intake::{Allocate, NewPayment, Recorded};
 
 #[derive(Debug, Default, Clone)]
 pub struct PaymentFilter {
@@ -300,53 +259,6 @@ pub(super) async fn refund_in(
     Ok(())
 }
 
-/// Checks requested allocations against the invoices' balances and `available`.
-pub(super) fn check_allocations(
-    requested: &[(i64, Vnd)],
-    balance: &dyn Fn(i64) -> Option<Vnd>,
-    available: Vnd,
-) -> Result<()> {
-    let mut seen = HashSet::new();
-    let mut sum = 0i64;
-    for (invoice_id, amount) in requested {
-        if amount.dong() <= 0 {
-            return Err(Error::invalid(
-                "invalid_allocation",
-                "each allocation is more than 0 đồng",
-            ));
-        }
-        if !seen.insert(*invoice_id) {
-            return Err(Error::invalid(
-                "invalid_allocation",
-                format!("invoice {invoice_id} appears twice"),
-            ));
-        }
-        let Some(balance) = balance(*invoice_id) else {
-            return Err(Error::invalid(
-                "unknown_invoice",
-                format!("invoice {invoice_id} is not an open invoice of this school"),
-            ));
-        };
-        if *amount > balance {
-            return Err(Error::invalid(
-                "allocation_exceeds_balance",
-                format!("{amount} is more than the {balance} still owed on invoice {invoice_id}"),
-            ));
-        }
-        sum += amount.dong();
-    }
-    if sum > available.dong() {
-        return Err(Error::invalid(
-            "allocation_exceeds_payment",
-            format!(
-                "allocations add up to {}, more than the {available} available",
-                Vnd::new(sum).unwrap_or_default()
-            ),
-        ));
-    }
-    Ok(())
-}
-
 pub(super) async fn insert_allocations(
     tx: &mut Tx,
     school_id: i64,
@@ -376,17 +288,6 @@ pub(super) async fn insert_allocations(
     }
     q.execute(&mut **tx).await?;
     Ok(())
-}
-
-/// A fee schedule row: published terms (no school) or a school's agreement.
-pub(super) struct ScheduleRow {
-    id: i64,
-    school_id: Option<i64>,
-    provider: String,
-    channel: String,
-    effective_from: String,
-    effective_to: Option<String>,
-    terms: PartialTerms,
 }
 
 /// Every schedule of `providers` that concerns `schools`, whatever its dates, in one query.
@@ -436,37 +337,6 @@ pub(super) async fn schedules_for(
         .collect()
 }
 
-/// The terms in force for a payment on `date`, if any: the school's agreement over the
-/// published terms.
-pub(super) fn terms_from(
-    rows: &[ScheduleRow],
-    school_id: i64,
-    provider: &str,
-    channel: Channel,
-    date: &str,
-) -> Option<(i64, crate::domain::fee::FeeTerms)> {
-    let mut published = None;
-    let mut agreement = None;
-    for r in rows.iter().filter(|r| {
-        r.provider == provider
-            && r.channel == channel.as_str()
-            && r.school_id.map_or(true, |s| s == school_id)
-            && r.effective_from.as_str() <= date
-            && r.effective_to.as_deref().map_or(true, |to| to > date)
-    }) {
-        if r.school_id.is_some() {
-            agreement = Some((r.id, &r.terms));
-        } else {
-            published = Some((r.id, &r.terms));
-        }
-    }
-    match (agreement, published) {
-        (Some((id, a)), p) => a.over(p.map(|(_, t)| t)).map(|t| (id, t)),
-        (None, Some((id, p))) => p.over(None).map(|t| (id, t)),
-        (None, None) => None,
-    }
-}
-
 pub(crate) fn stored_terms(r: &AnyRow) -> Result<PartialTerms> {
     let bad = |c: &str| Error::Internal(format!("stored fee schedule {c}"));
     Ok(PartialTerms {
@@ -483,100 +353,6 @@ pub(crate) fn stored_terms(r: &AnyRow) -> Result<PartialTerms> {
             .map(|b| Bearer::from_db(&b).ok_or_else(|| bad("bearer")))
             .transpose()?,
     })
-}
-
-pub(super) struct FeeRow {
-    pub charged_by: String,
-    pub kind: &'static str,
-    pub basis: String,
-    pub amount: Vnd,
-    pub borne_by: Bearer,
-    pub predicted: Option<Vnd>,
-    pub reported: Option<Vnd>,
-    pub schedule_id: Option<i64>,
-    pub needs_review: bool,
-}
-
-/// The fee lines of a non-cash payment: the schedule's prediction, and the sender's report when
-/// there is one (booked as reported; a difference is flagged, never silently absorbed).
-pub(super) fn fee_rows(
-    p: &NewPayment,
-    terms: Option<(i64, crate::domain::fee::FeeTerms)>,
-    date: &str,
-) -> Result<Vec<FeeRow>> {
-    if p.channel == Channel::Cash {
-        return Ok(vec![]);
-    }
-    // A plain transfer straight into the school's own account passes no intermediary.
-    if p.channel == Channel::BankTransfer
-        && p.provider == PLAIN_TRANSFER
-        && terms.is_none()
-        && p.reported_fee.is_none()
-    {
-        return Ok(vec![]);
-    }
-    let predicted = match &terms {
-        Some((_, t)) => {
-            Some(quote(p.amount, t).map_err(|e| Error::invalid("invalid_amount", e.to_string()))?)
-        }
-        None => None,
-    };
-    let row = match (predicted, p.reported_fee, terms) {
-        (Some(q), reported, Some((id, t))) => {
-            // The sender may say who paid the fee (ZaloPay's user fee is the payer's); that wins,
-            // and a difference from the agreed bearer is flagged like a different amount.
-            let bearer = p
-                .reported_fee_bearer
-                .filter(|_| reported.is_some())
-                .unwrap_or(t.bearer);
-            let mismatch = reported.is_some_and(|r| r != q.amount) || bearer != t.bearer;
-            let basis = match reported {
-                Some(r) if mismatch => format!(
-                    "reported by {}: {r}; schedule predicts {} ({})",
-                    p.provider, q.amount, q.basis
-                ),
-                Some(_) => format!("{} (as reported by {})", q.basis, p.provider),
-                None => q.basis,
-            };
-            FeeRow {
-                charged_by: p.provider.clone(),
-                kind: "transaction",
-                basis,
-                amount: reported.unwrap_or(q.amount),
-                borne_by: bearer,
-                predicted: Some(q.amount),
-                reported,
-                schedule_id: Some(id),
-                needs_review: mismatch,
-            }
-        }
-        (_, reported, _) => FeeRow {
-            charged_by: p.provider.clone(),
-            kind: "transaction",
-            basis: match reported {
-                Some(r) => format!(
-                    "reported by {}: {r}; no fee schedule of {} for {} in force on {date}",
-                    p.provider,
-                    p.provider,
-                    p.channel.as_str()
-                ),
-                None => format!(
-                    "no fee schedule of {} for {} in force on {date}; fee unknown",
-                    p.provider,
-                    p.channel.as_str()
-                ),
-            },
-            amount: reported.unwrap_or(Vnd::ZERO),
-            // Without terms nobody agreed to bear it: the sender's word, else the school's books
-            // carry it until reviewed.
-            borne_by: p.reported_fee_bearer.unwrap_or(Bearer::School),
-            predicted: None,
-            reported,
-            schedule_id: None,
-            needs_review: true,
-        },
-    };
-    Ok(vec![row])
 }
 
 impl Store {
@@ -600,11 +376,12 @@ impl Store {
         }
         let open = open_invoices(&mut tx, &[invoice_id]).await?;
         let open = open.get(&invoice_id).filter(|o| o.school_id == school.id);
-        check_allocations(
+        crate::plan::intake::check_allocations(
             &[(invoice_id, amount)],
             &|_| open.map(|o| o.open),
             pay.unallocated_credit,
-        )?;
+        )
+        .map_err(|r| super::record::refusal_error(&r))?;
         // Credit stays within the family: the same student or a sibling (same family_key).
         let target_student = open.map(|o| o.student_id).unwrap_or_default();
         let family_ok: bool = if pay.allocations.is_empty() {

@@ -4,6 +4,7 @@
 //! differ only in dialect (identity columns, booleans, triggers).
 
 pub mod accounts;
+pub mod book;
 pub mod catalog;
 pub mod days;
 pub mod fees;
@@ -48,6 +49,8 @@ pub struct Store {
     /// are then written one by one on fresh connections. On SQLite the one writer.
     intake: AnyPool,
     backend: Backend,
+    /// Each school's book as the reconciliation engine reads it, kept across requests.
+    pub(crate) books: book::Books,
 }
 
 impl Store {
@@ -74,6 +77,7 @@ impl Store {
                 writer: pool,
                 intake,
                 backend: Backend::Postgres,
+                books: book::Books::default(),
             })
         } else {
             Err(Error::Internal(
@@ -122,6 +126,7 @@ impl Store {
             intake: writer.clone(),
             writer,
             backend: Backend::Sqlite,
+            books: book::Books::default(),
         })
     }
 

@@ -4,14 +4,18 @@
 //! an accountant matches it or dismisses suggestions, and a dismissed pair is never suggested
 //! again.
 
+use super::book::{catch_up, written};
 use super::ledger::{insert_allocations, load_payment, lock_ledger};
 use super::{now, paginate, rows_per_insert, values_placeholders, Page, Store, Tx};
 use crate::audit::{self, Chain, Entry};
-use crate::domain::code::{PaymentCode, SchoolPrefix};
+use crate::domain::code::SchoolPrefix;
+use crate::domain::ledger::AllocationMethod;
 use crate::domain::money::Vnd;
 use crate::error::{Error, Result};
+use crate::plan::intake::decide_credit;
+use crate::plan::queue::{views, ExceptionKind, LedgerIssue};
 use crate::recon::duplicates::{self, Arrival, Booked, Twin, DUPLICATE_WINDOW_DAYS};
-use crate::recon::{decide, Decision, Incoming, Index, OpenInvoice};
+use crate::recon::Index;
 use crate::store::org::School;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -21,24 +25,7 @@ use sqlx::Row;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use utoipa::ToSchema;
 
-/// One invoice of a suggestion, and what would go to it.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
-pub struct SuggestedAllocation {
-    pub invoice_id: i64,
-    pub payment_code: String,
-    #[schema(value_type = i64)]
-    pub amount: Vnd,
-}
-
-/// A possible reading of the memo, with the evidence behind it in words.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
-pub struct SuggestionView {
-    pub allocations: Vec<SuggestedAllocation>,
-    /// e.g. "name matches", "amount equals the balance".
-    pub evidence: String,
-    /// strong | medium | weak
-    pub strength: String,
-}
+pub use crate::plan::queue::{SuggestedAllocation, SuggestionView};
 
 /// A payment waiting for an accountant.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -46,9 +33,7 @@ pub struct Exception {
     pub id: i64,
     pub school_id: i64,
     pub payment_id: i64,
-    /// unmatched | ambiguous | wrong_check_character | amount_mismatch | class_mismatch |
-    /// duplicate | no_statement_line | …
-    pub kind: String,
+    pub kind: ExceptionKind,
     /// Why it is here, in words.
     pub reason: String,
     pub suggestions: Vec<SuggestionView>,
@@ -68,9 +53,10 @@ pub struct Exception {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Reconciled {
-    /// Allocated automatically, with the evidence.
+    /// Allocated automatically: the rule that decided and its evidence.
     Allocated {
         allocations: Vec<SuggestedAllocation>,
+        rule: Option<String>,
         evidence: String,
     },
     /// Put in the review queue.
@@ -88,7 +74,8 @@ fn exception_row(r: &AnyRow) -> Result<Exception> {
         id: r.try_get("id")?,
         school_id: r.try_get("school_id")?,
         payment_id: r.try_get("payment_id")?,
-        kind: r.try_get("kind")?,
+        kind: ExceptionKind::from_db(&r.try_get::<String, _>("kind")?)
+            .ok_or_else(|| Error::Internal("stored exception kind".into()))?,
         reason: r.try_get("reason")?,
         suggestions: serde_json::from_str(&suggestions)
             .map_err(|e| Error::Internal(format!("stored suggestions: {e}")))?,
@@ -101,80 +88,6 @@ fn exception_row(r: &AnyRow) -> Result<Exception> {
         memo: r.try_get("memo")?,
         received_at: r.try_get("received_at")?,
     })
-}
-
-/// The school's invoices that still owe something, with their students, as the engine needs them.
-async fn open_invoices_of(tx: &mut Tx, school: &School) -> Result<Vec<OpenInvoice>> {
-    use futures_util::TryStreamExt;
-    // What was paid to each invoice, summed apart rather than joined: right after a big import
-    // (invoices and allocations written in this very transaction) PostgreSQL's statistics
-    // still say the tables are empty, and a joined plan rescanned the allocations once per
-    // invoice (10 s for 18,000 invoices). Two linear reads cost the same whatever the plan.
-    let mut paid: HashMap<i64, i64> = HashMap::new();
-    {
-        let mut rows = sqlx::query(
-            "SELECT invoice_id, CAST(SUM(amount) AS BIGINT) AS paid FROM allocations WHERE school_id = $1 GROUP BY invoice_id",
-        )
-        .bind(school.id)
-        .fetch(&mut **tx);
-        while let Some(r) = rows.try_next().await? {
-            paid.insert(r.try_get("invoice_id")?, r.try_get("paid")?);
-        }
-    }
-    // Streamed: a school's whole book of open invoices can be a million rows, and holding the
-    // raw rows beside the converted ones would double the memory.
-    let mut rows = sqlx::query(
-        "SELECT i.id, i.payment_code, i.period, i.student_id, s.student_code, s.full_name, s.class_name, s.family_key, i.total
-         FROM invoices i JOIN students s ON s.id = i.student_id
-         WHERE i.school_id = $1 AND i.voided_at IS NULL",
-    )
-    .bind(school.id)
-    .fetch(&mut **tx);
-    let mut out = Vec::new();
-    while let Some(r) = rows.try_next().await? {
-        let id: i64 = r.try_get("id")?;
-        let total: i64 = r.try_get("total")?;
-        let open = total - paid.get(&id).copied().unwrap_or(0);
-        if open <= 0 {
-            continue;
-        }
-        let code: String = r.try_get("payment_code")?;
-        out.push(OpenInvoice {
-            invoice_id: id,
-            code: PaymentCode::from_canonical(&code)
-                .map_err(|e| Error::Internal(format!("stored payment code: {e}")))?,
-            student_id: r.try_get("student_id")?,
-            student_code: r.try_get("student_code")?,
-            student_name: r.try_get("full_name")?,
-            class_name: r.try_get("class_name")?,
-            family_key: r.try_get("family_key")?,
-            open: Vnd::new(open).map_err(|e| Error::Internal(e.to_string()))?,
-            period: r.try_get("period")?,
-        });
-    }
-    out.shrink_to_fit();
-    Ok(out)
-}
-
-fn views(allocations: &[(i64, Vnd)], index: &Index) -> Vec<SuggestedAllocation> {
-    allocations
-        .iter()
-        .map(|(id, amount)| SuggestedAllocation {
-            invoice_id: *id,
-            payment_code: index
-                .code(*id)
-                .map(|c| c.as_str().to_string())
-                .unwrap_or_default(),
-            amount: *amount,
-        })
-        .collect()
-}
-
-fn words<T: Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
 }
 
 async fn open_exception_id(tx: &mut Tx, payment_id: i64) -> Result<Option<i64>> {
@@ -215,15 +128,30 @@ impl Store {
         school: &School,
         payment_id: i64,
     ) -> Result<Reconciled> {
-        let mut tx = self.begin().await?;
-        lock_ledger(&mut tx, school.id).await?;
-        let todo = to_reconcile(&mut tx, school, &[payment_id]).await?;
-        let outcome = reconcile_in(&mut tx, actor, school, &todo)
-            .await?
-            .pop()
-            .unwrap_or(Reconciled::Nothing);
-        tx.commit().await?;
-        Ok(outcome)
+        self.warm_book(school).await?;
+        let slot = self.books.slot(school.id);
+        let mut book = slot.lock().await;
+        let result = async {
+            let mut tx = self.begin().await?;
+            lock_ledger(&mut tx, school.id).await?;
+            catch_up(&mut tx, school, &mut book).await?;
+            let Some(b) = book.as_mut() else {
+                return Err(Error::Internal("the school's book was not read".into()));
+            };
+            let todo = to_reconcile(&mut tx, school, &[payment_id]).await?;
+            let outcome = reconcile_in(&mut tx, &mut b.index, actor, school, &todo)
+                .await?
+                .pop()
+                .unwrap_or(Reconciled::Nothing);
+            written(&mut tx, school.id, b).await?;
+            tx.commit().await?;
+            Ok(outcome)
+        }
+        .await;
+        if result.is_err() {
+            *book = None;
+        }
+        result
     }
 
     pub async fn list_exceptions(
@@ -285,7 +213,8 @@ impl Store {
                 .filter(|o| o.school_id == school.id)
                 .map(|o| o.open)
         };
-        super::ledger::check_allocations(allocations, &balance, pay.unallocated_credit)?;
+        crate::plan::intake::check_allocations(allocations, &balance, pay.unallocated_credit)
+            .map_err(|r| super::record::refusal_error(&r))?;
         // A split stays within one family: the same student or siblings (same family_key).
         let families: BTreeSet<String> = sqlx::query_scalar::<_, String>(&format!(
             "SELECT COALESCE(s.family_key, 'student:' || CAST(s.id AS TEXT)) FROM invoices i JOIN students s ON s.id = i.student_id WHERE i.id IN ({})",
@@ -475,10 +404,11 @@ async fn by_payment(tx: &mut Tx, sql: &str, ids: &[i64]) -> Result<Vec<(i64, i64
 }
 
 /// Runs the engine on each payment in turn, inside the caller's transaction (which holds the
-/// school's ledger lock), with one index of the school's open invoices for all of them; what it
-/// decides is written in a few statements whatever the number of payments.
+/// school's ledger lock), against the school's book, the same decision a notification gets;
+/// what it decides is written in a few statements whatever the number of payments.
 pub(super) async fn reconcile_in(
     tx: &mut Tx,
+    index: &mut Index,
     actor: &str,
     school: &School,
     payments: &[Option<ToReconcile>],
@@ -508,68 +438,44 @@ pub(super) async fn reconcile_in(
     .await?
     .into_iter()
     .collect();
-    let invoices = open_invoices_of(tx, school).await?;
-    let mut index = Index::build(&prefix, invoices);
 
-    let mut allocations: Vec<(i64, i64, Vnd)> = Vec::new();
+    let mut allocations: Vec<(i64, i64, Vnd, AllocationMethod, Option<String>)> = Vec::new();
     let mut entries: Vec<(i64, &'static str, &'static str, serde_json::Value)> = Vec::new();
     let mut to_close: Vec<(i64, String)> = Vec::new();
-    let mut reviews: Vec<(i64, String, String, Vec<SuggestionView>)> = Vec::new();
+    let mut reviews: Vec<(i64, ExceptionKind, String, Vec<SuggestionView>)> = Vec::new();
     let mut decided: HashMap<i64, Reconciled> = HashMap::new();
     let none = HashSet::new();
     for p in &todo {
         let memo = p.memo.clone().unwrap_or_default();
         let gone = dismissed.get(&p.id).unwrap_or(&none);
-        let decision = decide(
-            &index,
-            &Incoming {
-                amount: p.credit,
-                memo: &memo,
-                order_ref: None,
-                payer_name: p.payer_name.as_deref(),
-            },
+        let d = decide_credit(
+            index,
+            p.credit,
+            &memo,
+            None,
+            p.payer_name.as_deref(),
             &|id| gone.contains(&id),
         );
-        match decision {
-            Decision::Auto {
-                allocations: chosen,
-                evidence,
-            } => {
-                let evidence = evidence
-                    .iter()
-                    .map(|e| e.words())
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                for (invoice_id, amount) in &chosen {
-                    index.settle(*invoice_id, *amount);
-                    allocations.push((p.id, *invoice_id, *amount));
+        match d.review {
+            None => {
+                let evidence = d.evidence.clone().unwrap_or_default();
+                for (invoice_id, amount) in &d.allocations {
+                    allocations.push((p.id, *invoice_id, *amount, d.method, d.rule.clone()));
                 }
                 if let Some(id) = open_exceptions.get(&p.id) {
                     to_close.push((*id, evidence.clone()));
                 }
-                entries.push((p.id, "payment.reconcile", "payment", json!({"allocations": chosen.iter().map(|(i, a)| json!([i, a])).collect::<Vec<_>>(), "evidence": evidence})));
+                entries.push((p.id, "payment.reconcile", "payment", json!({"allocations": d.allocations.iter().map(|(i, a)| json!([i, a])).collect::<Vec<_>>(), "rule": d.rule, "evidence": evidence})));
                 decided.insert(
                     p.id,
                     Reconciled::Allocated {
-                        allocations: views(&chosen, &index),
+                        allocations: views(&d.allocations, index),
+                        rule: d.rule,
                         evidence,
                     },
                 );
             }
-            Decision::Review {
-                reason,
-                suggestions,
-            } => {
-                let shown: Vec<SuggestionView> = suggestions
-                    .iter()
-                    .map(|s| SuggestionView {
-                        allocations: views(&s.allocations, &index),
-                        evidence: s.describe(),
-                        strength: words(&s.strength),
-                    })
-                    .collect();
-                reviews.push((p.id, words(&reason), reason.words().to_string(), shown));
-            }
+            Some(r) => reviews.push((p.id, r.kind, r.reason, r.suggestions)),
         }
     }
     // A transfer in review that repeats one already booked is a refund candidate.
@@ -578,10 +484,10 @@ pub(super) async fn reconcile_in(
             .iter()
             .filter_map(|(id, ..)| todo.iter().find(|p| p.id == *id).copied())
             .collect();
-        let found = twins(tx, school, &prefix, &arriving, &index).await?;
+        let found = twins(tx, school, &prefix, &arriving, index).await?;
         for (payment_id, kind, reason, _) in reviews.iter_mut() {
             if let Some(twin) = found.get(payment_id) {
-                *kind = "duplicate".to_string();
+                *kind = ExceptionKind::Ledger(LedgerIssue::Duplicate);
                 *reason = twin.reason();
             }
         }
@@ -591,19 +497,20 @@ pub(super) async fn reconcile_in(
     let at = now();
     for chunk in allocations.chunks(rows_per_insert(tx)) {
         let sql = format!(
-            "INSERT INTO allocations (school_id, payment_id, invoice_id, amount, method, created_at, created_by) VALUES {}",
-            values_placeholders(chunk.len(), 7)
+            "INSERT INTO allocations (school_id, payment_id, invoice_id, amount, method, created_at, created_by, rule) VALUES {}",
+            values_placeholders(chunk.len(), 8)
         );
         let mut q = sqlx::query(&sql);
-        for (payment_id, invoice_id, amount) in chunk {
+        for (payment_id, invoice_id, amount, method, rule) in chunk {
             q = q
                 .bind(school.id)
                 .bind(*payment_id)
                 .bind(*invoice_id)
                 .bind(amount.dong())
-                .bind("recon")
+                .bind(method.as_str())
                 .bind(&at)
-                .bind(actor);
+                .bind(actor)
+                .bind(rule);
         }
         q.execute(&mut **tx).await?;
     }
@@ -619,7 +526,7 @@ pub(super) async fn reconcile_in(
                 sqlx::query(
                     "UPDATE exceptions SET kind = $1, reason = $2, suggestions = $3 WHERE id = $4",
                 )
-                .bind(kind)
+                .bind(kind.as_str())
                 .bind(reason)
                 .bind(&stored)
                 .bind(*id)
@@ -640,7 +547,7 @@ pub(super) async fn reconcile_in(
             q = q
                 .bind(school.id)
                 .bind(*payment_id)
-                .bind(*kind)
+                .bind(kind)
                 .bind(*reason)
                 .bind(stored)
                 .bind("open")
@@ -790,7 +697,7 @@ fn parse_time(stored: &str) -> Result<DateTime<Utc>> {
 /// For each payment of `arriving` (all in review) that repeats a payment already booked, the
 /// booked one (rules in [`crate::recon::duplicates`]). `open` indexes the school's open
 /// invoices: a code named that is not among them is of a closed invoice.
-async fn twins(
+pub(super) async fn twins(
     tx: &mut Tx,
     school: &School,
     prefix: &SchoolPrefix,
@@ -888,7 +795,7 @@ async fn twins(
         let closed: Vec<(i64, String)> = codes
             .iter()
             .filter_map(|c| paid_by.get(c).map(|invoice_id| (*invoice_id, c.clone())))
-            .filter(|(invoice_id, _)| open.open(*invoice_id).is_none())
+            .filter(|(invoice_id, _)| open.open(*invoice_id).map_or(true, |o| o <= Vnd::ZERO))
             .collect();
         let arrival = Arrival {
             payment_id: p.id,

@@ -1,22 +1,29 @@
 //! Recording payments, one or many at a time. A batch is one transaction with a fixed number of
 //! statements whatever its size (locks, duplicates, balances, fee terms, receipt numbers, rows,
-//! audit records, archived deliveries), so a burst of notifications costs a handful of round
-//! trips instead of a dozen each. The cash desk records a batch of one.
+//! exceptions, audit records, archived deliveries), so a burst of notifications costs a handful
+//! of round trips instead of a dozen each. The cash desk records a batch of one.
 //!
-//! Everything that can refuse one payment (a duplicate with other details, an allocation over a
-//! balance) is decided in memory before anything is written, so one refusal never aborts the
-//! others.
+//! What each payment becomes is decided by `plan::intake` from what is loaded here, before
+//! anything is written; the reconciliation engine decides inside the same transaction, against
+//! the school's book (`book.rs`), so no payment is ever written without either its
+//! allocations or its exception.
 
-use super::ledger::{check_allocations, fee_rows, open_invoices, schedules_for, terms_from};
+use super::book::{catch_up, written, Book};
+use super::recon::{twins, ToReconcile};
 use super::webhooks::{insert_events, NewEvent};
 use super::{format_time, now, rows_per_insert, values_placeholders, Store, Tx};
 use crate::audit::{self, Chain, Entry};
-use crate::domain::fee::Channel;
 use crate::domain::ledger::receipt_number;
 use crate::domain::money::Vnd;
-use crate::domain::text::same_account;
 use crate::error::{Error, Result};
-use crate::store::ledger::{vietnam, NewPayment, Recorded};
+use crate::plan::fees::{FeeRow, ScheduleRow};
+use crate::plan::intake::{
+    self, Allocate, Balance, Booked, Create, Job as PlanJob, NewPayment, Planned, Recorded,
+    Refusal, Snapshot, StatementCredit,
+};
+use crate::plan::queue::{ExceptionKind, LedgerIssue};
+use crate::recon::Index;
+use crate::store::ledger::vietnam;
 use crate::store::org::School;
 use chrono::{Datelike, Utc};
 use serde_json::json;
@@ -38,41 +45,36 @@ pub struct BatchItem {
     pub event: Option<NewEvent>,
 }
 
-/// What a job's payment codes named, as found under the lock.
-#[derive(Debug, Clone, Default)]
-pub struct Named {
-    /// How many invoices of the school the codes name.
-    pub invoices: usize,
-    /// The invoice, when exactly one: its code, id, what it still owed before this payment,
-    /// and whether it is void.
-    pub invoice: Option<(String, i64, Vnd, bool)>,
+/// What recording did with one job.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub planned: Planned,
+    /// The payment created or found.
+    pub payment_id: Option<i64>,
+    /// The exception opened for it, when the engine could not decide.
+    pub exception_id: Option<i64>,
 }
 
-impl Named {
-    /// The invoice the payment goes to: named alone, not void, still owing (id, owed).
-    pub fn allocates(&self) -> Option<(i64, Vnd)> {
-        match &self.invoice {
-            Some((_, id, owed, false)) if owed.dong() > 0 => Some((*id, *owed)),
-            _ => None,
+impl Outcome {
+    /// The payment recorded, or why not, as the API answers it.
+    pub fn recorded(&self) -> Result<Recorded> {
+        match (&self.planned, self.payment_id) {
+            (Planned::Create(_), Some(id)) => Ok(Recorded::Created(id)),
+            (Planned::Duplicate(_) | Planned::DuplicateOf(_), Some(id)) => {
+                Ok(Recorded::Duplicate(id))
+            }
+            (Planned::Refused(r), _) => Err(refusal_error(r)),
+            _ => Err(Error::Internal("a recorded payment without its id".into())),
         }
     }
 }
 
-/// Told, for each job (by item index), what recording did and what its codes named, with the
-/// item's archived delivery when it has one, so the archive says what happened.
-pub type Settle<'a> =
-    dyn FnMut(usize, &Result<Recorded>, &Named, Option<&mut NewEvent>) + Send + 'a;
-
-/// What became of each job, decided before anything is written.
-enum Plan {
-    Create {
-        allocations: Vec<(i64, Vnd)>,
-        fees: Vec<super::ledger::FeeRow>,
-    },
-    Duplicate(i64),
-    /// The same transaction twice in one batch: the duplicate of item `usize`.
-    DuplicateOf(usize),
-    Refused(Error),
+pub(crate) fn refusal_error(r: &Refusal) -> Error {
+    if r.conflict {
+        Error::conflict(r.code, r.message.clone())
+    } else {
+        Error::invalid(r.code, r.message.clone())
+    }
 }
 
 /// Locks the ledgers of `school_ids` (ascending, so concurrent batches never deadlock) until
@@ -130,14 +132,31 @@ async fn take_receipts(
     Ok(first)
 }
 
-/// A credit booked as a payment from the school's bank statement, nobody having notified it.
-struct StatementCredit {
-    payment_id: i64,
-    school_id: i64,
-    account_number: String,
-    bank_ref: String,
-    amount: i64,
-    booked_at: chrono::DateTime<Utc>,
+/// What the invoices that given allocations name still owe: invoice → (school, balance).
+async fn balances_of(tx: &mut Tx, jobs: &[&Job]) -> Result<HashMap<i64, Balance>> {
+    let ids: Vec<i64> = jobs
+        .iter()
+        .filter_map(|j| match &j.payment.allocate {
+            Allocate::Given { allocations, .. } => Some(allocations.iter().map(|(i, _)| *i)),
+            Allocate::Engine { .. } => None,
+        })
+        .flatten()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    Ok(super::ledger::open_invoices(tx, &ids)
+        .await?
+        .into_iter()
+        .map(|(id, o)| {
+            (
+                id,
+                Balance {
+                    school_id: o.school_id,
+                    open: o.open,
+                },
+            )
+        })
+        .collect())
 }
 
 /// What `jobs` may already be: payments recorded under their provider references
@@ -148,10 +167,7 @@ struct StatementCredit {
 async fn recorded_before(
     tx: &mut Tx,
     jobs: &[&Job],
-) -> Result<(
-    HashMap<(String, String), (i64, i64, i64)>,
-    Vec<StatementCredit>,
-)> {
+) -> Result<(HashMap<(String, String), Booked>, Vec<StatementCredit>)> {
     let mut by_provider: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for j in jobs {
         if let Some(r) = &j.payment.provider_ref {
@@ -278,7 +294,11 @@ async fn recorded_before(
             if kind == "ref" {
                 existing.insert(
                     (row.try_get("provider")?, reference),
-                    (id, school_id, amount),
+                    Booked {
+                        id,
+                        school_id,
+                        amount,
+                    },
                 );
             } else {
                 let at: String = row.try_get("booked_at")?;
@@ -298,77 +318,6 @@ async fn recorded_before(
     Ok((existing, credits))
 }
 
-/// The statement credit that is `p`'s transfer: the same account, bank reference and school,
-/// booked within the statement matching window (banks may reuse a reference over time).
-fn same_transfer<'a>(
-    credits: &'a [StatementCredit],
-    p: &NewPayment,
-    school_id: i64,
-) -> Option<&'a StatementCredit> {
-    let (account, bank_ref) = (p.credited_account.as_deref()?, p.bank_ref.as_deref()?);
-    let window = chrono::Duration::hours(super::statements::MATCH_WINDOW_HOURS);
-    credits.iter().find(|c| {
-        c.school_id == school_id
-            && same_account(&c.account_number, account)
-            && c.bank_ref.eq_ignore_ascii_case(bank_ref.trim())
-            && (c.booked_at - p.received_at).abs() <= window
-    })
-}
-
-/// The invoices the jobs' payment codes name: code → (id, school, voided). Open ones join
-/// `open`, so their balances move as the batch allocates.
-async fn invoices_by_code(
-    tx: &mut Tx,
-    jobs: &[&Job],
-    open: &mut HashMap<i64, super::ledger::OpenInvoice>,
-) -> Result<HashMap<String, (i64, i64, bool)>> {
-    let codes: Vec<&str> = jobs
-        .iter()
-        .flat_map(|j| j.payment.codes.iter().map(|c| c.as_str()))
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let mut out = HashMap::new();
-    for chunk in codes.chunks(500) {
-        let list: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "SELECT i.id, i.school_id, i.student_id, i.payment_code, i.voided_at,
-                    i.total - CAST(COALESCE((SELECT SUM(a.amount) FROM allocations a WHERE a.invoice_id = i.id), 0) AS BIGINT) AS open
-             FROM invoices i WHERE i.payment_code IN ({})",
-            list.join(",")
-        );
-        let mut q = sqlx::query(&sql);
-        for c in chunk {
-            q = q.bind(*c);
-        }
-        for r in q.fetch_all(&mut **tx).await? {
-            let id: i64 = r.try_get("id")?;
-            let school_id: i64 = r.try_get("school_id")?;
-            let voided = r.try_get::<Option<String>, _>("voided_at")?.is_some();
-            if !voided {
-                open.entry(id).or_insert(super::ledger::OpenInvoice {
-                    open: Vnd::new(r.try_get("open")?)
-                        .map_err(|e| Error::Internal(format!("stored balance: {e}")))?,
-                    student_id: r.try_get("student_id")?,
-                    school_id,
-                });
-            }
-            out.insert(r.try_get("payment_code")?, (id, school_id, voided));
-        }
-    }
-    Ok(out)
-}
-
-fn conflict(p: &NewPayment, r: &str) -> Error {
-    Error::conflict(
-        "provider_ref_conflict",
-        format!(
-            "{} reference {r} is already recorded with other details",
-            p.provider
-        ),
-    )
-}
-
 impl Store {
     /// Records a payment of any channel, exactly once per (provider, provider reference).
     pub async fn record_payment(
@@ -385,203 +334,132 @@ impl Store {
             }),
             event: None,
         }];
-        self.record_batch(&mut items, &mut |_, _, _, _| {})
+        self.record_batch(&mut items)
             .await?
             .pop()
             .flatten()
-            .unwrap_or_else(|| Err(Error::Internal("batch of one gave no result".into())))
+            .ok_or_else(|| Error::Internal("batch of one gave no result".into()))?
+            .recorded()
     }
 
-    /// Records every job of `items` and archives every event, in one transaction. `settle` is
-    /// told each job's result (and what its codes named) before its event is written, so the
-    /// archive says what happened. The outer error means nothing was written; the inner results
-    /// are per job.
-    pub async fn record_batch(
-        &self,
-        items: &mut [BatchItem],
-        settle: &mut Settle<'_>,
-    ) -> Result<Vec<Option<Result<Recorded>>>> {
-        let mut tx = self.begin().await?;
-        let results = record_batch_in(&mut tx, items, settle).await?;
-        tx.commit().await?;
-        Ok(results)
+    /// Records every job of `items` and archives every event, in one transaction; each event
+    /// says what became of its job. The outer error means nothing was written.
+    pub async fn record_batch(&self, items: &mut [BatchItem]) -> Result<Vec<Option<Outcome>>> {
+        // The books the engine reads, read first outside the transaction if this instance has
+        // none yet, so that reading a large school never holds the writer.
+        let mut engine_schools: BTreeMap<i64, &School> = BTreeMap::new();
+        for job in items.iter().filter_map(|i| i.job.as_ref()) {
+            if matches!(job.payment.allocate, Allocate::Engine { .. }) {
+                engine_schools.insert(job.school.id, &job.school);
+            }
+        }
+        for school in engine_schools.values() {
+            self.warm_book(school).await?;
+        }
+        let slots: Vec<(School, _)> = engine_schools
+            .values()
+            .map(|s| ((*s).clone(), self.books.slot(s.id)))
+            .collect();
+        let mut guards = Vec::with_capacity(slots.len());
+        for (school, slot) in &slots {
+            guards.push((school, slot.lock().await));
+        }
+        let result = async {
+            let mut tx = self.begin().await?;
+            let schools: BTreeSet<i64> = items
+                .iter()
+                .filter_map(|i| i.job.as_ref().map(|j| j.school.id))
+                .collect();
+            lock_ledgers(&mut tx, &schools).await?;
+            for (school, book) in guards.iter_mut() {
+                catch_up(&mut tx, school, book).await?;
+            }
+            let results = {
+                let mut books: BTreeMap<i64, &mut Index> = guards
+                    .iter_mut()
+                    .filter_map(|(s, g)| g.as_mut().map(|b: &mut Book| (s.id, &mut b.index)))
+                    .collect();
+                record_batch_in(&mut tx, items, &mut books).await?
+            };
+            for (school, book) in guards.iter_mut() {
+                if let Some(b) = book.as_mut() {
+                    written(&mut tx, school.id, b).await?;
+                }
+            }
+            tx.commit().await?;
+            Ok(results)
+        }
+        .await;
+        if result.is_err() {
+            // The books may hold what the transaction decided and did not commit: read again.
+            for (_, book) in guards.iter_mut() {
+                **book = None;
+            }
+        }
+        result
     }
 }
 
-/// [`Store::record_batch`] inside a transaction the caller commits.
+/// [`Store::record_batch`] inside a transaction the caller commits, which holds the ledger
+/// locks of the jobs' schools; `books` holds, caught up, the book of each school whose jobs the
+/// engine decides.
 pub(super) async fn record_batch_in(
     tx: &mut Tx,
     items: &mut [BatchItem],
-    settle: &mut Settle<'_>,
-) -> Result<Vec<Option<Result<Recorded>>>> {
+    books: &mut BTreeMap<i64, &mut Index>,
+) -> Result<Vec<Option<Outcome>>> {
     let jobs: Vec<&Job> = items.iter().filter_map(|i| i.job.as_ref()).collect();
     let school_ids: BTreeSet<i64> = jobs.iter().map(|j| j.school.id).collect();
-    // Under the schools' locks, a concurrent or retried duplicate delivery, from any
-    // instance, sees the first one once it commits and records nothing twice.
-    lock_ledgers(tx, &school_ids).await?;
-    let (existing, from_statements) = recorded_before(tx, &jobs).await?;
-    let invoice_ids: Vec<i64> = jobs
-        .iter()
-        .flat_map(|j| j.payment.allocations.iter().map(|(i, _)| *i))
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let mut open = open_invoices(tx, &invoice_ids).await?;
-    let by_code = invoices_by_code(tx, &jobs, &mut open).await?;
+    let (booked, statement_credits) = recorded_before(tx, &jobs).await?;
+    let balances = balances_of(tx, &jobs).await?;
     let cashless: BTreeSet<&str> = jobs
         .iter()
-        .filter(|j| j.payment.channel != Channel::Cash)
+        .filter(|j| j.payment.channel != crate::domain::fee::Channel::Cash)
         .map(|j| j.payment.provider.as_str())
         .collect();
-    let schedules = schedules_for(tx, &cashless, &school_ids).await?;
-
-    // Decide every job in order, against balances that earlier jobs of the batch reduced.
-    let mut plans: Vec<Option<Plan>> = Vec::with_capacity(items.len());
-    let mut named: Vec<Named> = Vec::with_capacity(items.len());
-    let mut in_batch: HashMap<(String, String), (usize, i64, i64)> = HashMap::new();
-    for (idx, item) in items.iter().enumerate() {
-        let Some(job) = &item.job else {
-            plans.push(None);
-            named.push(Named::default());
-            continue;
-        };
-        let (p, school) = (&job.payment, &job.school);
-        let hits: Vec<(&str, i64, bool)> = p
-            .codes
-            .iter()
-            .filter_map(|c| {
-                by_code
-                    .get(c.as_str())
-                    .map(|(id, s, v)| (c.as_str(), *id, *v, *s))
+    let schedules: Vec<ScheduleRow> =
+        super::ledger::schedules_for(tx, &cashless, &school_ids).await?;
+    let snapshot = Snapshot {
+        booked,
+        statement_credits,
+        balances,
+        schedules,
+        match_window: chrono::Duration::hours(super::statements::MATCH_WINDOW_HOURS),
+    };
+    let plan_jobs: Vec<Option<PlanJob>> = items
+        .iter()
+        .map(|i| {
+            i.job.as_ref().map(|j| PlanJob {
+                school_id: j.school.id,
+                payment: &j.payment,
             })
-            .filter(|(.., s)| *s == school.id)
-            .map(|(c, id, v, _)| (c, id, v))
-            .collect();
-        let balance_now = |id: i64| open.get(&id).map(|o| o.open).unwrap_or_default();
-        let this = Named {
-            invoices: hits.len(),
-            invoice: match hits.as_slice() {
-                [(c, id, voided)] => Some((c.to_string(), *id, balance_now(*id), *voided)),
-                _ => None,
-            },
-        };
-        let plan = if p.amount.dong() <= 0 {
-            Plan::Refused(Error::invalid(
-                "invalid_amount",
-                "a payment is more than 0 đồng",
-            ))
-        } else if let Some((id, school_id, amount)) = p
-            .provider_ref
-            .as_ref()
-            .and_then(|r| existing.get(&(p.provider.clone(), r.clone())))
-        {
-            if *school_id != school.id || *amount != p.amount.dong() {
-                Plan::Refused(conflict(p, p.provider_ref.as_deref().unwrap_or_default()))
-            } else {
-                Plan::Duplicate(*id)
-            }
-        } else if let Some((first, school_id, amount)) = p
-            .provider_ref
-            .as_ref()
-            .and_then(|r| in_batch.get(&(p.provider.clone(), r.clone())))
-        {
-            if *school_id != school.id || *amount != p.amount.dong() {
-                Plan::Refused(conflict(p, p.provider_ref.as_deref().unwrap_or_default()))
-            } else {
-                Plan::DuplicateOf(*first)
-            }
-        } else if let Some(c) = same_transfer(&from_statements, p, school.id) {
-            if c.amount == p.amount.dong() {
-                Plan::Duplicate(c.payment_id)
-            } else {
-                Plan::Refused(Error::conflict(
-                    "provider_ref_conflict",
-                    format!(
-                        "bank reference {} of this account is already booked from the bank statement (payment {}) with {}",
-                        c.bank_ref,
-                        c.payment_id,
-                        Vnd::new(c.amount).unwrap_or(Vnd::ZERO)
-                    ),
-                ))
-            }
-        } else {
-            let balance = |id: i64| {
-                open.get(&id)
-                    .filter(|o| o.school_id == school.id)
-                    .map(|o| o.open)
-            };
-            let mut requested = p.allocations.clone();
-            if let Some((id, owed)) = this.allocates() {
-                if !requested.iter().any(|(i, _)| *i == id) {
-                    requested.push((id, p.amount.min(owed)));
-                }
-            }
-            let allocations: Vec<(i64, Vnd)> = if p.up_to_balance {
-                requested
-                    .iter()
-                    .filter_map(|(id, a)| balance(*id).map(|bal| (*id, (*a).min(bal))))
-                    .filter(|(_, a)| a.dong() > 0)
-                    .collect()
-            } else {
-                requested
-            };
-            let date = p
-                .received_at
-                .with_timezone(&vietnam())
-                .format("%Y-%m-%d")
-                .to_string();
-            let checked = check_allocations(&allocations, &balance, p.amount).and_then(|_| {
-                let terms = if p.channel == Channel::Cash {
-                    None
-                } else {
-                    terms_from(&schedules, school.id, &p.provider, p.channel, &date)
-                };
-                fee_rows(p, terms, &date)
-            });
-            match checked {
-                Err(e) => Plan::Refused(e),
-                Ok(fees) => {
-                    for (id, a) in &allocations {
-                        if let Some(o) = open.get_mut(id) {
-                            o.open = Vnd::new(o.open.dong() - a.dong()).unwrap_or_default();
-                        }
-                    }
-                    if let Some(r) = &p.provider_ref {
-                        in_batch.insert(
-                            (p.provider.clone(), r.clone()),
-                            (idx, school.id, p.amount.dong()),
-                        );
-                    }
-                    Plan::Create { allocations, fees }
-                }
-            }
-        };
-        plans.push(Some(plan));
-        named.push(this);
-    }
+        })
+        .collect();
+    let mut plans = intake::plan(&plan_jobs, &snapshot, books);
 
     // Receipt numbers, in batch order per school.
     let recorded_year = Utc::now().with_timezone(&vietnam()).year();
+    let creating = |idx: usize| matches!(plans[idx], Some(Planned::Create(_)));
     let mut counts: BTreeMap<i64, i64> = BTreeMap::new();
-    for (item, plan) in items.iter().zip(&plans) {
-        if let (Some(job), Some(Plan::Create { .. })) = (&item.job, plan) {
+    let mut entry_counts: BTreeMap<i64, i64> = BTreeMap::new();
+    for (idx, item) in items.iter().enumerate() {
+        if let (Some(job), Some(Planned::Create(c))) = (&item.job, &plans[idx]) {
             *counts.entry(job.school.id).or_default() += 1;
+            // A payment's record, and its exception's when it goes to review.
+            *entry_counts.entry(job.school.id).or_default() += 1 + i64::from(c.review.is_some());
         }
     }
     let postgres = !tx.backend_name().eq_ignore_ascii_case("sqlite");
-    // On PostgreSQL one statement takes the receipt numbers, the audit chains' heads (one record
-    // per payment on its school's chain) and the payments' ids; SQLite learns the ids as it
-    // inserts.
     let (mut next_seq, prepared) = if postgres {
-        let (seq, heads, ids) = reserve_postgres(tx, recorded_year, &counts).await?;
+        let (seq, heads, ids) = reserve_postgres(tx, recorded_year, &counts, &entry_counts).await?;
         (seq, Some((heads, ids)))
     } else {
         (take_receipts(tx, recorded_year, &counts).await?, None)
     };
     // (item index, receipt number, sequence) of each payment to create.
     let mut creates: Vec<(usize, String, i64)> = Vec::new();
-    for (idx, (item, plan)) in items.iter().zip(&plans).enumerate() {
-        if let (Some(job), Some(Plan::Create { .. })) = (&item.job, plan) {
+    for (idx, item) in items.iter().enumerate() {
+        if let (Some(job), true) = (&item.job, creating(idx)) {
             let seq = next_seq.entry(job.school.id).or_insert(1);
             creates.push((
                 idx,
@@ -591,7 +469,6 @@ pub(super) async fn record_batch_in(
             *seq += 1;
         }
     }
-
     let recorded_at = now();
     let (ids, heads) = match prepared {
         Some((heads, reserved)) => {
@@ -611,125 +488,236 @@ pub(super) async fn record_batch_in(
         ),
     };
 
-    let results: Vec<Option<Result<Recorded>>> = plans
-        .iter_mut()
-        .enumerate()
-        .map(|(idx, slot)| {
-            let result = match slot.as_ref()? {
-                Plan::Create { .. } => ids
-                    .get(&idx)
-                    .map(|id| Recorded::Created(*id))
-                    .ok_or_else(|| Error::Internal("payment id missing".into())),
-                Plan::Duplicate(id) => Ok(Recorded::Duplicate(*id)),
-                Plan::DuplicateOf(first) => ids
-                    .get(first)
-                    .map(|id| Recorded::Duplicate(*id))
-                    .ok_or_else(|| Error::Internal("payment id missing".into())),
-                // Nothing is written for a refusal: its error moves into the result.
-                Plan::Refused(_) => match slot.take() {
-                    Some(Plan::Refused(e)) => Err(e),
-                    _ => Err(Error::Internal("refusal missing".into())),
-                },
-            };
-            Some(result)
-        })
-        .collect();
+    // A payment in review that repeats one already booked is a refund candidate.
+    refine_reviews(tx, items, &mut plans, &ids, books).await?;
 
-    // Each archived delivery says what became of its payment before it is written.
-    for (idx, (item, result)) in items.iter_mut().zip(&results).enumerate() {
-        if let Some(result) = result {
-            settle(idx, result, &named[idx], item.event.as_mut());
+    // The payment each item became.
+    let payment_of = |idx: usize, plan: &Planned| -> Option<i64> {
+        match plan {
+            Planned::Create(_) => ids.get(&idx).copied(),
+            Planned::Duplicate(id) => Some(*id),
+            Planned::DuplicateOf(first) => ids.get(first).copied(),
+            Planned::Refused(_) => None,
         }
+    };
+    // Each archived delivery says what became of its payment.
+    for (idx, item) in items.iter_mut().enumerate() {
+        let (Some(event), Some(plan)) = (item.event.as_mut(), &plans[idx]) else {
+            continue;
+        };
+        event.outcome = plan.delivery_outcome();
+        event.detail = plan.detail();
+        event.payment_id = payment_of(idx, plan);
+        event.ack_status = event.acks.status(event.outcome);
+        event.verified = true;
     }
 
-    // One audit record per created payment, on its school's chain.
+    // One audit record per created payment, and one per exception it opens, on its school's
+    // chain.
     let mut entries = Vec::with_capacity(creates.len());
     for (idx, receipt_no, _) in &creates {
-        if let (Some(Plan::Create { allocations, fees }), Some(id), Some(job)) =
+        if let (Some(Planned::Create(c)), Some(id), Some(job)) =
             (&plans[*idx], ids.get(idx), &items[*idx].job)
         {
             let p = &job.payment;
             entries.push((
+                Chain::School(job.school.id),
+                Entry {
+                    actor: &job.actor,
+                    action: "payment.record",
+                    entity: "payment",
+                    entity_id: Some(*id),
+                    details: json!({"channel": p.channel, "provider": p.provider, "provider_ref": p.provider_ref, "amount": p.amount,
+                        "receipt_no": receipt_no, "allocations": c.allocations.iter().map(|(i, a)| json!([i, a])).collect::<Vec<_>>(),
+                        "method": c.method, "rule": c.rule, "evidence": c.evidence,
+                        "fees": c.fees.iter().map(|f| json!({"amount": f.amount, "borne_by": f.borne_by, "needs_review": f.needs_review})).collect::<Vec<_>>()}),
+                },
+            ));
+            if let Some(r) = &c.review {
+                entries.push((
                     Chain::School(job.school.id),
                     Entry {
                         actor: &job.actor,
-                        action: "payment.record",
+                        action: "exception.open",
                         entity: "payment",
                         entity_id: Some(*id),
-                        details: json!({"channel": p.channel, "provider": p.provider, "provider_ref": p.provider_ref, "amount": p.amount,
-                            "receipt_no": receipt_no, "allocations": allocations.iter().map(|(i, a)| json!([i, a])).collect::<Vec<_>>(),
-                            "fees": fees.iter().map(|f| json!({"amount": f.amount, "borne_by": f.borne_by, "needs_review": f.needs_review})).collect::<Vec<_>>()}),
+                        details: json!({"kind": r.kind, "suggestions": r.suggestions.len(), "earlier_payment": r.earlier_payment}),
                     },
                 ));
+            }
         }
-    }
-    if entries.len() != creates.len() {
-        return Err(Error::Internal("one audit record per payment".into()));
     }
 
     let events: Vec<&NewEvent> = items.iter().filter_map(|i| i.event.as_ref()).collect();
-
-    match heads {
+    let exception_ids = match heads {
         Some(mut heads) => {
             // A big import goes in a few statements, so no parameter grows without bound.
             let statements = creates.len().div_ceil(PAYMENTS_PER_STATEMENT).max(1);
+            let mut exception_ids = HashMap::new();
+            let mut first_entry = 0;
             for k in 0..statements {
                 let range = k * PAYMENTS_PER_STATEMENT
                     ..((k + 1) * PAYMENTS_PER_STATEMENT).min(creates.len());
-                let (fees, allocations) = lines_of(&creates[range.clone()], &plans, items, &ids);
+                let (fees, allocations, exceptions) =
+                    lines_of(&creates[range.clone()], &plans, items, &ids);
+                let n_entries: usize = creates[range.clone()]
+                    .iter()
+                    .map(|(idx, ..)| match &plans[*idx] {
+                        Some(Planned::Create(c)) => 1 + usize::from(c.review.is_some()),
+                        _ => 0,
+                    })
+                    .sum();
                 let rows = Rows {
-                    creates: &creates[range.clone()],
+                    creates: &creates[range],
                     items,
                     ids: &ids,
                     recorded_year,
                     recorded_at: &recorded_at,
                     fees: &fees,
                     allocations: &allocations,
+                    exceptions: &exceptions,
                     events: if k + 1 == statements { &events } else { &[] },
                 };
-                write_postgres(tx, rows, &entries[range], &mut heads).await?;
+                exception_ids.extend(
+                    write_postgres(
+                        tx,
+                        rows,
+                        &entries[first_entry..first_entry + n_entries],
+                        &mut heads,
+                    )
+                    .await?,
+                );
+                first_entry += n_entries;
             }
+            exception_ids
         }
         None => {
-            let (fees, allocations) = lines_of(&creates, &plans, items, &ids);
+            let (fees, allocations, exceptions) = lines_of(&creates, &plans, items, &ids);
             insert_fees_and_allocations(tx, &fees, &allocations, &recorded_at).await?;
+            let exception_ids = insert_exceptions(tx, &exceptions, &recorded_at).await?;
             audit::record_many(tx, entries).await?;
             insert_events(tx, &events).await?;
+            exception_ids
         }
-    }
-    Ok(results)
+    };
+    Ok(plans
+        .into_iter()
+        .enumerate()
+        .map(|(idx, plan)| {
+            plan.map(|planned| {
+                let payment_id = payment_of(idx, &planned);
+                Outcome {
+                    exception_id: payment_id.and_then(|p| exception_ids.get(&p).copied()),
+                    payment_id,
+                    planned,
+                }
+            })
+        })
+        .collect())
 }
 
-/// Payments per write statement on PostgreSQL (with their fee lines, allocations and audit
-/// records).
+/// Turns the reviews of payments that repeat a transfer already booked into refund candidates
+/// (rules in [`crate::recon::duplicates`]).
+async fn refine_reviews(
+    tx: &mut Tx,
+    items: &[BatchItem],
+    plans: &mut [Option<Planned>],
+    ids: &HashMap<usize, i64>,
+    books: &BTreeMap<i64, &mut Index>,
+) -> Result<()> {
+    let mut by_school: BTreeMap<i64, (School, Vec<(usize, ToReconcile)>)> = BTreeMap::new();
+    for (idx, item) in items.iter().enumerate() {
+        let (
+            Some(job),
+            Some(Planned::Create(Create {
+                review: Some(_), ..
+            })),
+            Some(id),
+        ) = (&item.job, &plans[idx], ids.get(&idx))
+        else {
+            continue;
+        };
+        let p = &job.payment;
+        by_school
+            .entry(job.school.id)
+            .or_insert_with(|| (job.school.clone(), Vec::new()))
+            .1
+            .push((
+                idx,
+                ToReconcile {
+                    id: *id,
+                    amount: p.amount,
+                    received_at: p.received_at,
+                    credit: p.amount,
+                    memo: p.memo.clone(),
+                    payer_name: p.payer_name.clone(),
+                },
+            ));
+    }
+    for (school_id, (school, arriving)) in by_school {
+        let Some(index) = books.get(&school_id) else {
+            continue;
+        };
+        let prefix = crate::domain::code::SchoolPrefix::parse(&school.payment_prefix)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let refs: Vec<&ToReconcile> = arriving.iter().map(|(_, p)| p).collect();
+        let found = twins(tx, &school, &prefix, &refs, index).await?;
+        for (idx, p) in &arriving {
+            if let (
+                Some(twin),
+                Some(Planned::Create(Create {
+                    review: Some(r), ..
+                })),
+            ) = (found.get(&p.id), plans[*idx].as_mut())
+            {
+                r.kind = ExceptionKind::Ledger(LedgerIssue::Duplicate);
+                r.reason = twin.reason();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Payments per write statement on PostgreSQL (with their fee lines, allocations, exceptions
+/// and audit records).
 const PAYMENTS_PER_STATEMENT: usize = 2_000;
 
 /// A fee line to write: (payment id, school id, line).
-type FeeLine<'a> = (i64, i64, &'a super::ledger::FeeRow);
-/// An allocation to write: (payment id, job, invoice id, amount, method).
-type AllocationLine<'a> = (i64, &'a Job, i64, Vnd, &'static str);
+type FeeLine<'a> = (i64, i64, &'a FeeRow);
+/// An allocation to write: (payment id, job, invoice id, amount, method, rule).
+type AllocationLine<'a> = (i64, &'a Job, i64, Vnd, &'static str, Option<&'a str>);
+/// An exception to open: (payment id, school id, review).
+type ExceptionLine<'a> = (i64, i64, &'a intake::Review);
 
-/// The fee lines and allocations of the payments `creates` makes, in its order.
+/// The fee lines, allocations and exceptions of the payments `creates` makes, in its order.
 fn lines_of<'a>(
     creates: &[(usize, String, i64)],
-    plans: &'a [Option<Plan>],
+    plans: &'a [Option<Planned>],
     items: &'a [BatchItem],
     ids: &HashMap<usize, i64>,
-) -> (Vec<FeeLine<'a>>, Vec<AllocationLine<'a>>) {
-    let (mut fee_lines, mut allocation_lines) = (Vec::new(), Vec::new());
+) -> (
+    Vec<FeeLine<'a>>,
+    Vec<AllocationLine<'a>>,
+    Vec<ExceptionLine<'a>>,
+) {
+    let (mut fee_lines, mut allocation_lines, mut exception_lines) =
+        (Vec::new(), Vec::new(), Vec::new());
     for (idx, ..) in creates {
-        if let (Some(Plan::Create { allocations, fees }), Some(id), Some(job)) =
+        if let (Some(Planned::Create(c)), Some(id), Some(job)) =
             (&plans[*idx], ids.get(idx), &items[*idx].job)
         {
-            fee_lines.extend(fees.iter().map(|f| (*id, job.school.id, f)));
+            fee_lines.extend(c.fees.iter().map(|f| (*id, job.school.id, f)));
             allocation_lines.extend(
-                allocations
+                c.allocations
                     .iter()
-                    .map(|(inv, a)| (*id, job, *inv, *a, job.payment.method)),
+                    .map(|(inv, a)| (*id, job, *inv, *a, c.method.as_str(), c.rule.as_deref())),
             );
+            if let Some(r) = &c.review {
+                exception_lines.push((*id, job.school.id, r));
+            }
         }
     }
-    (fee_lines, allocation_lines)
+    (fee_lines, allocation_lines, exception_lines)
 }
 
 /// Inserts the payments of `creates`, in chunks; returns each item's new payment id.
@@ -820,11 +808,11 @@ async fn insert_fees_and_allocations(
     }
     for chunk in allocations.chunks(per_insert) {
         let sql = format!(
-                "INSERT INTO allocations (school_id, payment_id, invoice_id, amount, method, created_at, created_by) VALUES {}",
-                values_placeholders(chunk.len(), 7)
+                "INSERT INTO allocations (school_id, payment_id, invoice_id, amount, method, created_at, created_by, rule) VALUES {}",
+                values_placeholders(chunk.len(), 8)
             );
         let mut q = sqlx::query(&sql);
-        for (id, job, invoice_id, amount, method) in chunk {
+        for (id, job, invoice_id, amount, method, rule) in chunk {
             q = q
                 .bind(job.school.id)
                 .bind(*id)
@@ -832,23 +820,59 @@ async fn insert_fees_and_allocations(
                 .bind(amount.dong())
                 .bind(*method)
                 .bind(recorded_at)
-                .bind(&job.actor);
+                .bind(&job.actor)
+                .bind(*rule);
         }
         q.execute(&mut **tx).await?;
     }
     Ok(())
 }
 
+/// SQLite: opens the exceptions of `exceptions`; returns payment id → exception id.
+async fn insert_exceptions(
+    tx: &mut Tx,
+    exceptions: &[ExceptionLine<'_>],
+    at: &str,
+) -> Result<HashMap<i64, i64>> {
+    let mut out = HashMap::new();
+    for chunk in exceptions.chunks(rows_per_insert(tx)) {
+        let sql = format!(
+            "INSERT INTO exceptions (school_id, payment_id, kind, reason, suggestions, status, created_at) VALUES {} RETURNING id, payment_id",
+            values_placeholders(chunk.len(), 7)
+        );
+        let mut q = sqlx::query(&sql);
+        for (payment_id, school_id, r) in chunk {
+            q = q
+                .bind(*school_id)
+                .bind(*payment_id)
+                .bind(r.kind.as_str())
+                .bind(&r.reason)
+                .bind(suggestions_text(r)?)
+                .bind("open")
+                .bind(at);
+        }
+        for row in q.fetch_all(&mut **tx).await? {
+            out.insert(row.try_get("payment_id")?, row.try_get("id")?);
+        }
+    }
+    Ok(out)
+}
+
+fn suggestions_text(r: &intake::Review) -> Result<String> {
+    serde_json::to_string(&r.suggestions).map_err(|e| Error::Internal(e.to_string()))
+}
+
 /// Audit chain heads: chain key → (next sequence number, previous hash).
 type Heads = HashMap<String, (i64, String)>;
 
-/// PostgreSQL: takes `counts` receipt numbers per school, as many records on each school's audit
-/// chain, and one payment id per receipt, in one statement. Returns each school's first receipt
+/// PostgreSQL: takes `counts` receipt numbers per school, `entries` records on each school's
+/// audit chain, and one payment id per receipt, in one statement. Returns each school's first receipt
 /// sequence number, the chains' heads and the ids in ascending order.
 async fn reserve_postgres(
     tx: &mut Tx,
     year: i32,
     counts: &BTreeMap<i64, i64>,
+    entries: &BTreeMap<i64, i64>,
 ) -> Result<(HashMap<i64, i64>, Heads, Vec<i64>)> {
     #[derive(serde::Serialize)]
     struct Counter<'a> {
@@ -870,7 +894,7 @@ async fn reserve_postgres(
             n: *n,
         })
         .collect();
-    let chains: Vec<ChainCount> = counts
+    let chains: Vec<ChainCount> = entries
         .iter()
         .map(|(school_id, n)| ChainCount {
             chain: Chain::School(*school_id).key(),
@@ -943,18 +967,19 @@ struct Rows<'a> {
     recorded_at: &'a str,
     fees: &'a [FeeLine<'a>],
     allocations: &'a [AllocationLine<'a>],
+    exceptions: &'a [ExceptionLine<'a>],
     events: &'a [&'a NewEvent],
 }
 
-/// PostgreSQL: payments, fee lines, allocations, audit records, the chains' new heads and the
-/// archived deliveries, in one statement. Each table's rows travel as one JSON parameter, so the
+/// PostgreSQL: payments, fee lines, allocations, exceptions, audit records, the chains' new
+/// heads and the archived deliveries, in one statement; returns payment id → exception id. Each table's rows travel as one JSON parameter, so the
 /// statement's text is the same for every batch and stays prepared on its connection.
 async fn write_postgres(
     tx: &mut Tx,
     rows: Rows<'_>,
     entries: &[(Chain, Entry<'_>)],
     heads: &mut Heads,
-) -> Result<()> {
+) -> Result<HashMap<i64, i64>> {
     #[derive(serde::Serialize)]
     struct Payment<'a> {
         id: i64,
@@ -993,6 +1018,15 @@ async fn write_postgres(
         amount: i64,
         method: &'a str,
         created_by: &'a str,
+        rule: Option<&'a str>,
+    }
+    #[derive(serde::Serialize)]
+    struct Exception<'a> {
+        school_id: i64,
+        payment_id: i64,
+        kind: String,
+        reason: &'a str,
+        suggestions: String,
     }
     #[derive(serde::Serialize)]
     struct Head<'a> {
@@ -1060,15 +1094,28 @@ async fn write_postgres(
     let allocations: Vec<Allocation> = rows
         .allocations
         .iter()
-        .map(|(payment_id, job, invoice_id, amount, method)| Allocation {
-            school_id: job.school.id,
-            payment_id: *payment_id,
-            invoice_id: *invoice_id,
-            amount: amount.dong(),
-            method,
-            created_by: &job.actor,
-        })
+        .map(
+            |(payment_id, job, invoice_id, amount, method, rule)| Allocation {
+                school_id: job.school.id,
+                payment_id: *payment_id,
+                invoice_id: *invoice_id,
+                amount: amount.dong(),
+                method,
+                created_by: &job.actor,
+                rule: *rule,
+            },
+        )
         .collect();
+    let mut exceptions = Vec::with_capacity(rows.exceptions.len());
+    for (payment_id, school_id, r) in rows.exceptions {
+        exceptions.push(Exception {
+            school_id: *school_id,
+            payment_id: *payment_id,
+            kind: r.kind.as_str(),
+            reason: &r.reason,
+            suggestions: suggestions_text(r)?,
+        });
+    }
     let at = now();
     let audit = audit::link(entries, heads, &at)?;
     let new_heads: Vec<Head> = heads
@@ -1113,10 +1160,15 @@ async fn write_postgres(
                 basis TEXT, amount BIGINT, borne_by TEXT, predicted_amount BIGINT, reported_amount BIGINT, schedule_id BIGINT,
                 needs_review BOOLEAN)),
          l AS (
-            INSERT INTO allocations (school_id, payment_id, invoice_id, amount, method, created_at, created_by)
-            SELECT x.school_id, x.payment_id, x.invoice_id, x.amount, x.method, $7, x.created_by
+            INSERT INTO allocations (school_id, payment_id, invoice_id, amount, method, created_at, created_by, rule)
+            SELECT x.school_id, x.payment_id, x.invoice_id, x.amount, x.method, $7, x.created_by, x.rule
             FROM json_to_recordset($3::json) AS x(school_id BIGINT, payment_id BIGINT, invoice_id BIGINT, amount BIGINT,
-                method TEXT, created_by TEXT)),
+                method TEXT, created_by TEXT, rule TEXT)),
+         x AS (
+            INSERT INTO exceptions (school_id, payment_id, kind, reason, suggestions, status, created_at)
+            SELECT x.school_id, x.payment_id, x.kind, x.reason, x.suggestions, 'open', $7
+            FROM json_to_recordset($9::json) AS x(school_id BIGINT, payment_id BIGINT, kind TEXT, reason TEXT, suggestions TEXT)
+            RETURNING id, payment_id),
          a AS (
             INSERT INTO audit_log (chain, seq, school_id, at, actor, action, entity, entity_id, details, prev_hash, hash)
             SELECT * FROM json_to_recordset($4::json) AS x(chain TEXT, seq BIGINT, school_id BIGINT, at TEXT, actor TEXT,
@@ -1132,7 +1184,7 @@ async fn write_postgres(
             FROM json_to_recordset($6::json) AS x(provider TEXT, provider_account_id BIGINT, school_id BIGINT, method TEXT,
                 query TEXT, headers TEXT, body TEXT, body_size BIGINT, verified BOOLEAN, txn_id TEXT, outcome TEXT, detail TEXT,
                 payment_id BIGINT, ack_status BIGINT, request_sha256 TEXT, request_size BIGINT))
-         SELECT 1",
+         SELECT id, payment_id FROM x",
     )
     .bind(json_text(&payments)?)
     .bind(json_text(&fees)?)
@@ -1142,9 +1194,12 @@ async fn write_postgres(
     .bind(json_text(&events)?)
     .bind(rows.recorded_at)
     .bind(i64::from(rows.recorded_year))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    .bind(json_text(&exceptions)?)
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(|r| Ok((r.try_get("payment_id")?, r.try_get("id")?)))
+    .collect()
 }
 
 fn json_text<T: serde::Serialize>(rows: &T) -> Result<String> {

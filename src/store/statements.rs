@@ -3,18 +3,22 @@
 //! notification never came, and goes through matching. Importing the same lines again, in the
 //! same file or a later overlapping export, creates nothing twice.
 
-use super::ledger::{lock_ledger, NewPayment, Recorded, PLAIN_TRANSFER};
-use super::recon::{open_exception, reconcile_in, ToReconcile};
+use super::book::{catch_up, written};
+use super::ledger::{lock_ledger, NewPayment, PLAIN_TRANSFER};
+use super::recon::open_exception;
 use super::record::{record_batch_in, BatchItem, Job};
 use super::{format_time, now, rows_per_insert, values_placeholders, Store, Tx};
 use crate::audit::{self, Chain, Entry};
-use crate::domain::code::{codes_in, SchoolPrefix};
 use crate::domain::fee::Channel;
+use crate::domain::ledger::StatementMatch;
 use crate::domain::money::Vnd;
 use crate::domain::provider::ProviderId;
 use crate::error::{Error, Result};
+use crate::plan::intake::{Allocate, Planned};
+use crate::plan::queue::{ExceptionKind, LedgerIssue};
 use crate::recon::statement::Pulled;
 use crate::recon::statement::{Direction, Statement, StatementLine};
+use crate::recon::Index;
 use crate::store::fees::SchoolAccount;
 use crate::store::org::School;
 use chrono::{DateTime, Duration, Utc};
@@ -55,6 +59,23 @@ pub struct StatementReport {
     pub to_review: usize,
     /// Notifications for this account with no statement line within the settlement window.
     pub unsettled_notifications: Vec<i64>,
+    /// Every line of the file, in the file's order, with what became of it.
+    pub outcomes: Vec<LineOutcome>,
+}
+
+/// What became of one line.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LineOutcome {
+    /// The line's number in the file.
+    pub line_no: usize,
+    pub outcome: StatementMatch,
+    /// The payment it was tied to or became.
+    pub payment_id: Option<i64>,
+    /// For a credit that became a payment: the invoices it was allocated to.
+    pub allocations: Vec<crate::plan::queue::SuggestedAllocation>,
+    /// The rule that allocated it, or the exception it waits in.
+    pub rule: Option<String>,
+    pub exception_id: Option<i64>,
 }
 
 fn line_key(l: &StatementLine) -> String {
@@ -192,352 +213,416 @@ impl Store {
         file_sha256: &str,
         format: &str,
     ) -> Result<StatementReport> {
-        let mut report = StatementReport {
-            lines: lines.len(),
-            ..Default::default()
-        };
-        let mut tx = self.begin().await?;
-        lock_ledger(&mut tx, school.id).await?;
-        let keys: Vec<&str> = lines.iter().map(|l| l.key.as_str()).collect();
-        let known = known_keys(&mut tx, account.id, &keys).await?;
-        let elsewhere = imported_from_elsewhere(&mut tx, account.id, &lines).await?;
-        let (new, old): (Vec<&Line>, Vec<&Line>) = lines
-            .iter()
-            .partition(|l| !known.contains(l.key.as_str()) && !elsewhere.contains(l.key.as_str()));
-        report.already_imported = old.len();
-        if new.is_empty() {
-            return Ok(report);
-        }
-
-        // Payments the credits may settle: same school, not yet on a statement, near in time.
-        let credits: Vec<&StatementLine> = new
-            .iter()
-            .map(|l| l.line)
-            .filter(|l| l.direction == Direction::Credit)
-            .collect();
-        report.debits = new.len() - credits.len();
-        let (from, to) = credits.iter().fold((None, None), |(lo, hi), l| {
-            (
-                Some(lo.map_or(l.booked_at, |t: DateTime<Utc>| t.min(l.booked_at))),
-                Some(hi.map_or(l.booked_at, |t: DateTime<Utc>| t.max(l.booked_at))),
+        // The school's book for the engine, read first outside the transaction if needed.
+        self.warm_book(school).await?;
+        let slot = self.books.slot(school.id);
+        let mut book = slot.lock().await;
+        let result = async {
+            let mut tx = self.begin().await?;
+            lock_ledger(&mut tx, school.id).await?;
+            catch_up(&mut tx, school, &mut book).await?;
+            let index = match book.as_mut() {
+                Some(b) => &mut b.index,
+                None => return Err(Error::Internal("the school's book was not read".into())),
+            };
+            let report = import_lines_in(
+                &mut tx,
+                index,
+                actor,
+                school,
+                account,
+                lines,
+                pulled_from,
+                file_sha256,
+                format,
             )
-        });
-        let window = Duration::hours(MATCH_WINDOW_HOURS);
-        let mut candidates = match (from, to) {
-            (Some(from), Some(to)) => {
-                unsettled(&mut tx, school.id, from - window, to + window).await?
+            .await?;
+            if let Some(b) = book.as_mut() {
+                written(&mut tx, school.id, b).await?;
             }
-            _ => vec![],
-        };
-        // line index → (payment id, how)
-        let mut matched: HashMap<usize, (i64, &'static str)> = HashMap::new();
-        let mut taken: BTreeSet<i64> = BTreeSet::new();
-        // A pulled transaction already notified: its payment carries the same sender key.
-        let mut differing: Vec<(i64, &'static str, String)> = Vec::new();
-        if let Some(provider) = pulled_from {
-            let refs: Vec<String> = new
-                .iter()
-                .filter(|l| l.line.direction == Direction::Credit)
-                .filter_map(|l| l.txn.as_ref())
-                .map(|(txn, _)| format!("{}:{txn}", account.account_number))
-                .collect();
-            let notified = payments_by_ref(&mut tx, school.id, provider.as_str(), &refs).await?;
-            for (i, l) in new.iter().enumerate() {
-                let Some((txn, _)) = &l.txn else { continue };
-                if l.line.direction != Direction::Credit {
-                    continue;
-                }
-                if let Some((id, amount)) =
-                    notified.get(&format!("{}:{txn}", account.account_number))
-                {
-                    if *amount != l.line.amount.dong() {
-                        differing.push((
-                            *id,
-                            "amount_mismatch",
-                            format!(
-                                "the sender's transaction list says {} for this transaction; its notification said {}",
-                                l.line.amount, Vnd::new(*amount).unwrap_or(Vnd::ZERO)
-                            ),
-                        ));
-                    }
-                    report.matched_by_reference += 1;
-                    taken.insert(*id);
-                    matched.insert(i, (*id, "matched_reference"));
-                }
-            }
+            tx.commit().await?;
+            Ok(report)
         }
+        .await;
+        if result.is_err() {
+            *book = None;
+        }
+        result
+    }
+}
+
+/// [`Store::import_lines`] inside a transaction that holds the school's ledger lock, with its
+/// book caught up. Lines are taken in booking order, each seeing only what was booked before
+/// it: a credit is tied to the notification it settles, or becomes a payment decided exactly as
+/// its notification would have been.
+#[allow(clippy::too_many_arguments)]
+async fn import_lines_in(
+    tx: &mut Tx,
+    index: &mut Index,
+    actor: &str,
+    school: &School,
+    account: &SchoolAccount,
+    mut lines: Vec<Line<'_>>,
+    pulled_from: Option<ProviderId>,
+    file_sha256: &str,
+    format: &str,
+) -> Result<StatementReport> {
+    let mut report = StatementReport {
+        lines: lines.len(),
+        ..Default::default()
+    };
+    lines.sort_by_key(|l| (l.line.booked_at, l.line.line_no));
+    let keys: Vec<&str> = lines.iter().map(|l| l.key.as_str()).collect();
+    let known = known_keys(tx, account.id, &keys).await?;
+    let elsewhere = imported_from_elsewhere(tx, account.id, &lines).await?;
+    let (new, old): (Vec<&Line>, Vec<&Line>) = lines
+        .iter()
+        .partition(|l| !known.contains(l.key.as_str()) && !elsewhere.contains(l.key.as_str()));
+    report.already_imported = old.len();
+    let mut outcomes: Vec<LineOutcome> = old
+        .iter()
+        .map(|l| LineOutcome {
+            line_no: l.line.line_no,
+            outcome: StatementMatch::AlreadyImported,
+            payment_id: None,
+            allocations: vec![],
+            rule: None,
+            exception_id: None,
+        })
+        .collect();
+    if new.is_empty() {
+        outcomes.sort_by_key(|o| o.line_no);
+        report.outcomes = outcomes;
+        return Ok(report);
+    }
+
+    // Payments the credits may settle: same school, not yet on a statement, near in time.
+    let credits: Vec<&StatementLine> = new
+        .iter()
+        .map(|l| l.line)
+        .filter(|l| l.direction == Direction::Credit)
+        .collect();
+    report.debits = new.len() - credits.len();
+    let (from, to) = credits.iter().fold((None, None), |(lo, hi), l| {
+        (
+            Some(lo.map_or(l.booked_at, |t: DateTime<Utc>| t.min(l.booked_at))),
+            Some(hi.map_or(l.booked_at, |t: DateTime<Utc>| t.max(l.booked_at))),
+        )
+    });
+    let window = Duration::hours(MATCH_WINDOW_HOURS);
+    let mut candidates = match (from, to) {
+        (Some(from), Some(to)) => unsettled(tx, school.id, from - window, to + window).await?,
+        _ => vec![],
+    };
+    // line index → (payment id, how)
+    let mut matched: HashMap<usize, (i64, StatementMatch)> = HashMap::new();
+    let mut taken: BTreeSet<i64> = BTreeSet::new();
+    // A pulled transaction already notified: its payment carries the same sender key.
+    let mut differing: Vec<(i64, LedgerIssue, String)> = Vec::new();
+    if let Some(provider) = pulled_from {
+        let refs: Vec<String> = new
+            .iter()
+            .filter(|l| l.line.direction == Direction::Credit)
+            .filter_map(|l| l.txn.as_ref())
+            .map(|(txn, _)| format!("{}:{txn}", account.account_number))
+            .collect();
+        let notified = payments_by_ref(tx, school.id, provider.as_str(), &refs).await?;
         for (i, l) in new.iter().enumerate() {
-            let l = l.line;
-            if l.direction != Direction::Credit || matched.contains_key(&i) {
+            let Some((txn, _)) = &l.txn else { continue };
+            if l.line.direction != Direction::Credit {
                 continue;
             }
-            let same_ref = |c: &&Candidate| {
-                !taken.contains(&c.id)
-                    && l.bank_ref.as_deref().is_some_and(|r| {
-                        c.bank_ref
-                            .as_deref()
-                            .is_some_and(|b| b.eq_ignore_ascii_case(r.trim()))
-                    })
-            };
-            let by_ref = candidates
-                .iter()
-                .filter(same_ref)
-                .find(|c| c.amount == l.amount.dong() || c.amount - c.fees == l.amount.dong());
-            // The same bank reference with another amount, close to it: the same transfer, with
-            // a fee the payment does not record (or another difference). Tied, and reviewed.
-            let by_ref_differing = || {
-                candidates.iter().filter(same_ref).find(|c| {
-                    (c.received_at - l.booked_at).abs() <= window
-                        && (c.amount - l.amount.dong()).abs() * 100
-                            <= c.amount * MAX_REFERENCE_DIFFERENCE_PERCENT
-                })
-            };
-            let found = match by_ref
-                .map(|c| (c, true))
-                .or_else(|| by_ref_differing().map(|c| (c, false)))
-            {
-                Some((c, true)) => Some((c, "matched_reference")),
-                Some((c, false)) => {
-                    let (credited, notified) = (l.amount, Vnd::new(c.amount).unwrap_or(Vnd::ZERO));
-                    differing.push(if c.amount > l.amount.dong() {
-                        (
-                            c.id,
-                            "fee_mismatch",
-                            format!(
-                                "the bank credited {credited} for a payment of {notified}: {} was kept on the way, and the payment records {} of fees",
-                                Vnd::new(c.amount - l.amount.dong()).unwrap_or(Vnd::ZERO),
-                                Vnd::new(c.fees).unwrap_or(Vnd::ZERO)
-                            ),
-                        )
-                    } else {
-                        (
-                            c.id,
-                            "amount_mismatch",
-                            format!("the bank credited {credited}; the notification said {notified}"),
-                        )
-                    });
-                    Some((c, "matched_reference"))
+            if let Some((id, amount)) = notified.get(&format!("{}:{txn}", account.account_number)) {
+                if *amount != l.line.amount.dong() {
+                    differing.push((
+                        *id,
+                        LedgerIssue::CreditedAmountDiffers,
+                        format!(
+                            "the sender's transaction list says {} for this transaction; its notification said {}",
+                            l.line.amount, Vnd::new(*amount).unwrap_or(Vnd::ZERO)
+                        ),
+                    ));
                 }
-                None => candidates
-                    .iter()
-                    .filter(|c| {
-                        !taken.contains(&c.id)
-                            && (c.amount == l.amount.dong()
-                                || (c.fees > 0 && c.amount - c.fees == l.amount.dong()))
-                            && (c.received_at - l.booked_at).abs() <= window
-                    })
-                    .min_by_key(|c| ((c.received_at - l.booked_at).abs(), c.id))
-                    .map(|c| (c, "matched_amount")),
-            };
-            if let Some((c, how)) = found {
-                if c.fees > 0 && c.amount - c.fees == l.amount.dong() {
-                    report.fee_confirmed += 1;
-                }
-                match how {
-                    "matched_reference" => report.matched_by_reference += 1,
-                    _ => report.matched_by_amount += 1,
-                }
-                taken.insert(c.id);
-                matched.insert(i, (c.id, how));
+                report.matched_by_reference += 1;
+                taken.insert(*id);
+                matched.insert(i, (*id, StatementMatch::MatchedReference));
             }
         }
-        candidates.retain(|c| !taken.contains(&c.id));
-
-        // Credits nobody notified: the payment is recorded now, allocated by its code if the memo
-        // has one, else read by the engine.
-        let prefix = SchoolPrefix::parse(&school.payment_prefix)
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        let missing: Vec<usize> = (0..new.len())
-            .filter(|i| new[*i].line.direction == Direction::Credit && !matched.contains_key(i))
-            .collect();
-        let now_at = Utc::now();
-        let mut items: Vec<BatchItem> = missing
+    }
+    for (i, l) in new.iter().enumerate() {
+        let l = l.line;
+        if l.direction != Direction::Credit || matched.contains_key(&i) {
+            continue;
+        }
+        let same_ref = |c: &&Candidate| {
+            !taken.contains(&c.id)
+                && l.bank_ref.as_deref().is_some_and(|r| {
+                    c.bank_ref
+                        .as_deref()
+                        .is_some_and(|b| b.eq_ignore_ascii_case(r.trim()))
+                })
+        };
+        let by_ref = candidates
             .iter()
-            .map(|i| {
-                let Line { line: l, key, txn } = new[*i];
-                // A pulled transaction is recorded as its notification would have been.
-                let (provider, provider_ref, order_ref) = match (pulled_from, txn) {
-                    (Some(p), Some((txn, order_ref))) => (
-                        p.as_str().to_string(),
-                        format!("{}:{txn}", account.account_number),
-                        order_ref.as_deref(),
-                    ),
-                    _ => (
-                        PLAIN_TRANSFER.to_string(),
-                        format!("{}:{key}", account.account_number),
-                        None,
-                    ),
-                };
-                let codes = codes_in(
-                    [order_ref, Some(l.memo.as_str())].into_iter().flatten(),
-                    &prefix,
-                );
-                BatchItem {
-                    job: Some(Job {
-                        actor: actor.to_string(),
-                        school: school.clone(),
-                        payment: NewPayment {
-                            channel: Channel::BankTransfer,
-                            provider,
-                            provider_ref: Some(provider_ref),
-                            bank_ref: l.bank_ref.clone(),
-                            payer_name: l.counterparty.clone(),
-                            memo: Some(l.memo.clone()),
-                            amount: l.amount,
-                            received_at: l.booked_at.min(now_at),
-                            reported_fee: None,
-                            allocations: vec![],
-                            codes,
-                            method: "payment_code",
-                            up_to_balance: true,
-                            reported_fee_bearer: None,
-                            credited_account: None,
-                        },
-                    }),
-                    event: None,
-                }
+            .filter(same_ref)
+            .find(|c| c.amount == l.amount.dong() || c.amount - c.fees == l.amount.dong());
+        // The same bank reference with another amount, close to it: the same transfer, with
+        // a fee the payment does not record (or another difference). Tied, and reviewed.
+        let by_ref_differing = || {
+            candidates.iter().filter(same_ref).find(|c| {
+                (c.received_at - l.booked_at).abs() <= window
+                    && (c.amount - l.amount.dong()).abs() * 100
+                        <= c.amount * MAX_REFERENCE_DIFFERENCE_PERCENT
             })
-            .collect();
-        let mut allocated_by_code: Vec<bool> = vec![false; items.len()];
-        let results = record_batch_in(&mut tx, &mut items, &mut |i, _, named, _| {
-            if let Some(slot) = allocated_by_code.get_mut(i) {
-                *slot = named.allocates().is_some();
+        };
+        let found = match by_ref
+            .map(|c| (c, true))
+            .or_else(|| by_ref_differing().map(|c| (c, false)))
+        {
+            Some((c, true)) => Some((c, StatementMatch::MatchedReference)),
+            Some((c, false)) => {
+                let (credited, notified) = (l.amount, Vnd::new(c.amount).unwrap_or(Vnd::ZERO));
+                differing.push(if c.amount > l.amount.dong() {
+                    (
+                        c.id,
+                        LedgerIssue::FeeMismatch,
+                        format!(
+                            "the bank credited {credited} for a payment of {notified}: {} was kept on the way, and the payment records {} of fees",
+                            Vnd::new(c.amount - l.amount.dong()).unwrap_or(Vnd::ZERO),
+                            Vnd::new(c.fees).unwrap_or(Vnd::ZERO)
+                        ),
+                    )
+                } else {
+                    (
+                        c.id,
+                        LedgerIssue::CreditedAmountDiffers,
+                        format!("the bank credited {credited}; the notification said {notified}"),
+                    )
+                });
+                Some((c, StatementMatch::MatchedReference))
+            }
+            None => candidates
+                .iter()
+                .filter(|c| {
+                    !taken.contains(&c.id)
+                        && (c.amount == l.amount.dong()
+                            || (c.fees > 0 && c.amount - c.fees == l.amount.dong()))
+                        && (c.received_at - l.booked_at).abs() <= window
+                })
+                .min_by_key(|c| ((c.received_at - l.booked_at).abs(), c.id))
+                .map(|c| (c, StatementMatch::MatchedAmount)),
+        };
+        if let Some((c, how)) = found {
+            if c.fees > 0 && c.amount - c.fees == l.amount.dong() {
+                report.fee_confirmed += 1;
+            }
+            match how {
+                StatementMatch::MatchedReference => report.matched_by_reference += 1,
+                _ => report.matched_by_amount += 1,
+            }
+            taken.insert(c.id);
+            matched.insert(i, (c.id, how));
+        }
+    }
+    candidates.retain(|c| !taken.contains(&c.id));
+
+    // Credits nobody notified become payments, in booking order, decided as their
+    // notification would have been.
+    let missing: Vec<usize> = (0..new.len())
+        .filter(|i| new[*i].line.direction == Direction::Credit && !matched.contains_key(i))
+        .collect();
+    let now_at = Utc::now();
+    let mut items: Vec<BatchItem> = missing
+        .iter()
+        .map(|i| {
+            let Line { line: l, key, txn } = new[*i];
+            // A pulled transaction is recorded as its notification would have been.
+            let (provider, provider_ref, order_ref) = match (pulled_from, txn) {
+                (Some(p), Some((txn, order_ref))) => (
+                    p.as_str().to_string(),
+                    format!("{}:{txn}", account.account_number),
+                    order_ref.clone(),
+                ),
+                _ => (
+                    PLAIN_TRANSFER.to_string(),
+                    format!("{}:{key}", account.account_number),
+                    None,
+                ),
+            };
+            BatchItem {
+                job: Some(Job {
+                    actor: actor.to_string(),
+                    school: school.clone(),
+                    payment: NewPayment {
+                        channel: Channel::BankTransfer,
+                        provider,
+                        provider_ref: Some(provider_ref),
+                        bank_ref: l.bank_ref.clone(),
+                        payer_name: l.counterparty.clone(),
+                        memo: Some(l.memo.clone()),
+                        amount: l.amount,
+                        received_at: l.booked_at.min(now_at),
+                        reported_fee: None,
+                        allocate: Allocate::Engine { order_ref },
+                        reported_fee_bearer: None,
+                        credited_account: None,
+                    },
+                }),
+                event: None,
             }
         })
-        .await?;
-        let mut to_match: Vec<Option<ToReconcile>> = Vec::new();
-        for ((i, result), by_code) in missing.iter().zip(results).zip(&allocated_by_code) {
-            match result {
-                Some(Ok(Recorded::Created(id))) => {
-                    report.created += 1;
-                    matched.insert(*i, (id, "created"));
-                    if !by_code {
-                        let l = new[*i].line;
-                        to_match.push(Some(ToReconcile {
-                            id,
-                            amount: l.amount,
-                            received_at: l.booked_at.min(now_at),
-                            credit: l.amount,
-                            memo: Some(l.memo.clone()),
-                            payer_name: l.counterparty.clone(),
-                        }));
-                    }
+        .collect();
+    let results = {
+        let mut books = std::collections::BTreeMap::from([(school.id, &mut *index)]);
+        record_batch_in(tx, &mut items, &mut books).await?
+    };
+    // line index → (allocations, rule, exception) of a credit that became a payment.
+    type Decided = (Vec<(i64, Vnd)>, Option<String>, Option<i64>);
+    let mut decided: HashMap<usize, Decided> = HashMap::new();
+    for (i, result) in missing.iter().zip(results) {
+        let Some(o) = result else { continue };
+        match (&o.planned, o.payment_id) {
+            (Planned::Create(c), Some(id)) => {
+                report.created += 1;
+                if c.review.is_some() {
+                    report.to_review += 1;
                 }
-                // Recorded before from this account's statement under the same key: cannot
-                // happen past `known_keys`, but never book it twice.
-                Some(Ok(Recorded::Duplicate(id))) => {
-                    matched.insert(*i, (id, "matched_reference"));
-                }
-                Some(Err(e)) => return Err(e),
-                None => {}
+                matched.insert(*i, (id, StatementMatch::Created));
+                decided.insert(*i, (c.allocations.clone(), c.rule.clone(), o.exception_id));
             }
-        }
-        let reconciled = reconcile_in(&mut tx, actor, school, &to_match).await?;
-        report.to_review = reconciled
-            .iter()
-            .filter(|r| matches!(r, super::recon::Reconciled::Review { .. }))
-            .count();
-
-        let statement_id: i64 = sqlx::query_scalar(
-            "INSERT INTO statements (school_id, account_id, format, file_sha256, lines, imported_at, imported_by)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-        )
-        .bind(school.id)
-        .bind(account.id)
-        .bind(format)
-        .bind(file_sha256)
-        .bind(new.len() as i64)
-        .bind(now())
-        .bind(actor)
-        .fetch_one(&mut *tx)
-        .await?;
-        report.statement_id = Some(statement_id);
-        let rows: Vec<(usize, &StatementLine, &String)> = new
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (i, l.line, &l.key))
-            .collect();
-        for chunk in rows.chunks(rows_per_insert(&tx)) {
-            let sql = format!(
-                "INSERT INTO statement_lines (statement_id, school_id, account_id, line_key, booked_at, amount, direction, bank_ref, memo,
-                    counterparty, payment_id, matched_by) VALUES {}",
-                values_placeholders(chunk.len(), 12)
-            );
-            let mut q = sqlx::query(&sql);
-            for (i, l, key) in chunk {
-                let (payment_id, how) = match matched.get(i) {
-                    Some((id, how)) => (Some(*id), *how),
-                    None => (None, "debit"),
-                };
-                q = q
-                    .bind(statement_id)
-                    .bind(school.id)
-                    .bind(account.id)
-                    .bind(key.as_str())
-                    .bind(format_time(l.booked_at))
-                    .bind(l.amount.dong())
-                    .bind(match l.direction {
-                        Direction::Credit => "credit",
-                        Direction::Debit => "debit",
-                    })
-                    .bind(&l.bank_ref)
-                    .bind(&l.memo)
-                    .bind(&l.counterparty)
-                    .bind(payment_id)
-                    .bind(how);
+            // Recorded before under the same key: cannot happen past `known_keys`, but never
+            // book it twice.
+            (Planned::Duplicate(_) | Planned::DuplicateOf(_), Some(id)) => {
+                matched.insert(*i, (id, StatementMatch::MatchedReference));
             }
-            q.execute(&mut *tx).await?;
+            _ => return o.recorded().map(|_| report),
         }
-
-        // Notifications of this account that the bank never settled within the window.
-        if let Some(to) = to {
-            let cutoff = to - Duration::hours(SETTLEMENT_WINDOW_HOURS);
-            // A watcher's notification carries this account in its reference (`account:txn`).
-            let watched = format!("{}:", account.account_number);
-            let from_this_account = |c: &&Candidate| {
-                c.provider != PLAIN_TRANSFER
-                    && c.provider_ref
-                        .as_deref()
-                        .is_some_and(|r| r.starts_with(&watched))
-            };
-            for c in candidates
-                .iter()
-                .filter(|c| c.received_at <= cutoff)
-                .filter(from_this_account)
-            {
-                report.unsettled_notifications.push(c.id);
-                open_exception(
-                    &mut tx,
-                    actor,
-                    school,
-                    c.id,
-                    "no_statement_line",
-                    "notified, but the bank statement shows no such credit",
-                    &[],
-                )
-                .await?;
-            }
-        }
-        for (payment_id, kind, reason) in &differing {
-            open_exception(&mut tx, actor, school, *payment_id, kind, reason, &[]).await?;
-        }
-        audit::record(
-            &mut tx,
-            &Chain::School(school.id),
-            Entry {
-                actor,
-                action: "statement.import",
-                entity: "statement",
-                entity_id: Some(statement_id),
-                details: json!({"account_id": account.id, "format": format, "sha256": file_sha256, "lines": new.len(),
-                    "matched": report.matched_by_reference + report.matched_by_amount, "created": report.created,
-                    "unsettled": report.unsettled_notifications}),
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(report)
     }
+
+    let statement_id: i64 = sqlx::query_scalar(
+        "INSERT INTO statements (school_id, account_id, format, file_sha256, lines, imported_at, imported_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+    )
+    .bind(school.id)
+    .bind(account.id)
+    .bind(format)
+    .bind(file_sha256)
+    .bind(new.len() as i64)
+    .bind(now())
+    .bind(actor)
+    .fetch_one(&mut **tx)
+    .await?;
+    report.statement_id = Some(statement_id);
+    let rows: Vec<(usize, &StatementLine, &String)> = new
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (i, l.line, &l.key))
+        .collect();
+    for chunk in rows.chunks(rows_per_insert(tx)) {
+        let sql = format!(
+            "INSERT INTO statement_lines (statement_id, school_id, account_id, line_key, booked_at, amount, direction, bank_ref, memo,
+                counterparty, payment_id, matched_by) VALUES {}",
+            values_placeholders(chunk.len(), 12)
+        );
+        let mut q = sqlx::query(&sql);
+        for (i, l, key) in chunk {
+            let (payment_id, how) = match matched.get(i) {
+                Some((id, how)) => (Some(*id), *how),
+                None => (None, StatementMatch::Debit),
+            };
+            q = q
+                .bind(statement_id)
+                .bind(school.id)
+                .bind(account.id)
+                .bind(key.as_str())
+                .bind(format_time(l.booked_at))
+                .bind(l.amount.dong())
+                .bind(match l.direction {
+                    Direction::Credit => "credit",
+                    Direction::Debit => "debit",
+                })
+                .bind(&l.bank_ref)
+                .bind(&l.memo)
+                .bind(&l.counterparty)
+                .bind(payment_id)
+                .bind(how.as_str());
+        }
+        q.execute(&mut **tx).await?;
+    }
+    for (i, l) in new.iter().enumerate() {
+        let (payment_id, outcome) = match matched.get(&i) {
+            Some((id, how)) => (Some(*id), *how),
+            None => (None, StatementMatch::Debit),
+        };
+        let (allocations, rule, exception_id) = decided.remove(&i).unwrap_or_default();
+        outcomes.push(LineOutcome {
+            line_no: l.line.line_no,
+            outcome,
+            payment_id,
+            allocations: crate::plan::queue::views(&allocations, index),
+            rule,
+            exception_id,
+        });
+    }
+
+    // Notifications of this account that the bank never settled within the window.
+    if let Some(to) = to {
+        let cutoff = to - Duration::hours(SETTLEMENT_WINDOW_HOURS);
+        // A watcher's notification carries this account in its reference (`account:txn`).
+        let watched = format!("{}:", account.account_number);
+        let from_this_account = |c: &&Candidate| {
+            c.provider != PLAIN_TRANSFER
+                && c.provider_ref
+                    .as_deref()
+                    .is_some_and(|r| r.starts_with(&watched))
+        };
+        for c in candidates
+            .iter()
+            .filter(|c| c.received_at <= cutoff)
+            .filter(from_this_account)
+        {
+            report.unsettled_notifications.push(c.id);
+            open_exception(
+                tx,
+                actor,
+                school,
+                c.id,
+                &ExceptionKind::Ledger(LedgerIssue::NoStatementLine).as_str(),
+                "notified, but the bank statement shows no such credit",
+                &[],
+            )
+            .await?;
+        }
+    }
+    for (payment_id, kind, reason) in &differing {
+        open_exception(
+            tx,
+            actor,
+            school,
+            *payment_id,
+            &ExceptionKind::Ledger(*kind).as_str(),
+            reason,
+            &[],
+        )
+        .await?;
+    }
+    audit::record(
+        tx,
+        &Chain::School(school.id),
+        Entry {
+            actor,
+            action: "statement.import",
+            entity: "statement",
+            entity_id: Some(statement_id),
+            details: json!({"account_id": account.id, "format": format, "sha256": file_sha256, "lines": new.len(),
+                "matched": report.matched_by_reference + report.matched_by_amount, "created": report.created,
+                "unsettled": report.unsettled_notifications}),
+        },
+    )
+    .await?;
+    outcomes.sort_by_key(|o| o.line_no);
+    report.outcomes = outcomes;
+    Ok(report)
 }
 
 /// Which of `keys` this account's earlier statements already hold.

@@ -3,7 +3,7 @@
 
 use super::{get_bool, now, Store};
 use crate::audit::{self, Chain, Entry};
-use crate::domain::provider::{DeliveryOutcome, ProviderId, Secret};
+use crate::domain::provider::{AckTable, DeliveryOutcome, ProviderId, Secret};
 use crate::error::{Error, Result};
 use crate::sealer::Sealer;
 use serde::Serialize;
@@ -57,6 +57,8 @@ pub struct NewEvent {
     pub detail: Option<String>,
     pub payment_id: Option<i64>,
     pub ack_status: u16,
+    /// The sender's reply for each outcome, for a delivery whose outcome recording decides.
+    pub acks: AckTable,
 }
 
 /// Archives `events` in one statement per chunk.

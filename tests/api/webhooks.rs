@@ -549,28 +549,27 @@ async fn batch_flow(app: TestApp) {
         .await
         .expect("lookup")
         .expect("invoice");
-    let payment =
-        |reference: Option<&str>, amount: i64, allocate: i64, up_to_balance: bool| NewPayment {
-            channel: if reference.is_some() {
-                Channel::BankTransfer
-            } else {
-                Channel::Cash
-            },
-            provider: if reference.is_some() { "sepay" } else { "cash" }.into(),
-            provider_ref: reference.map(str::to_string),
-            bank_ref: None,
-            payer_name: None,
-            memo: None,
-            amount: Vnd::new(amount).expect("amount"),
-            received_at: chrono::Utc::now(),
-            reported_fee: None,
+    let payment = |reference: Option<&str>, amount: i64, allocate: i64| NewPayment {
+        channel: if reference.is_some() {
+            Channel::BankTransfer
+        } else {
+            Channel::Cash
+        },
+        provider: if reference.is_some() { "sepay" } else { "cash" }.into(),
+        provider_ref: reference.map(str::to_string),
+        bank_ref: None,
+        payer_name: None,
+        memo: None,
+        amount: Vnd::new(amount).expect("amount"),
+        received_at: chrono::Utc::now(),
+        reported_fee: None,
+        allocate: feerecon::plan::intake::Allocate::Given {
             allocations: vec![(invoice, Vnd::new(allocate).expect("allocation"))],
-            codes: vec![],
-            method: "manual",
-            up_to_balance,
-            reported_fee_bearer: None,
-            credited_account: None,
-        };
+            method: feerecon::domain::ledger::AllocationMethod::Manual,
+        },
+        reported_fee_bearer: None,
+        credited_account: None,
+    };
     let job = |p| BatchItem {
         job: Some(Job {
             actor: "test".into(),
@@ -580,16 +579,19 @@ async fn batch_flow(app: TestApp) {
         event: None,
     };
     let mut items = vec![
-        job(payment(Some("A:1"), 500_000, 500_000, true)),
-        job(payment(Some("A:1"), 500_000, 500_000, true)),
-        job(payment(Some("A:1"), 600_000, 500_000, true)),
-        job(payment(Some("A:2"), 2_000_000, 2_000_000, false)),
-        job(payment(None, 100_000, 100_000, false)),
+        job(payment(Some("A:1"), 500_000, 500_000)),
+        job(payment(Some("A:1"), 500_000, 500_000)),
+        job(payment(Some("A:1"), 600_000, 500_000)),
+        job(payment(Some("A:2"), 2_000_000, 2_000_000)),
+        job(payment(None, 100_000, 100_000)),
     ];
-    let results = store
-        .record_batch(&mut items, &mut |_, _, _, _| {})
+    let results: Vec<Option<Result<Recorded, feerecon::error::Error>>> = store
+        .record_batch(&mut items)
         .await
-        .expect("batch");
+        .expect("batch")
+        .into_iter()
+        .map(|o| o.map(|o| o.recorded()))
+        .collect();
     let first = match results[0] {
         Some(Ok(Recorded::Created(id))) => id,
         ref other => panic!("{other:?}"),

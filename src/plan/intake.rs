@@ -1,0 +1,526 @@
+//! What a batch of payments becomes. One function decides every payment of a batch in order,
+//! against what the store loaded and against what earlier payments of the batch did: the cash
+//! desk, an accountant's hand entry, a sender's notification, a bank-statement or pulled line
+//! all go through it, so the same transfer is decided the same way whatever brought it.
+//!
+//! For each payment, in order:
+//! 1. a payment of 0 đồng or less is refused;
+//! 2. a provider reference already recorded is that payment (a retry): the same school and
+//!    amount is a duplicate, anything else a conflict, never an overwrite; the same within the
+//!    batch likewise;
+//! 3. a watcher's notification of a credit already booked from the account's statement (same
+//!    account, bank reference and school, within the matching window) is that payment, or a
+//!    conflict with another amount;
+//! 4. its allocations: the invoices given (the cash desk, a hand entry), each at most its
+//!    balance or refused; or the reconciliation engine's decision on its memo and order
+//!    reference (allocated, or a review with ranked suggestions);
+//! 5. its fee lines (`fees`).
+//!
+//! A refusal is decided before anything is written, so it never aborts the others.
+
+use super::fees::{fee_rows, terms_from, FeeRow, ScheduleRow};
+use super::queue::{suggestion_view, ExceptionKind, SuggestionView};
+use crate::domain::fee::{Bearer, Channel};
+use crate::domain::ledger::AllocationMethod;
+use crate::domain::money::Vnd;
+use crate::domain::provider::DeliveryOutcome;
+use crate::domain::text::same_account;
+use crate::recon::{decide, Decision, Incoming, Index};
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// A payment to record, parsed.
+#[derive(Debug, Clone)]
+pub struct NewPayment {
+    pub channel: Channel,
+    pub provider: String,
+    pub provider_ref: Option<String>,
+    /// The bank's own reference (`FT25253…`), when known: statements are matched by it. Banks
+    /// may repeat it, so it is never a key.
+    pub bank_ref: Option<String>,
+    pub payer_name: Option<String>,
+    pub memo: Option<String>,
+    pub amount: Vnd,
+    pub received_at: DateTime<Utc>,
+    /// The fee the sender says it charged, when it says.
+    pub reported_fee: Option<Vnd>,
+    /// Where the money goes.
+    pub allocate: Allocate,
+    /// Who bore the reported fee, when the sender says (ZaloPay's user fee is the payer's).
+    pub reported_fee_bearer: Option<Bearer>,
+    /// The school's bank account the sender saw credited, when it watches one (SePay, Casso).
+    /// A credit of that account already booked from its statement under the same bank
+    /// reference is this transfer: it is not recorded twice.
+    pub credited_account: Option<String>,
+}
+
+/// Where a payment's money goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Allocate {
+    /// To these invoices of the school, each at most what it still owes (more is refused).
+    Given {
+        allocations: Vec<(i64, Vnd)>,
+        method: AllocationMethod,
+    },
+    /// Where the reconciliation engine reads it, from the memo and the sender's order
+    /// reference (VNPay's `vnp_TxnRef`, SePay's `code`).
+    Engine { order_ref: Option<String> },
+}
+
+/// What recording did, by payment id (`Store::payment` gives the full view).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    Created(i64),
+    /// The same provider reference was recorded before; nothing was written.
+    Duplicate(i64),
+}
+
+/// Why a payment is not recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: &'static str,
+    pub message: String,
+    /// It contradicts what is recorded (a reference reused with other details), rather than
+    /// being invalid in itself.
+    pub conflict: bool,
+}
+
+impl Refusal {
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            conflict: false,
+        }
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            conflict: true,
+        }
+    }
+}
+
+/// A payment recorded before under a provider reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Booked {
+    pub id: i64,
+    pub school_id: i64,
+    pub amount: i64,
+}
+
+/// A credit booked as a payment from the school's bank statement, nobody having notified it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatementCredit {
+    pub payment_id: i64,
+    pub school_id: i64,
+    pub account_number: String,
+    pub bank_ref: String,
+    pub amount: i64,
+    pub booked_at: DateTime<Utc>,
+}
+
+/// What an invoice named by a given allocation still owes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Balance {
+    pub school_id: i64,
+    pub open: Vnd,
+}
+
+/// What the store loaded for a batch.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// (provider, provider reference) → the payment recorded under it.
+    pub booked: HashMap<(String, String), Booked>,
+    pub statement_credits: Vec<StatementCredit>,
+    /// The invoices that given allocations name.
+    pub balances: HashMap<i64, Balance>,
+    pub schedules: Vec<ScheduleRow>,
+    /// A notification and its statement line are at most this far apart.
+    pub match_window: chrono::Duration,
+}
+
+/// One payment of the batch, with its school.
+#[derive(Debug, Clone, Copy)]
+pub struct Job<'a> {
+    pub school_id: i64,
+    pub payment: &'a NewPayment,
+}
+
+/// What one payment of the batch becomes.
+#[derive(Debug, Clone)]
+pub enum Planned {
+    Create(Create),
+    /// Recorded before: this payment.
+    Duplicate(i64),
+    /// The same transaction twice in one batch: the duplicate of the job at this index.
+    DuplicateOf(usize),
+    Refused(Refusal),
+}
+
+/// A payment to write.
+#[derive(Debug, Clone)]
+pub struct Create {
+    pub allocations: Vec<(i64, Vnd)>,
+    pub method: AllocationMethod,
+    /// For an engine decision: the rule that decided it and its evidence, in words.
+    pub rule: Option<String>,
+    pub evidence: Option<String>,
+    pub fees: Vec<FeeRow>,
+    /// For an engine decision it could not make: the exception to open.
+    pub review: Option<Review>,
+}
+
+/// An exception to open for a payment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Review {
+    pub kind: ExceptionKind,
+    /// Why, in words.
+    pub reason: String,
+    pub suggestions: Vec<SuggestionView>,
+    /// The payment that already paid what the memo names, when the engine knows one.
+    pub earlier_payment: Option<i64>,
+}
+
+impl Planned {
+    /// What the sender of a notification is told this came to.
+    pub fn delivery_outcome(&self) -> DeliveryOutcome {
+        match self {
+            Planned::Create(_) => DeliveryOutcome::Recorded,
+            Planned::Duplicate(_) | Planned::DuplicateOf(_) => DeliveryOutcome::Duplicate,
+            Planned::Refused(r) if r.conflict => DeliveryOutcome::Conflict,
+            Planned::Refused(_) => DeliveryOutcome::Rejected,
+        }
+    }
+
+    /// What the archive says about it, in words.
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            Planned::Create(c) => Some(match (&c.review, &c.rule) {
+                (Some(r), _) => format!("in the review queue: {}", r.reason),
+                (None, Some(rule)) => format!(
+                    "allocated to {} invoice(s) by {rule}: {}",
+                    c.allocations.len(),
+                    c.evidence.as_deref().unwrap_or_default()
+                ),
+                (None, None) if c.allocations.is_empty() => "recorded as credit".into(),
+                (None, None) => format!("allocated to {} invoice(s)", c.allocations.len()),
+            }),
+            Planned::Refused(r) => Some(r.message.clone()),
+            Planned::Duplicate(_) | Planned::DuplicateOf(_) => None,
+        }
+    }
+}
+
+/// The statement credit that is `p`'s transfer: the same account, bank reference and school,
+/// booked within the matching window (banks may reuse a reference over time).
+fn same_transfer<'a>(
+    credits: &'a [StatementCredit],
+    p: &NewPayment,
+    school_id: i64,
+    window: chrono::Duration,
+) -> Option<&'a StatementCredit> {
+    let (account, bank_ref) = (p.credited_account.as_deref()?, p.bank_ref.as_deref()?);
+    credits.iter().find(|c| {
+        c.school_id == school_id
+            && same_account(&c.account_number, account)
+            && c.bank_ref.eq_ignore_ascii_case(bank_ref.trim())
+            && (c.booked_at - p.received_at).abs() <= window
+    })
+}
+
+fn provider_conflict(p: &NewPayment, r: &str) -> Refusal {
+    Refusal::conflict(
+        "provider_ref_conflict",
+        format!(
+            "{} reference {r} is already recorded with other details",
+            p.provider
+        ),
+    )
+}
+
+/// Checks requested allocations against the invoices' balances and `available`.
+pub fn check_allocations(
+    requested: &[(i64, Vnd)],
+    balance: &dyn Fn(i64) -> Option<Vnd>,
+    available: Vnd,
+) -> Result<(), Refusal> {
+    let mut seen = HashSet::new();
+    let mut sum = 0i64;
+    for (invoice_id, amount) in requested {
+        if amount.dong() <= 0 {
+            return Err(Refusal::invalid(
+                "invalid_allocation",
+                "each allocation is more than 0 đồng",
+            ));
+        }
+        if !seen.insert(*invoice_id) {
+            return Err(Refusal::invalid(
+                "invalid_allocation",
+                format!("invoice {invoice_id} appears twice"),
+            ));
+        }
+        let Some(balance) = balance(*invoice_id) else {
+            return Err(Refusal::invalid(
+                "unknown_invoice",
+                format!("invoice {invoice_id} is not an open invoice of this school"),
+            ));
+        };
+        if *amount > balance {
+            return Err(Refusal::invalid(
+                "allocation_exceeds_balance",
+                format!("{amount} is more than the {balance} still owed on invoice {invoice_id}"),
+            ));
+        }
+        sum += amount.dong();
+    }
+    if sum > available.dong() {
+        return Err(Refusal::invalid(
+            "allocation_exceeds_payment",
+            format!(
+                "allocations add up to {}, more than the {available} available",
+                Vnd::new(sum).unwrap_or_default()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// What the engine decides for a payment's credit, as written: allocations with the rule and
+/// evidence, or the exception to open.
+pub struct Decided {
+    pub allocations: Vec<(i64, Vnd)>,
+    /// By the payment code (a repeat of such a payment names the same code, so the duplicate
+    /// check looks for it by code), or read from the memo.
+    pub method: AllocationMethod,
+    pub rule: Option<String>,
+    pub evidence: Option<String>,
+    pub review: Option<Review>,
+}
+
+/// Runs the engine on `credit` of a payment (`memo`, `order_ref`, `payer`) against `index`,
+/// and records what it allocates in the index, so later payments see the new balances.
+pub fn decide_credit(
+    index: &mut Index,
+    credit: Vnd,
+    memo: &str,
+    order_ref: Option<&str>,
+    payer: Option<&str>,
+    dismissed: &dyn Fn(i64) -> bool,
+) -> Decided {
+    let decision = decide(
+        index,
+        &Incoming {
+            amount: credit,
+            memo,
+            order_ref,
+            payer_name: payer,
+        },
+        dismissed,
+    );
+    match decision {
+        Decision::Auto {
+            allocations,
+            evidence,
+        } => {
+            for (invoice_id, amount) in &allocations {
+                index.settle(*invoice_id, *amount);
+            }
+            let method = if evidence.contains(&crate::recon::Evidence::CodeValid) {
+                AllocationMethod::PaymentCode
+            } else {
+                AllocationMethod::Recon
+            };
+            let words = evidence
+                .iter()
+                .map(|e| e.words())
+                .collect::<Vec<_>>()
+                .join(", ");
+            Decided {
+                allocations,
+                method,
+                rule: Some("engine".into()),
+                evidence: Some(words),
+                review: None,
+            }
+        }
+        Decision::Review {
+            reason,
+            suggestions,
+        } => Decided {
+            allocations: vec![],
+            method: AllocationMethod::Recon,
+            rule: None,
+            evidence: None,
+            review: Some(Review {
+                kind: ExceptionKind::Review(reason),
+                reason: reason.words().to_string(),
+                suggestions: suggestions
+                    .iter()
+                    .map(|s| suggestion_view(s, index))
+                    .collect(),
+                earlier_payment: None,
+            }),
+        },
+    }
+}
+
+/// Decides every job of a batch in order (`None` items are deliveries that record nothing).
+/// `books` holds the engine's index of each school whose jobs the engine decides, caught up
+/// with the ledger; what the plan allocates is recorded in them as it goes.
+pub fn plan(
+    jobs: &[Option<Job<'_>>],
+    snap: &Snapshot,
+    books: &mut BTreeMap<i64, &mut Index>,
+) -> Vec<Option<Planned>> {
+    let mut balances = snap.balances.clone();
+    let mut in_batch: HashMap<(&str, &str), (usize, i64, i64)> = HashMap::new();
+    let mut out = Vec::with_capacity(jobs.len());
+    for (idx, job) in jobs.iter().enumerate() {
+        let Some(Job {
+            school_id,
+            payment: p,
+        }) = job
+        else {
+            out.push(None);
+            continue;
+        };
+        let school_id = *school_id;
+        let reference = p.provider_ref.as_deref();
+        let planned = if p.amount.dong() <= 0 {
+            Planned::Refused(Refusal::invalid(
+                "invalid_amount",
+                "a payment is more than 0 đồng",
+            ))
+        } else if let Some(b) =
+            reference.and_then(|r| snap.booked.get(&(p.provider.clone(), r.to_string())))
+        {
+            if b.school_id != school_id || b.amount != p.amount.dong() {
+                Planned::Refused(provider_conflict(p, reference.unwrap_or_default()))
+            } else {
+                Planned::Duplicate(b.id)
+            }
+        } else if let Some((first, s, amount)) =
+            reference.and_then(|r| in_batch.get(&(p.provider.as_str(), r)))
+        {
+            if *s != school_id || *amount != p.amount.dong() {
+                Planned::Refused(provider_conflict(p, reference.unwrap_or_default()))
+            } else {
+                Planned::DuplicateOf(*first)
+            }
+        } else if let Some(c) =
+            same_transfer(&snap.statement_credits, p, school_id, snap.match_window)
+        {
+            if c.amount == p.amount.dong() {
+                Planned::Duplicate(c.payment_id)
+            } else {
+                Planned::Refused(Refusal::conflict(
+                    "provider_ref_conflict",
+                    format!(
+                        "bank reference {} of this account is already booked from the bank statement (payment {}) with {}",
+                        c.bank_ref,
+                        c.payment_id,
+                        Vnd::new(c.amount).unwrap_or(Vnd::ZERO)
+                    ),
+                ))
+            }
+        } else {
+            match create(p, school_id, snap, &mut balances, books) {
+                Ok(c) => {
+                    if let Some(r) = reference {
+                        in_batch
+                            .insert((p.provider.as_str(), r), (idx, school_id, p.amount.dong()));
+                    }
+                    Planned::Create(c)
+                }
+                Err(refusal) => Planned::Refused(refusal),
+            }
+        };
+        out.push(Some(planned));
+    }
+    out
+}
+
+fn create(
+    p: &NewPayment,
+    school_id: i64,
+    snap: &Snapshot,
+    balances: &mut HashMap<i64, Balance>,
+    books: &mut BTreeMap<i64, &mut Index>,
+) -> Result<Create, Refusal> {
+    let date = crate::domain::time::vietnam_date(p.received_at)
+        .format("%Y-%m-%d")
+        .to_string();
+    let terms = (p.channel != Channel::Cash)
+        .then(|| terms_from(&snap.schedules, school_id, &p.provider, p.channel, &date))
+        .flatten();
+    let fees = fee_rows(p, terms, &date)?;
+    let created = match &p.allocate {
+        Allocate::Given {
+            allocations,
+            method,
+        } => {
+            let balance = |id: i64| {
+                balances
+                    .get(&id)
+                    .filter(|b| b.school_id == school_id)
+                    .map(|b| b.open)
+            };
+            check_allocations(allocations, &balance, p.amount)?;
+            for (id, amount) in allocations {
+                if let Some(b) = balances.get_mut(id) {
+                    b.open = b.open.checked_sub(*amount).unwrap_or(Vnd::ZERO);
+                }
+                if let Some(index) = books.get_mut(&school_id) {
+                    index.settle(*id, *amount);
+                }
+            }
+            Create {
+                allocations: allocations.clone(),
+                method: *method,
+                rule: None,
+                evidence: None,
+                fees,
+                review: None,
+            }
+        }
+        Allocate::Engine { order_ref } => {
+            let Some(index) = books.get_mut(&school_id) else {
+                // The store loads every school the engine decides for; without one the
+                // payment is still recorded, as credit, and reconciling it later decides.
+                return Ok(Create {
+                    allocations: vec![],
+                    method: AllocationMethod::Recon,
+                    rule: None,
+                    evidence: None,
+                    fees,
+                    review: None,
+                });
+            };
+            let d = decide_credit(
+                index,
+                p.amount,
+                p.memo.as_deref().unwrap_or(""),
+                order_ref.as_deref(),
+                p.payer_name.as_deref(),
+                &|_| false,
+            );
+            for (id, amount) in &d.allocations {
+                if let Some(b) = balances.get_mut(id) {
+                    b.open = b.open.checked_sub(*amount).unwrap_or(Vnd::ZERO);
+                }
+            }
+            Create {
+                allocations: d.allocations,
+                method: d.method,
+                rule: d.rule,
+                evidence: d.evidence,
+                fees,
+                review: d.review,
+            }
+        }
+    };
+    Ok(created)
+}
