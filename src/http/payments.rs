@@ -273,8 +273,33 @@ pub struct PaymentQuery {
     pub with_credit: Option<bool>,
     /// `true`: only payments whose fee differs from the schedule or had none in force.
     pub needs_review: Option<bool>,
+    /// The payment under a provider reference, exactly as stored: for a sender's notification
+    /// `<account>:<transaction id>` (the watched bank account, VNPay terminal, MoMo partner or
+    /// ZaloPay app, then the sender's own transaction id in upper case), for a statement line
+    /// nobody notified `<account>:ref:<BANK REFERENCE>`.
+    pub provider_ref: Option<String>,
+    /// The payment of a sender's transaction id, whichever of the school's accounts it came to
+    /// (`provider_ref` ending in `:<id>`, case-insensitive).
+    pub txn_id: Option<String>,
+    /// Payments under the bank's own reference (`FT25253…`), case-insensitive. Banks may reuse
+    /// one, so there can be more than one.
+    pub bank_ref: Option<String>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,
+}
+
+/// A reference to look a payment up by: trimmed, 1 to 200 characters.
+fn reference(text: Option<&str>, field: &'static str) -> Result<Option<String>> {
+    match text.map(str::trim) {
+        None => Ok(None),
+        Some(t) if !t.is_empty() && t.len() <= 200 && !t.chars().any(char::is_control) => {
+            Ok(Some(t.to_string()))
+        }
+        Some(_) => Err(Error::BadRequest {
+            code: "invalid_query",
+            message: format!("{field} is 1 to 200 characters"),
+        }),
+    }
 }
 
 #[utoipa::path(get, path = "/api/v1/schools/{school_id}/payments", tag = "payments", security(("bearer" = [])),
@@ -313,6 +338,21 @@ async fn list_payments(
         to: day(&q.to, true)?,
         with_credit: q.with_credit.unwrap_or(false),
         needs_review: q.needs_review.unwrap_or(false),
+        provider_ref: reference(q.provider_ref.as_deref(), "provider_ref")?,
+        txn_id: match reference(q.txn_id.as_deref(), "txn_id")? {
+            // Letters, digits and dashes, as senders write their ids: nothing a pattern reads.
+            Some(t) if t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') => {
+                Some(t.to_ascii_uppercase())
+            }
+            Some(_) => {
+                return Err(Error::BadRequest {
+                    code: "invalid_query",
+                    message: "txn_id is letters, digits and dashes".into(),
+                })
+            }
+            None => None,
+        },
+        bank_ref: reference(q.bank_ref.as_deref(), "bank_ref")?.map(|r| r.to_uppercase()),
     };
     let page = super::extract::page(q.limit, &q.cursor)?;
     Ok(Json(

@@ -477,13 +477,20 @@ fn create(
                     index.settle(*id, *amount);
                 }
             }
+            // Money taken for no invoice waits in the queue, so no credit goes unseen.
+            let review = allocations.is_empty().then(|| Review {
+                kind: ExceptionKind::Review(crate::recon::ReviewReason::Unmatched),
+                reason: "recorded for no invoice: allocate it to one, or refund it".into(),
+                suggestions: vec![],
+                earlier_payment: None,
+            });
             Create {
                 allocations: allocations.clone(),
                 method: *method,
                 rule: None,
                 evidence: None,
                 fees,
-                review: None,
+                review,
             }
         }
         Allocate::Engine { order_ref } => {

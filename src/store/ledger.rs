@@ -119,6 +119,12 @@ pub struct PaymentFilter {
     pub with_credit: bool,
     /// Only payments with a fee line flagged for review.
     pub needs_review: bool,
+    /// Only the payment under this provider reference.
+    pub provider_ref: Option<String>,
+    /// Only the payment whose provider reference ends in `:<txn_id>` (upper case).
+    pub txn_id: Option<String>,
+    /// Only payments under this bank reference (upper case).
+    pub bank_ref: Option<String>,
 }
 
 const PAYMENT_COLS: &str = "p.id, p.school_id, p.channel, p.provider, p.provider_ref, p.payer_name, p.memo, p.amount, p.received_at,
@@ -552,6 +558,9 @@ impl Store {
                AND ($6 = 0 OR NOT EXISTS (SELECT 1 FROM payments r WHERE r.reverses_payment_id = p.id) AND p.amount > CAST(COALESCE((SELECT SUM(a.amount) FROM allocations a WHERE a.payment_id = p.id), 0) AS BIGINT)
                     + CAST(COALESCE((SELECT SUM(r.amount) FROM refunds r WHERE r.payment_id = p.id), 0) AS BIGINT))
                AND ($8 = 0 OR EXISTS (SELECT 1 FROM payment_fees f WHERE f.payment_id = p.id AND f.needs_review = $9))
+               AND ($10 IS NULL OR p.provider_ref = $10)
+               AND ($11 IS NULL OR UPPER(p.provider_ref) LIKE '%:' || $11)
+               AND ($12 IS NULL OR UPPER(p.bank_ref) = $12)
              ORDER BY p.id LIMIT $7",
         )
         .bind(school_id)
@@ -563,6 +572,9 @@ impl Store {
         .bind(page.limit + 1)
         .bind(i64::from(f.needs_review))
         .bind(true)
+        .bind(&f.provider_ref)
+        .bind(&f.txn_id)
+        .bind(&f.bank_ref)
         .fetch_all(self.reader())
         .await?;
         let mut items = Vec::with_capacity(ids.len());

@@ -10,6 +10,7 @@ mod cli;
 mod database;
 mod import;
 mod intake;
+mod invariant;
 mod invoices;
 mod ledger;
 mod pulls;
