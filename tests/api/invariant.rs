@@ -260,3 +260,87 @@ crate::on_both_backends!(every_path, every_path_flow);
 crate::on_both_backends!(lookup, lookup_flow);
 crate::on_both_backends!(failure_at_every_step, failure_at_every_step_flow);
 crate::on_both_backends!(sweep, sweep_flow);
+
+/// A second instance of the service on the same database.
+async fn second_instance(app: &TestApp) -> String {
+    let store = feerecon::store::Store::connect(&app.db_url)
+        .await
+        .expect("store");
+    let state = feerecon::AppState::new(
+        store,
+        feerecon::sealer::Sealer::from_base64(crate::helpers::SEALER_KEY).expect("key"),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let limits = state.server_limits.clone();
+    let router = feerecon::app(state);
+    tokio::spawn(async move {
+        feerecon::http::server::serve(listener, router, &limits, std::future::pending()).await
+    });
+    base
+}
+
+/// Two instances keep their books of one school current: what one allocates, the other reads
+/// before it decides, so an invoice the first paid is never paid again from a memo read by the
+/// second.
+async fn two_instances_flow(app: TestApp) {
+    let (sc, key, path) = sepay_school(&app, ACCOUNT).await;
+    let other = second_instance(&app).await;
+    // Both instances have read the school's book.
+    assert_eq!(
+        sepay(&app, &path, &key, 1, "QDWVZW92 hoc phi", 10_000).await,
+        StatusCode::OK
+    );
+    let on_other = |id: i64, memo: &'static str, amount: i64| {
+        let (client, url, key) = (app.client.clone(), format!("{other}{path}"), key.clone());
+        async move {
+            client
+                .post(url)
+                .header("authorization", format!("Apikey {key}"))
+                .json(&json!({"id": id, "gateway": "MBBank", "transactionDate": "2025-09-10 08:30:00",
+                    "accountNumber": ACCOUNT, "code": null, "content": memo, "transferType": "in",
+                    "transferAmount": amount, "referenceCode": format!("FT{id}"), "description": ""}))
+                .send()
+                .await
+                .expect("send")
+                .status()
+        }
+    };
+    assert_eq!(
+        on_other(2, "QDWVZW92 hoc phi", 10_000).await,
+        StatusCode::OK
+    );
+    // The other instance pays Nguyễn Minh Anh's invoice by its code.
+    assert_eq!(
+        on_other(3, "QD3CFPSA hoc phi", 1_235_000).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        crate::webhooks::invoice_status(&app, &sc, "QD3CFPSA").await,
+        ("paid".to_string(), 1_235_000)
+    );
+    // This instance now reads a transfer naming her for exactly that balance: her invoice is
+    // paid, so it is not paid again.
+    assert_eq!(
+        sepay(
+            &app,
+            &path,
+            &key,
+            4,
+            "hoc phi Nguyen Minh Anh 6A1",
+            1_235_000
+        )
+        .await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        crate::webhooks::invoice_status(&app, &sc, "QD3CFPSA").await,
+        ("paid".to_string(), 1_235_000),
+        "never paid twice"
+    );
+    assert_eq!(orphans(&app).await, 0);
+}
+
+crate::on_both_backends!(two_instances, two_instances_flow);
