@@ -531,3 +531,360 @@ fn create(
     };
     Ok(created)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::code::{PaymentCode, SchoolPrefix};
+    use crate::recon::OpenInvoice;
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    const SCHOOL: i64 = 1;
+
+    fn vnd(d: i64) -> Vnd {
+        Vnd::new(d).unwrap()
+    }
+
+    fn qd() -> SchoolPrefix {
+        SchoolPrefix::parse("QD").unwrap()
+    }
+
+    fn code(id: i64) -> PaymentCode {
+        PaymentCode::generate(&qd(), id as u64).unwrap()
+    }
+
+    /// A school of two pupils: Nguyễn Văn An (invoices 1 and 2) and Trần Thị Bích Ngọc (3).
+    fn book() -> Index {
+        let row =
+            |id: i64, student: i64, name: &str, class: &str, period: &str, open: i64| OpenInvoice {
+                invoice_id: id,
+                code: code(id),
+                student_id: student,
+                student_code: format!("HS{student:04}"),
+                student_name: name.into(),
+                class_name: class.into(),
+                family_key: None,
+                open: vnd(open),
+                period: period.into(),
+            };
+        Index::build(
+            &qd(),
+            vec![
+                row(1, 1, "Nguyễn Văn An", "6A1", "2025-09", 935_000),
+                row(2, 1, "Nguyễn Văn An", "6A1", "2025-10", 300_000),
+                row(3, 2, "Trần Thị Bích Ngọc", "7A2", "2025-09", 1_566_800),
+            ],
+        )
+    }
+
+    fn at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 9, 10, 1, 30, 0).unwrap()
+    }
+
+    fn transfer(reference: &str, amount: i64, memo: &str) -> NewPayment {
+        NewPayment {
+            channel: Channel::BankTransfer,
+            provider: "sepay".into(),
+            provider_ref: Some(reference.into()),
+            bank_ref: Some(format!("FT{reference}")),
+            payer_name: None,
+            memo: Some(memo.into()),
+            amount: vnd(amount),
+            received_at: at(),
+            reported_fee: None,
+            allocate: Allocate::Engine { order_ref: None },
+            reported_fee_bearer: None,
+            credited_account: Some("6868123456789".into()),
+        }
+    }
+
+    fn cash(amount: i64, allocations: &[(i64, i64)]) -> NewPayment {
+        NewPayment {
+            channel: Channel::Cash,
+            provider: "cash".into(),
+            provider_ref: None,
+            bank_ref: None,
+            payer_name: None,
+            memo: None,
+            amount: vnd(amount),
+            received_at: at(),
+            reported_fee: None,
+            allocate: Allocate::Given {
+                allocations: allocations.iter().map(|&(i, a)| (i, vnd(a))).collect(),
+                method: AllocationMethod::CashDesk,
+            },
+            reported_fee_bearer: None,
+            credited_account: None,
+        }
+    }
+
+    fn snapshot() -> Snapshot {
+        Snapshot {
+            balances: [(1, 935_000), (2, 300_000), (3, 1_566_800)]
+                .into_iter()
+                .map(|(id, open)| {
+                    (
+                        id,
+                        Balance {
+                            school_id: SCHOOL,
+                            open: vnd(open),
+                        },
+                    )
+                })
+                .collect(),
+            match_window: chrono::Duration::hours(48),
+            ..Snapshot::default()
+        }
+    }
+
+    fn run(payments: &[NewPayment], snap: &Snapshot, index: &mut Index) -> Vec<Planned> {
+        let jobs: Vec<Option<Job>> = payments
+            .iter()
+            .map(|p| {
+                Some(Job {
+                    school_id: SCHOOL,
+                    payment: p,
+                })
+            })
+            .collect();
+        let mut books = BTreeMap::from([(SCHOOL, index)]);
+        plan(&jobs, snap, &mut books)
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    fn created(p: &Planned) -> &Create {
+        match p {
+            Planned::Create(c) => c,
+            other => panic!("not created: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_retry_is_the_payment_recorded_before_and_another_amount_a_conflict() {
+        let mut snap = snapshot();
+        snap.booked.insert(
+            ("sepay".into(), "A:1".into()),
+            Booked {
+                id: 77,
+                school_id: SCHOOL,
+                amount: 935_000,
+            },
+        );
+        let mut index = book();
+        let out = run(
+            &[
+                transfer("A:1", 935_000, &code(1).to_string()),
+                transfer("A:1", 900_000, &code(1).to_string()),
+            ],
+            &snap,
+            &mut index,
+        );
+        assert!(matches!(out[0], Planned::Duplicate(77)));
+        assert!(matches!(&out[1], Planned::Refused(r) if r.conflict));
+        assert_eq!(out[1].delivery_outcome(), DeliveryOutcome::Conflict);
+        assert_eq!(
+            index.open(1),
+            Some(vnd(935_000)),
+            "nothing decided, nothing moved"
+        );
+    }
+
+    #[test]
+    fn the_same_transfer_twice_in_a_batch_is_recorded_once() {
+        let mut index = book();
+        let memo = code(1).to_string();
+        let out = run(
+            &[
+                transfer("A:2", 935_000, &memo),
+                transfer("A:2", 935_000, &memo),
+                transfer("A:2", 1, &memo),
+            ],
+            &snapshot(),
+            &mut index,
+        );
+        assert_eq!(created(&out[0]).allocations, vec![(1, vnd(935_000))]);
+        assert!(matches!(out[1], Planned::DuplicateOf(0)));
+        assert!(matches!(&out[2], Planned::Refused(r) if r.conflict));
+    }
+
+    #[test]
+    fn a_notification_of_a_credit_booked_from_the_statement_is_that_payment() {
+        let mut snap = snapshot();
+        snap.statement_credits.push(StatementCredit {
+            payment_id: 9,
+            school_id: SCHOOL,
+            account_number: "6868 1234 56789".into(),
+            bank_ref: "FTB:1".into(),
+            amount: 935_000,
+            booked_at: at() + chrono::Duration::hours(3),
+        });
+        let mut index = book();
+        let same = transfer("B:1", 935_000, "x");
+        let mut other_amount = transfer("B:1", 930_000, "x");
+        other_amount.provider_ref = Some("B:2".into());
+        let mut weeks_later = transfer("B:1", 935_000, "x");
+        weeks_later.provider_ref = Some("B:3".into());
+        weeks_later.received_at = at() + chrono::Duration::days(20);
+        let out = run(&[same, other_amount, weeks_later], &snap, &mut index);
+        assert!(matches!(out[0], Planned::Duplicate(9)));
+        assert!(matches!(&out[1], Planned::Refused(r) if r.conflict));
+        assert!(
+            matches!(out[2], Planned::Create(_)),
+            "a reference reused weeks later is new money"
+        );
+    }
+
+    #[test]
+    fn given_allocations_are_checked_against_balances_earlier_jobs_moved() {
+        let mut index = book();
+        let out = run(
+            &[
+                cash(900_000, &[(1, 900_000)]),
+                cash(100_000, &[(1, 100_000)]),
+                cash(35_000, &[(1, 35_000)]),
+                cash(10_000, &[(99, 10_000)]),
+                cash(10_000, &[(2, 5_000), (2, 5_000)]),
+                cash(10_000, &[(2, 20_000)]),
+            ],
+            &snapshot(),
+            &mut index,
+        );
+        assert_eq!(created(&out[0]).method, AllocationMethod::CashDesk);
+        let code_of = |p: &Planned| match p {
+            Planned::Refused(r) => r.code,
+            _ => "created",
+        };
+        assert_eq!(
+            out.iter().map(code_of).collect::<Vec<_>>(),
+            vec![
+                "created",
+                "allocation_exceeds_balance",
+                "created",
+                "unknown_invoice",
+                "invalid_allocation",
+                "allocation_exceeds_payment"
+            ]
+        );
+        assert_eq!(
+            index.open(1).unwrap_or_default(),
+            Vnd::ZERO,
+            "the book sees what the cash desk paid"
+        );
+    }
+
+    #[test]
+    fn money_taken_for_no_invoice_waits_in_the_queue() {
+        let mut index = book();
+        let out = run(&[cash(50_000, &[])], &snapshot(), &mut index);
+        let c = created(&out[0]);
+        assert!(c.allocations.is_empty());
+        assert!(c.review.is_some(), "credit nobody would see otherwise");
+    }
+
+    #[test]
+    fn the_engine_decides_and_later_payments_see_its_allocations() {
+        let mut index = book();
+        let memo = format!("{} hoc phi", code(3));
+        let out = run(
+            &[
+                transfer("C:1", 1_566_800, &memo),
+                transfer("C:2", 1_566_800, &memo),
+                transfer("C:3", 50_000, "chuyen tien"),
+            ],
+            &snapshot(),
+            &mut index,
+        );
+        let first = created(&out[0]);
+        assert_eq!(first.allocations, vec![(3, vnd(1_566_800))]);
+        assert_eq!(first.method, AllocationMethod::PaymentCode);
+        assert!(first.rule.is_some() && first.review.is_none());
+        let again = created(&out[1]);
+        assert!(again.allocations.is_empty(), "the invoice is paid now");
+        assert!(again.review.is_some());
+        let nothing = created(&out[2]);
+        assert!(nothing.review.is_some() && nothing.allocations.is_empty());
+        assert_eq!(out[0].delivery_outcome(), DeliveryOutcome::Recorded);
+        assert!(out[2]
+            .detail()
+            .unwrap_or_default()
+            .starts_with("in the review queue"));
+    }
+
+    #[test]
+    fn fee_lines_follow_the_terms_in_force() {
+        use crate::domain::fee::PartialTerms;
+        let mut snap = snapshot();
+        snap.schedules.push(ScheduleRow {
+            id: 5,
+            school_id: None,
+            provider: "sepay".into(),
+            channel: "bank_transfer".into(),
+            effective_from: "2025-01-01".into(),
+            effective_to: None,
+            terms: PartialTerms {
+                percent: Some(rust_decimal::Decimal::ZERO),
+                fixed: Some(vnd(1_100)),
+                bearer: Some(Bearer::School),
+                ..PartialTerms::default()
+            },
+        });
+        let mut index = book();
+        let out = run(&[transfer("D:1", 300_000, "x")], &snap, &mut index);
+        let c = created(&out[0]);
+        assert_eq!(c.fees.len(), 1);
+        assert_eq!(c.fees[0].amount, vnd(1_100));
+        assert!(!c.fees[0].needs_review);
+        let out = run(&[transfer("D:2", 300_000, "x")], &snapshot(), &mut index);
+        assert!(created(&out[0]).fees[0].needs_review, "no terms in force");
+        let out = run(&[cash(1, &[])], &snapshot(), &mut index);
+        assert!(created(&out[0]).fees.is_empty(), "cash has no fee lines");
+    }
+
+    proptest! {
+        /// However a batch is made, no payment allocates more than it brought, no invoice gets
+        /// more than it owed, and a refusal moves nothing.
+        #[test]
+        fn never_over_allocates(
+            jobs in proptest::collection::vec((1i64..2_000_000, 0usize..4, any::<bool>(), 0u8..3), 1..24)
+        ) {
+            let mut index = book();
+            let owed = [(1i64, 935_000i64), (2, 300_000), (3, 1_566_800)];
+            let payments: Vec<NewPayment> = jobs
+                .iter()
+                .enumerate()
+                .map(|(n, &(amount, target, by_engine, reference))| {
+                    if by_engine {
+                        let memo = match target {
+                            0 => code(1).to_string(),
+                            1 => format!("{} {}", code(1), code(2)),
+                            2 => "Nguyen Van An 6A1".to_string(),
+                            _ => "Tran Thi Bich Ngoc".to_string(),
+                        };
+                        transfer(&format!("P:{}", if reference == 0 { n as u8 } else { reference }), amount, &memo)
+                    } else {
+                        let (id, _) = owed[target % owed.len()];
+                        cash(amount, &[(id, amount.min(400_000))])
+                    }
+                })
+                .collect();
+            let out = run(&payments, &snapshot(), &mut index);
+            let mut paid: HashMap<i64, i64> = HashMap::new();
+            for (p, planned) in payments.iter().zip(&out) {
+                if let Planned::Create(c) = planned {
+                    let sum: i64 = c.allocations.iter().map(|(_, a)| a.dong()).sum();
+                    prop_assert!(sum <= p.amount.dong());
+                    for (id, a) in &c.allocations {
+                        prop_assert!(a.dong() > 0);
+                        *paid.entry(*id).or_default() += a.dong();
+                    }
+                }
+            }
+            for (id, total) in owed {
+                prop_assert!(paid.get(&id).copied().unwrap_or(0) <= total, "invoice {id} over-allocated");
+            }
+        }
+    }
+}

@@ -57,6 +57,24 @@ impl ExceptionKind {
     }
 }
 
+/// Where an exception stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ExceptionStatus {
+    /// Waiting for an accountant.
+    Open,
+    /// Allocated, by the accountant or by reconciling again.
+    Matched,
+    /// The money stays as credit; the dismissed invoices are never suggested for it again.
+    Dismissed,
+    /// The money goes back to the payer.
+    Refund,
+}
+
+crate::domain::catalog::text_enum!(ExceptionStatus {
+    Open => "open", Matched => "matched", Dismissed => "dismissed", Refund => "refund",
+});
+
 /// One invoice of a suggestion, and what would go to it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SuggestedAllocation {

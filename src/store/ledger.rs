@@ -61,7 +61,9 @@ pub struct AllocationView {
     /// Negative when it undoes an earlier allocation (a reversal).
     #[schema(value_type = i64)]
     pub amount: Vnd,
-    pub method: String,
+    pub method: crate::domain::ledger::AllocationMethod,
+    /// For the engine's allocations: the rule that made them.
+    pub rule: Option<String>,
     pub created_at: String,
     pub created_by: String,
 }
@@ -604,7 +606,7 @@ pub(super) async fn load_payment(
         .fetch_all(&mut *conn)
         .await?;
     let allocs = sqlx::query(
-        "SELECT a.id, a.invoice_id, i.payment_code, a.amount, a.method, a.created_at, a.created_by FROM allocations a
+        "SELECT a.id, a.invoice_id, i.payment_code, a.amount, a.method, a.rule, a.created_at, a.created_by FROM allocations a
          JOIN invoices i ON i.id = a.invoice_id WHERE a.payment_id = $1 ORDER BY a.id",
     )
     .bind(id)
@@ -675,7 +677,11 @@ fn complete(v: &mut Payment, fees: &[AnyRow], allocs: &[AnyRow], refunded: i64) 
             invoice_id: a.try_get("invoice_id")?,
             payment_code: a.try_get("payment_code")?,
             amount: vnd(a, "amount")?,
-            method: a.try_get("method")?,
+            method: crate::domain::ledger::AllocationMethod::from_db(
+                &a.try_get::<String, _>("method")?,
+            )
+            .ok_or_else(|| Error::Internal("stored allocation method".into()))?,
+            rule: a.try_get("rule")?,
             created_at: a.try_get("created_at")?,
             created_by: a.try_get("created_by")?,
         });

@@ -13,7 +13,7 @@ use crate::domain::ledger::AllocationMethod;
 use crate::domain::money::Vnd;
 use crate::error::{Error, Result};
 use crate::plan::intake::decide_credit;
-use crate::plan::queue::{views, ExceptionKind, LedgerIssue};
+use crate::plan::queue::{views, ExceptionKind, ExceptionStatus, LedgerIssue};
 use crate::recon::duplicates::{self, Arrival, Booked, Twin, DUPLICATE_WINDOW_DAYS};
 use crate::recon::Index;
 use crate::store::org::School;
@@ -38,7 +38,7 @@ pub struct Exception {
     pub reason: String,
     pub suggestions: Vec<SuggestionView>,
     /// open | matched | dismissed | refund
-    pub status: String,
+    pub status: ExceptionStatus,
     pub created_at: String,
     pub resolved_at: Option<String>,
     pub resolved_by: Option<String>,
@@ -79,7 +79,8 @@ fn exception_row(r: &AnyRow) -> Result<Exception> {
         reason: r.try_get("reason")?,
         suggestions: serde_json::from_str(&suggestions)
             .map_err(|e| Error::Internal(format!("stored suggestions: {e}")))?,
-        status: r.try_get("status")?,
+        status: ExceptionStatus::from_db(&r.try_get::<String, _>("status")?)
+            .ok_or_else(|| Error::Internal("stored exception status".into()))?,
         created_at: r.try_get("created_at")?,
         resolved_at: r.try_get("resolved_at")?,
         resolved_by: r.try_get("resolved_by")?,
