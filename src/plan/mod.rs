@@ -7,8 +7,10 @@
 //!   pulled lines): duplicates, conflicts, allocations (given, or decided by the engine), fee
 //!   lines, reviews;
 //! - [`fees`]: the fee lines of a cashless payment;
-//! - [`queue`]: the review queue's vocabulary.
+//! - [`queue`]: the review queue's vocabulary;
+//! - [`statement`]: the three-way check of a bank statement's credits against notifications.
 
 pub mod fees;
 pub mod intake;
 pub mod queue;
+pub mod statement;

@@ -16,6 +16,7 @@ use crate::domain::provider::ProviderId;
 use crate::error::{Error, Result};
 use crate::plan::intake::{Allocate, Planned};
 use crate::plan::queue::{ExceptionKind, LedgerIssue};
+use crate::plan::statement::{tie, Candidate, ToTie};
 use crate::recon::statement::Pulled;
 use crate::recon::statement::{Direction, Statement, StatementLine};
 use crate::recon::Index;
@@ -29,14 +30,9 @@ use sqlx::Row;
 use std::collections::{BTreeSet, HashMap};
 use utoipa::ToSchema;
 
-/// A notification and its statement line are at most this far apart in time.
-pub const MATCH_WINDOW_HOURS: i64 = 48;
-/// A credit with a notification's bank reference is tied to it, and reviewed, when the amounts
-/// differ by at most this share of the notified amount (a fee kept on the way); beyond, it is
-/// another transfer.
-pub const MAX_REFERENCE_DIFFERENCE_PERCENT: i64 = 5;
-/// A watched-account notification with no statement line this long after it is flagged.
-pub const SETTLEMENT_WINDOW_HOURS: i64 = 24;
+pub use crate::plan::statement::{
+    MATCH_WINDOW_HOURS, MAX_REFERENCE_DIFFERENCE_PERCENT, SETTLEMENT_WINDOW_HOURS,
+};
 
 /// What an import did.
 #[derive(Debug, Clone, Default, Serialize, ToSchema)]
@@ -108,17 +104,6 @@ struct Line<'a> {
     line: &'a StatementLine,
     key: String,
     txn: Option<(String, Option<String>)>,
-}
-
-/// A payment that may be the one a credit line settles.
-struct Candidate {
-    id: i64,
-    amount: i64,
-    fees: i64,
-    received_at: DateTime<Utc>,
-    bank_ref: Option<String>,
-    provider: String,
-    provider_ref: Option<String>,
 }
 
 impl Store {
@@ -310,121 +295,39 @@ async fn import_lines_in(
         )
     });
     let window = Duration::hours(MATCH_WINDOW_HOURS);
-    let mut candidates = match (from, to) {
+    let candidates = match (from, to) {
         (Some(from), Some(to)) => unsettled(tx, school.id, from - window, to + window).await?,
         _ => vec![],
     };
-    // line index → (payment id, how)
-    let mut matched: HashMap<usize, (i64, StatementMatch)> = HashMap::new();
-    let mut taken: BTreeSet<i64> = BTreeSet::new();
     // A pulled transaction already notified: its payment carries the same sender key.
-    let mut differing: Vec<(i64, LedgerIssue, String)> = Vec::new();
-    if let Some(provider) = pulled_from {
-        let refs: Vec<String> = new
-            .iter()
-            .filter(|l| l.line.direction == Direction::Credit)
-            .filter_map(|l| l.txn.as_ref())
-            .map(|(txn, _)| format!("{}:{txn}", account.account_number))
-            .collect();
-        let notified = payments_by_ref(tx, school.id, provider.as_str(), &refs).await?;
-        for (i, l) in new.iter().enumerate() {
-            let Some((txn, _)) = &l.txn else { continue };
-            if l.line.direction != Direction::Credit {
-                continue;
-            }
-            if let Some((id, amount)) = notified.get(&format!("{}:{txn}", account.account_number)) {
-                if *amount != l.line.amount.dong() {
-                    differing.push((
-                        *id,
-                        LedgerIssue::CreditedAmountDiffers,
-                        format!(
-                            "the sender's transaction list says {} for this transaction; its notification said {}",
-                            l.line.amount, Vnd::new(*amount).unwrap_or(Vnd::ZERO)
-                        ),
-                    ));
-                }
-                report.matched_by_reference += 1;
-                taken.insert(*id);
-                matched.insert(i, (*id, StatementMatch::MatchedReference));
-            }
-        }
-    }
-    for (i, l) in new.iter().enumerate() {
-        let l = l.line;
-        if l.direction != Direction::Credit || matched.contains_key(&i) {
-            continue;
-        }
-        let same_ref = |c: &&Candidate| {
-            !taken.contains(&c.id)
-                && l.bank_ref.as_deref().is_some_and(|r| {
-                    c.bank_ref
-                        .as_deref()
-                        .is_some_and(|b| b.eq_ignore_ascii_case(r.trim()))
-                })
-        };
-        let by_ref = candidates
-            .iter()
-            .filter(same_ref)
-            .find(|c| c.amount == l.amount.dong() || c.amount - c.fees == l.amount.dong());
-        // The same bank reference with another amount, close to it: the same transfer, with
-        // a fee the payment does not record (or another difference). Tied, and reviewed.
-        let by_ref_differing = || {
-            candidates.iter().filter(same_ref).find(|c| {
-                (c.received_at - l.booked_at).abs() <= window
-                    && (c.amount - l.amount.dong()).abs() * 100
-                        <= c.amount * MAX_REFERENCE_DIFFERENCE_PERCENT
-            })
-        };
-        let found = match by_ref
-            .map(|c| (c, true))
-            .or_else(|| by_ref_differing().map(|c| (c, false)))
-        {
-            Some((c, true)) => Some((c, StatementMatch::MatchedReference)),
-            Some((c, false)) => {
-                let (credited, notified) = (l.amount, Vnd::new(c.amount).unwrap_or(Vnd::ZERO));
-                differing.push(if c.amount > l.amount.dong() {
-                    (
-                        c.id,
-                        LedgerIssue::FeeMismatch,
-                        format!(
-                            "the bank credited {credited} for a payment of {notified}: {} was kept on the way, and the payment records {} of fees",
-                            Vnd::new(c.amount - l.amount.dong()).unwrap_or(Vnd::ZERO),
-                            Vnd::new(c.fees).unwrap_or(Vnd::ZERO)
-                        ),
-                    )
-                } else {
-                    (
-                        c.id,
-                        LedgerIssue::CreditedAmountDiffers,
-                        format!("the bank credited {credited}; the notification said {notified}"),
-                    )
-                });
-                Some((c, StatementMatch::MatchedReference))
-            }
-            None => candidates
+    let notified = match pulled_from {
+        Some(provider) => {
+            let refs: Vec<String> = new
                 .iter()
-                .filter(|c| {
-                    !taken.contains(&c.id)
-                        && (c.amount == l.amount.dong()
-                            || (c.fees > 0 && c.amount - c.fees == l.amount.dong()))
-                        && (c.received_at - l.booked_at).abs() <= window
-                })
-                .min_by_key(|c| ((c.received_at - l.booked_at).abs(), c.id))
-                .map(|c| (c, StatementMatch::MatchedAmount)),
-        };
-        if let Some((c, how)) = found {
-            if c.fees > 0 && c.amount - c.fees == l.amount.dong() {
-                report.fee_confirmed += 1;
-            }
-            match how {
-                StatementMatch::MatchedReference => report.matched_by_reference += 1,
-                _ => report.matched_by_amount += 1,
-            }
-            taken.insert(c.id);
-            matched.insert(i, (c.id, how));
+                .filter(|l| l.line.direction == Direction::Credit)
+                .filter_map(|l| l.txn.as_ref())
+                .map(|(txn, _)| format!("{}:{txn}", account.account_number))
+                .collect();
+            payments_by_ref(tx, school.id, provider.as_str(), &refs).await?
         }
-    }
-    candidates.retain(|c| !taken.contains(&c.id));
+        None => HashMap::new(),
+    };
+    let to_tie: Vec<ToTie> = new
+        .iter()
+        .map(|l| ToTie {
+            line: l.line,
+            notified: l.txn.as_ref().and_then(|(txn, _)| {
+                notified
+                    .get(&format!("{}:{txn}", account.account_number))
+                    .copied()
+            }),
+        })
+        .collect();
+    let ties = tie(&to_tie, &candidates, &account.account_number);
+    report.matched_by_reference = ties.by_reference;
+    report.matched_by_amount = ties.by_amount;
+    report.fee_confirmed = ties.fee_confirmed;
+    let mut matched = ties.matched;
 
     // Credits nobody notified become payments, in booking order, decided as their
     // notification would have been.
@@ -566,35 +469,20 @@ async fn import_lines_in(
     }
 
     // Notifications of this account that the bank never settled within the window.
-    if let Some(to) = to {
-        let cutoff = to - Duration::hours(SETTLEMENT_WINDOW_HOURS);
-        // A watcher's notification carries this account in its reference (`account:txn`).
-        let watched = format!("{}:", account.account_number);
-        let from_this_account = |c: &&Candidate| {
-            c.provider != PLAIN_TRANSFER
-                && c.provider_ref
-                    .as_deref()
-                    .is_some_and(|r| r.starts_with(&watched))
-        };
-        for c in candidates
-            .iter()
-            .filter(|c| c.received_at <= cutoff)
-            .filter(from_this_account)
-        {
-            report.unsettled_notifications.push(c.id);
-            open_exception(
-                tx,
-                actor,
-                school,
-                c.id,
-                &ExceptionKind::Ledger(LedgerIssue::NoStatementLine).as_str(),
-                "notified, but the bank statement shows no such credit",
-                &[],
-            )
-            .await?;
-        }
+    for id in &ties.unsettled {
+        report.unsettled_notifications.push(*id);
+        open_exception(
+            tx,
+            actor,
+            school,
+            *id,
+            &ExceptionKind::Ledger(LedgerIssue::NoStatementLine).as_str(),
+            "notified, but the bank statement shows no such credit",
+            &[],
+        )
+        .await?;
     }
-    for (payment_id, kind, reason) in &differing {
+    for (payment_id, kind, reason) in &ties.differing {
         open_exception(
             tx,
             actor,
