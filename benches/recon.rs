@@ -6,6 +6,7 @@
 //! 2. memo-read ones (a pupil's name, class and month, no code), the same way;
 //! 3. memo-read ones paced at 500 per second to the big school while the small school gets code
 //!    notifications paced at 50 per second: the p99 of each, and the small school's p99 alone.
+//!
 //! Every notification is recorded with its allocations or its exception in one transaction.
 //! SQLite, and PostgreSQL when `FEERECON_BENCH_POSTGRES_URL` (or `FEERECON_TEST_POSTGRES_URL`)
 //! is set. Run: `cargo bench --bench recon` (`-- --invoices 1000000`, `-- --requests N`,
