@@ -4,7 +4,9 @@
 //! the database's raw ceiling for the same writes (payment, fee line, allocation, archive row in
 //! one transaction, issued directly with 32 connections), so the report shows the ratio.
 //! Then real deliveries paced at 200 per second, alone and during a flood of junk (`--junk N`
-//! refused requests with large headers), and what the archive kept of the junk.
+//! refused requests with large headers), and what the archive kept of the junk; one signed
+//! delivery whose memo carries a 100,000-letter word, beside the same school's paced deliveries;
+//! and how long a shutdown takes while a client holds a half-sent request.
 //! SQLite, and PostgreSQL when `FEERECON_BENCH_POSTGRES_URL` (or `FEERECON_TEST_POSTGRES_URL`) is
 //! set. Run: `cargo bench --bench webhooks` (`-- --requests N` to change the count, `-- --sqlite 0`
 //! for PostgreSQL only).
@@ -178,7 +180,8 @@ const UNDER_JUNK: usize = 1000;
 async fn run(label: &str, url: &str, requests: usize) {
     let paced = 5000usize;
     let junk = support::arg("--junk", 2_000);
-    let per_school = (requests + paced + 2 * UNDER_JUNK).div_ceil(SCHOOLS);
+    // The long-memo phase sends 200 more deliveries to one school.
+    let per_school = (requests + paced + 2 * UNDER_JUNK).div_ceil(SCHOOLS) + 201;
     let store = Store::connect(url).await.expect("connect");
     store.migrate().await.expect("migrate");
     let sealer = Sealer::from_base64(&Sealer::generate_key()).expect("key");
@@ -283,7 +286,8 @@ async fn run(label: &str, url: &str, requests: usize) {
     // generator's tasks never wait in its run queue, nor its tasks in theirs.
     let router = app(AppState::new(store.clone(), sealer));
     let listener = listener.into_std().expect("listener");
-    std::thread::spawn(move || {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let service = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -295,7 +299,9 @@ async fn run(label: &str, url: &str, requests: usize) {
                 listener,
                 router,
                 &feerecon::http::limits::ServerLimits::default(),
-                std::future::pending(),
+                async {
+                    let _ = stopped.await;
+                },
             )
             .await
         })
@@ -388,15 +394,94 @@ async fn run(label: &str, url: &str, requests: usize) {
         percentile(&noisy, 0.5),
         percentile(&noisy, 0.99),
     );
+    // One signed delivery whose memo is a 100,000-letter word, sent while the same school's
+    // deliveries go on at 200 per second.
+    let first = first + 2 * UNDER_JUNK;
+    let long = {
+        let t = &targets[1];
+        let body = serde_json::json!({"id": 99_000_001u64, "gateway": "MBBank", "transactionDate": "2025-09-10 08:30:00",
+            "accountNumber": t.account, "subAccount": null, "code": null, "content": format!("hoc phi {}", "a".repeat(100_000)),
+            "transferType": "in", "transferAmount": 50000, "accumulated": 1000000, "referenceCode": "FT99000001", "description": "BankAPINotify"})
+        .to_string();
+        let (client, url) = (client.clone(), format!("{base}{}", t.sepay_path));
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let start = Instant::now();
+            let r = client
+                .post(url)
+                .header("authorization", format!("Apikey {SEPAY_KEY}"))
+                .body(body)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0);
+            (start.elapsed(), r)
+        })
+    };
+    // Odd indices of school 1 are its SePay deliveries: 200 per second for one second.
+    let mut same_school = Vec::new();
+    let start = Instant::now();
+    for k in 0..200usize {
+        tokio::time::sleep_until((start + Duration::from_millis(5) * k as u32).into()).await;
+        let (client, base, targets) = (client.clone(), base.clone(), targets.clone());
+        let i = first + 1 + k * SCHOOLS;
+        same_school.push(tokio::spawn(async move {
+            send(&client, &base, &targets, i).await
+        }));
+    }
+    let mut school_lat = Vec::new();
+    for h in same_school {
+        school_lat.push(h.await.expect("same school"));
+    }
+    school_lat.sort();
+    let (long_took, long_status) = long.await.expect("long memo");
+    println!(
+        "{label:<10} a delivery with a 100,000-letter memo word: answered {long_status} in {:.2} ms; the same school's deliveries meanwhile (200/s): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        long_took.as_secs_f64() * 1000.0,
+        percentile(&school_lat, 0.5),
+        percentile(&school_lat, 0.99),
+        percentile(&school_lat, 1.0),
+    );
+
     let payments: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM payments")
         .fetch_one(&db)
         .await
         .expect("count");
     assert_eq!(
         payments as usize,
-        requests + paced + 2 * UNDER_JUNK,
+        requests + paced + 2 * UNDER_JUNK + 200 + 1,
         "every notification recorded exactly once"
     );
+
+    // Shutdown while a client holds a request half sent: it must not wait for that client.
+    let mut half = tokio::net::TcpStream::connect(base.trim_start_matches("http://"))
+        .await
+        .expect("connect");
+    tokio::io::AsyncWriteExt::write_all(
+        &mut half,
+        format!(
+            "POST {} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{{\"id\":",
+            targets[0].sepay_path
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("half a request");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let start = Instant::now();
+    let _ = stop.send(());
+    tokio::task::spawn_blocking(move || service.join())
+        .await
+        .expect("join")
+        .expect("service thread");
+    println!(
+        "{label:<10} shutdown with a client holding a half-sent request: {:.2} s (grace {} s)",
+        start.elapsed().as_secs_f64(),
+        feerecon::http::limits::ServerLimits::default()
+            .shutdown_grace
+            .as_secs()
+    );
+    drop(half);
 
     // The database's ceiling for the same writes, issued directly.
     let pool = sqlx::any::AnyPoolOptions::new()
