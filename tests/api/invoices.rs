@@ -42,7 +42,7 @@ both_backends! {
         typo[4] = if typo[4] == '9' { '8' } else { '9' };
         let typo: String = typo.into_iter().collect();
         let (s, b) = app.get(&format!("/api/v1/payment-codes/{typo}"), &sc.cashier).await;
-        assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_payment_code")), "{b}");
+        assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("invalid_payment_code")), "{b}");
     }
 
     async fn caps_refuse_unless_overridden_and_auditors_see_overrides(app: TestApp) {
