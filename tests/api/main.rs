@@ -12,6 +12,7 @@ mod import;
 mod intake;
 mod invoices;
 mod ledger;
+mod openapi;
 mod pulls;
 mod recon;
 mod reports;
