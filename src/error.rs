@@ -20,6 +20,10 @@ pub enum Error {
         code: &'static str,
         what: &'static str,
     },
+    /// Not found, with why in words: a path segment that can name nothing, e.g. a mistyped
+    /// payment code.
+    #[error("{message}")]
+    NoSuch { code: &'static str, message: String },
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
     #[error("{message}")]
@@ -44,6 +48,43 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+// 422 means the request is invalid in itself, whatever the service holds: what the OpenAPI
+// document's schemas state (and a few rules across fields they cannot). A well-formed request
+// that does not fit what the service holds is a conflict (409): it names in its body something
+// that is not there (404 is for what the path names), or it does not fit the books as they
+// stand or the clock; the same request may succeed another time. These rules are raised as
+// `Error::invalid` where they are checked, across the store; their status is decided here.
+const DEPENDS_ON_WHAT_IS_HELD: &[&str] = &[
+    // Named in the body, and not there (or outside the caller's scope).
+    "unknown_department",
+    "unknown_school",
+    "unknown_student",
+    "unknown_invoice",
+    "unknown_fee_item",
+    "unknown_provider_account",
+    // Balances and credit.
+    "allocation_exceeds_balance",
+    "allocation_exceeds_payment",
+    "refund_exceeds_credit",
+    "not_same_family",
+    "not_cash",
+    // Invoices already issued.
+    "replaces_open_invoice",
+    "replaces_other_student",
+    "cadence_exceeded",
+    // The review queue's suggestions.
+    "not_suggested",
+    // Accounts as configured.
+    "account_unchanged",
+    "ambiguous_provider_account",
+    "no_receiving_account",
+    "pull_account_mismatch",
+    "pull_not_supported",
+    "missing_api_key",
+    // The clock: a day still under way.
+    "day_not_over",
+];
+
 impl Error {
     pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
         Self::Invalid {
@@ -67,8 +108,13 @@ impl Error {
         match self {
             Error::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             Error::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
-            Error::NotFound { code, .. } => (StatusCode::NOT_FOUND, code),
+            Error::NotFound { code, .. } | Error::NoSuch { code, .. } => {
+                (StatusCode::NOT_FOUND, code)
+            }
             Error::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+            Error::Invalid { code, .. } if DEPENDS_ON_WHAT_IS_HELD.contains(code) => {
+                (StatusCode::CONFLICT, code)
+            }
             Error::Invalid { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             Error::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             Error::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),

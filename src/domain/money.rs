@@ -140,6 +140,25 @@ impl fmt::Display for Vnd {
     }
 }
 
+/// In the OpenAPI document: an integer within ±[`MAX_DONG`], as [`Vnd::new`] bounds it.
+impl utoipa::PartialSchema for Vnd {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Integer)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                utoipa::openapi::KnownFormat::Int64,
+            )))
+            .minimum(Some(-MAX_DONG))
+            .maximum(Some(MAX_DONG))
+            .description(Some(
+                "Whole đồng, at most 1,000,000,000,000 either way (negative for reductions and reversals).",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Vnd {}
+
 impl<'de> Deserialize<'de> for Vnd {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         // Only JSON integers: 1500000.0 or "1500000" are refused, so no float ever becomes money.

@@ -2,6 +2,7 @@
 //! retired; parents are offered only approved ones. Rules in `domain::account`.
 
 use super::extract::{Accountants, ApiJson, ApiPath, ApiQuery, Auth, Overseers};
+use super::fields::{AccountNumber, BankBin, Text};
 use super::AppState;
 use crate::domain::access::Caller;
 use crate::domain::account::{AccountState, Step};
@@ -28,9 +29,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct ProposeAccount {
     /// NAPAS bank BIN, 6 digits.
+    #[schema(value_type = BankBin)]
     pub bank_bin: String,
+    /// 1 to 19 letters or digits, as the VietQR payload carries it.
+    #[schema(value_type = AccountNumber)]
     pub account_number: String,
-    pub account_name: String,
+    pub account_name: Text<200>,
     /// An approved account of the school this one changes (a new name or number): it is
     /// retired when this one is approved.
     pub replaces_account_id: Option<i64>,
@@ -40,13 +44,15 @@ pub struct ProposeAccount {
 #[serde(deny_unknown_fields)]
 pub struct Reason {
     /// Why, in words; kept with the account and in the audit log.
-    pub reason: String,
+    pub reason: Text<500>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AccountsQuery {
     /// Only accounts in this state.
+    #[param(inline)]
     pub state: Option<AccountState>,
 }
 

@@ -1,6 +1,7 @@
 //! The fee-item catalog of a department and of a school.
 
 use super::extract::{Accountants, Admins, ApiJson, ApiPath, Auth, DepartmentReaders, Readers};
+use super::fields::{Code, OptionalText, PositiveVnd, Text};
 use super::AppState;
 use crate::domain::catalog::{Cadence, Category};
 use crate::domain::money::Vnd;
@@ -25,17 +26,17 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct CreateFeeItem {
     /// Short code invoices and import files use, e.g. `MEALS`.
-    pub code: String,
+    pub code: Code<32>,
     /// Vietnamese name, e.g. "Tiền ăn bán trú".
-    pub name: String,
+    pub name: Text<200>,
     pub category: Category,
     /// e.g. "NQ 18/2025/NQ-HĐND, Điều 2, khoản 15".
-    pub legal_basis: Option<String>,
+    pub legal_basis: Option<OptionalText<500>>,
     /// Whether parents must pay it; voluntary items may never be billed as mandatory.
     pub mandatory: bool,
     pub cadence: Cadence,
     /// Maximum per billing period, whole đồng.
-    #[schema(value_type = Option<i64>)]
+    #[schema(value_type = Option<PositiveVnd>)]
     pub cap_per_period: Option<Vnd>,
 }
 

@@ -1,6 +1,7 @@
 //! Fee schedules, and the settings the transparency report judges.
 
 use super::extract::{Admins, ApiJson, ApiPath, ApiQuery, Auth, Overseers};
+use super::fields::{trimmed, Date, NonNegativeVnd, OptionalText, ProviderName};
 use super::AppState;
 use crate::domain::access::Scope;
 use crate::domain::fee::{Bearer, Channel, PartialTerms};
@@ -15,7 +16,9 @@ use axum::Json;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use std::str::FromStr;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -30,26 +33,120 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct CreateSchedule {
     /// e.g. `vnpay`, `momo`, `zalopay`, `sepay`.
+    #[schema(value_type = ProviderName)]
     pub provider: String,
+    /// Any but cash, which is free.
+    #[schema(value_type = CashlessChannel)]
     pub channel: Channel,
     /// Set for a school's own agreement; omitted for the provider's published terms.
     pub school_id: Option<i64>,
     /// `YYYY-MM-DD`, first day in force.
+    #[schema(value_type = Date)]
     pub effective_from: String,
-    /// `YYYY-MM-DD`, first day no longer in force; omitted while open-ended.
+    /// `YYYY-MM-DD`, first day no longer in force, after `effective_from`; omitted while
+    /// open-ended.
+    #[schema(value_type = Option<Date>)]
     pub effective_to: Option<String>,
-    /// Percent as a decimal string, e.g. "1.1". Required for published terms.
+    /// Percent as a decimal string from 0 to 100 with at most 4 decimals, e.g. "1.1".
+    /// Required for published terms.
+    #[schema(value_type = Option<SchedulePercent>)]
     pub percent: Option<String>,
-    #[schema(value_type = Option<i64>)]
+    #[schema(value_type = Option<NonNegativeVnd>)]
     pub fixed: Option<Vnd>,
-    #[schema(value_type = Option<i64>)]
+    /// At most `max`.
+    #[schema(value_type = Option<NonNegativeVnd>)]
     pub min: Option<Vnd>,
-    #[schema(value_type = Option<i64>)]
+    #[schema(value_type = Option<NonNegativeVnd>)]
     pub max: Option<Vnd>,
     /// Who bears the fee. Required for published terms.
     pub bearer: Option<Bearer>,
-    pub note: Option<String>,
+    pub note: Option<OptionalText<500>>,
 }
+
+/// The documented body of `POST /fee-schedules`: [`CreateSchedule`] in its two shapes, a
+/// provider's published terms (no `school_id`; `percent` and `bearer` required) or a school's
+/// own agreement (any term left out is inherited).
+pub struct ScheduleBody;
+
+impl PartialSchema for ScheduleBody {
+    fn schema() -> RefOr<Schema> {
+        let RefOr::T(Schema::Object(agreement)) = CreateSchedule::schema() else {
+            unreachable!("a struct's schema is an object");
+        };
+        let mut published = agreement.clone();
+        let mut agreement = agreement;
+        agreement.description = Some(
+            "A school's own agreement; any term left out is inherited from the published one."
+                .into(),
+        );
+        agreement.required.push("school_id".into());
+        agreement.properties.insert(
+            "school_id".into(),
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                .into(),
+        );
+        published.description =
+            Some("A provider's published terms: percent and bearer required.".into());
+        published.properties.insert(
+            "school_id".into(),
+            ObjectBuilder::new().schema_type(Type::Null).into(),
+        );
+        for (field, schema) in [
+            ("percent", SchedulePercent::schema()),
+            ("bearer", Bearer::schema()),
+        ] {
+            published.required.push(field.into());
+            published.properties.insert(field.into(), schema);
+        }
+        OneOfBuilder::new().item(agreement).item(published).into()
+    }
+}
+
+impl ToSchema for ScheduleBody {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "CreateSchedule".into()
+    }
+
+    fn schemas(out: &mut Vec<(String, RefOr<Schema>)>) {
+        CreateSchedule::schemas(out);
+    }
+}
+
+/// A schedule's percent as the handler and `PartialTerms::validate` read it.
+pub struct SchedulePercent;
+
+impl PartialSchema for SchedulePercent {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(trimmed(
+                r"(?:100(?:\.0*)?|[0-9]{1,2}(?:\.[0-9]{0,4}0*)?|\.[0-9]{1,4}0*)",
+            )))
+            .description(Some(
+                "Percent from 0 to 100 with at most 4 decimals, as a decimal string.",
+            ))
+            .examples(["1.1"])
+            .into()
+    }
+}
+
+impl ToSchema for SchedulePercent {}
+
+/// Every channel but cash.
+pub struct CashlessChannel;
+
+impl PartialSchema for CashlessChannel {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(["bank_transfer", "card", "ewallet"]))
+            .into()
+    }
+}
+
+impl ToSchema for CashlessChannel {}
 
 fn date(text: &str, field: &str) -> Result<String> {
     chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
@@ -57,7 +154,7 @@ fn date(text: &str, field: &str) -> Result<String> {
         .map_err(|_| Error::invalid("invalid_date", format!("{field} is YYYY-MM-DD")))
 }
 
-#[utoipa::path(post, path = "/api/v1/fee-schedules", tag = "fees", security(("bearer" = [])), request_body = CreateSchedule,
+#[utoipa::path(post, path = "/api/v1/fee-schedules", tag = "fees", security(("bearer" = [])), request_body = ScheduleBody,
     responses((status = 201, body = FeeSchedule), (status = 403, body = ErrorBody), (status = 409, description = "Overlaps a schedule in force", body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_schedule(
     State(st): State<AppState>,
@@ -132,6 +229,7 @@ async fn create_schedule(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleQuery {
     /// Also list this school's agreements (staff see their own school's anyway).

@@ -1,6 +1,10 @@
 //! Invoices: issue, import, read, list, void; look up by payment code.
 
 use super::extract::{Accountants, ApiBytes, ApiJson, ApiPath, ApiQuery, Auth, BodyLimit, Readers};
+use super::fields::{
+    tagged, trimmed, CenturyDate, Code, OptionalText, PaymentCodeText, PeriodText, PositiveVnd,
+    Text,
+};
 use super::{AppState, List};
 use crate::domain::code::PaymentCode;
 use crate::domain::import::parse_date;
@@ -16,7 +20,9 @@ use axum::Json;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer};
 use std::str::FromStr;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -36,24 +42,45 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(import)
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+/// A line of a new invoice: a charge, or a reduction of a charged line.
+#[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum LineIn {
     Charge(ChargeIn),
     Reduction(ReductionIn),
 }
 
+impl PartialSchema for LineIn {
+    fn schema() -> RefOr<Schema> {
+        tagged(
+            "type",
+            [
+                ("charge", ChargeIn::schema()),
+                ("reduction", ReductionIn::schema()),
+            ],
+        )
+    }
+}
+
+impl ToSchema for LineIn {
+    fn schemas(out: &mut Vec<(String, RefOr<Schema>)>) {
+        ChargeIn::schemas(out);
+        ReductionIn::schemas(out);
+    }
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChargeIn {
-    pub item_code: String,
+    /// An item of the school's catalog (its department's or its own).
+    pub item_code: Code<32>,
     /// Whole đồng, more than 0.
-    #[schema(value_type = i64)]
+    #[schema(value_type = PositiveVnd)]
     pub amount: Vnd,
     /// Defaults to the item's name.
-    pub description: Option<String>,
+    pub description: Option<OptionalText<500>>,
     /// Required to bill above the item's cap; recorded and shown to auditors.
-    pub cap_override_reason: Option<String>,
+    pub cap_override_reason: Option<OptionalText<500>>,
     /// Whether the notice presents this line as mandatory; defaults to the item's status.
     /// Billing a voluntary item as mandatory is recorded and reported to auditors.
     pub mandatory: Option<bool>,
@@ -63,16 +90,46 @@ pub struct ChargeIn {
 #[serde(deny_unknown_fields)]
 pub struct ReductionIn {
     /// The charged item this reduction applies to.
-    pub item_code: String,
-    /// Percent of that line: an integer (`70`) or a decimal string (`"33.33"`).
-    #[schema(value_type = String, example = "70")]
+    pub item_code: Code<32>,
+    /// Percent of that line, more than 0 and at most 100 with at most 2 decimals: an integer
+    /// (`70`) or a decimal string (`"33.33"`).
+    #[schema(value_type = ReductionPercent)]
     #[serde(deserialize_with = "percent")]
     pub percent: Decimal,
     /// The policy group, e.g. "Hộ nghèo".
-    pub policy_group: String,
+    pub policy_group: Text<500>,
     /// Reference to the evidence, e.g. the decision number.
-    pub evidence_ref: String,
+    pub evidence_ref: Text<500>,
 }
+
+/// Schema of a reduction's percent, as [`percent`] and the invoice rules read it.
+pub struct ReductionPercent;
+
+impl PartialSchema for ReductionPercent {
+    fn schema() -> RefOr<Schema> {
+        utoipa::openapi::schema::OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(1))
+                    .maximum(Some(100)),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(trimmed(
+                        r"(?:100(?:\.0*)?|[1-9][0-9]?(?:\.[0-9]{0,2}0*)?|0?\.(?:0[1-9]|[1-9][0-9]?)0*)",
+                    )))
+                    .examples(["33.33"]),
+            )
+            .description(Some(
+                "More than 0 and at most 100, with at most 2 decimals: an integer, or a decimal string.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for ReductionPercent {}
 
 /// Integers or decimal strings; a JSON float would be rounded by the parser before we saw it.
 fn percent<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Decimal, D::Error> {
@@ -94,17 +151,39 @@ fn percent<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Decimal, D::E
 pub struct CreateInvoice {
     pub student_id: i64,
     /// `YYYY-MM`.
-    #[schema(example = "2025-09")]
+    #[schema(value_type = PeriodText, example = "2025-09")]
     pub period: String,
     /// `YYYY-MM-DD`.
-    #[schema(example = "2025-09-15")]
+    #[schema(value_type = CenturyDate, example = "2025-09-15")]
     pub due_date: String,
     /// The school's own reference. Sending the same reference and content again returns the
     /// existing invoice (200); different content is a 409.
-    pub external_ref: Option<String>,
+    pub external_ref: Option<Code<64>>,
     /// The voided invoice this one reissues.
     pub replaces_invoice_id: Option<i64>,
+    /// At least one charge; at most 100 lines.
+    #[schema(schema_with = lines_schema)]
     pub lines: Vec<LineIn>,
+}
+
+/// An invoice's lines: 1 to 100, at least one of them a charge.
+fn lines_schema() -> utoipa::openapi::schema::Array {
+    let mut array = utoipa::openapi::schema::ArrayBuilder::new()
+        .items(utoipa::openapi::Ref::from_schema_name(LineIn::name()))
+        .min_items(Some(1))
+        .max_items(Some(crate::domain::invoice::MAX_LINES))
+        .build();
+    // utoipa has no `contains`; its extensions are written into the schema as they are.
+    let charge = serde_json::json!({
+        "type": "object",
+        "required": ["type"],
+        "properties": {"type": {"const": "charge"}}
+    });
+    array
+        .extensions
+        .get_or_insert_with(Default::default)
+        .insert("contains".into(), charge);
+    array
 }
 
 #[utoipa::path(post, path = "/api/v1/schools/{school_id}/invoices", tag = "invoices", security(("bearer" = [])),
@@ -150,16 +229,26 @@ async fn create_invoice(
                 LineRequest::Charge {
                     item,
                     amount: c.amount,
-                    description: c.description,
-                    cap_override_reason: c.cap_override_reason,
+                    description: line_text(
+                        i,
+                        "description",
+                        c.description.map(OptionalText::into_string),
+                    )?,
+                    cap_override_reason: line_text(
+                        i,
+                        "cap_override_reason",
+                        c.cap_override_reason.map(OptionalText::into_string),
+                    )?,
                     billed_as_mandatory: c.mandatory,
                 }
             }
             LineIn::Reduction(r) => LineRequest::Reduction {
                 item_code: item_code(&r.item_code)?,
                 percent: r.percent,
-                policy_group: r.policy_group,
-                evidence_ref: r.evidence_ref,
+                policy_group: line_text(i, "policy_group", Some(r.policy_group.into_string()))?
+                    .unwrap_or_default(),
+                evidence_ref: line_text(i, "evidence_ref", Some(r.evidence_ref.into_string()))?
+                    .unwrap_or_default(),
             },
         });
     }
@@ -185,18 +274,40 @@ async fn create_invoice(
     ))
 }
 
+/// A line's text as the invoice rules take it (they trim it and bound its length), refusing the
+/// control characters no text field takes (PostgreSQL cannot even store a NUL).
+fn line_text(i: usize, field: &str, text: Option<String>) -> Result<Option<String>> {
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    if text.chars().any(|c| c.is_control() && !c.is_whitespace()) {
+        return Err(Error::invalid(
+            "invalid_lines",
+            format!("line {}: {field} contains control characters", i + 1),
+        ));
+    }
+    Ok(Some(text))
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct InvoiceQuery {
-    /// `open` or `void`.
+    #[param(value_type = Option<InvoiceStatus>, inline)]
     pub status: Option<String>,
     /// `YYYY-MM`.
+    #[param(value_type = Option<PeriodText>, inline)]
     pub period: Option<String>,
-    pub class: Option<String>,
+    #[param(inline)]
+    pub class: Option<Text<32>>,
     pub student_id: Option<i64>,
     /// `true`: only invoices with a line billed above its item's cap.
     pub above_cap: Option<bool>,
+    /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
+    /// `next_cursor` from the previous page.
+    #[param(value_type = Option<i64>, minimum = 0)]
     pub cursor: Option<String>,
 }
 
@@ -264,7 +375,7 @@ async fn get_invoice(
 #[serde(deny_unknown_fields)]
 pub struct VoidInvoice {
     /// Why the invoice is voided; kept with it and in the audit log.
-    pub reason: String,
+    pub reason: Text<500>,
 }
 
 #[utoipa::path(post, path = "/api/v1/schools/{school_id}/invoices/{invoice_id}/void", tag = "invoices", security(("bearer" = [])),
@@ -324,15 +435,19 @@ async fn import_invoices(
 }
 
 #[utoipa::path(get, path = "/api/v1/payment-codes/{code}", tag = "invoices", security(("bearer" = [])),
-    params(("code" = String, Path, description = "A payment code, as written in a memo (case, spaces and dashes do not matter)")),
-    responses((status = 200, body = Invoice), (status = 404, body = ErrorBody), (status = 422, description = "Malformed, or the check character is wrong", body = ErrorBody)))]
+    params(("code" = inline(PaymentCodeText), Path, description = "A payment code, as written in a memo (case, spaces and dashes do not matter)")),
+    responses((status = 200, body = Invoice),
+        (status = 404, description = "No invoice in the caller's scope has this code; `invalid_payment_code` when none can (too short or long, a character codes never use, or a wrong check character: the code is mistyped)", body = ErrorBody)))]
 async fn invoice_by_code(
     State(st): State<AppState>,
     caller: Auth<Readers>,
     ApiPath(code): ApiPath<String>,
 ) -> Result<Json<Invoice>> {
-    let code = PaymentCode::parse(&code)
-        .map_err(|e| Error::invalid("invalid_payment_code", e.to_string()))?;
+    // A code that cannot be one names no invoice: 404 like one nobody was given, with why.
+    let code = PaymentCode::parse(&code).map_err(|e| Error::NoSuch {
+        code: "invalid_payment_code",
+        message: e.to_string(),
+    })?;
     let (id, school_id) = st
         .store
         .invoice_by_code_in_scope(caller.scope, &code)

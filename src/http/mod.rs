@@ -7,10 +7,12 @@ pub mod catalog;
 pub mod csv_out;
 pub mod extract;
 pub mod fees;
+pub mod fields;
 pub mod health;
 pub mod intake;
 pub mod invoices;
 pub mod limits;
+pub mod openapi;
 pub mod org;
 pub mod payments;
 pub mod provider_accounts;
@@ -106,13 +108,13 @@ impl Modify for BearerAuth {
 #[openapi(
     info(title = "feerecon", description = "School-fee payments: invoices, cash and cashless on one ledger, every fee itemised."),
     modifiers(&BearerAuth),
-    components(schemas(ErrorBody))
+    components(schemas(ErrorBody, invoices::LineIn))
 )]
 struct ApiDoc;
 
 /// The OpenAPI document and the API routes it describes.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let router = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(org::router())
         .merge(catalog::router())
         .merge(students::router())
@@ -125,8 +127,10 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(pulls::router())
         .merge(recon::router())
         .merge(tokens::router())
-        .merge(audit::router())
-        .split_for_parts()
+        .merge(audit::router());
+    let (router, mut doc) = router.split_for_parts();
+    openapi::add_shared_responses(&mut doc);
+    (router, doc)
 }
 
 /// The whole service; `main` and the tests build the same router.

@@ -3,6 +3,7 @@
 use super::extract::{
     Admins, ApiJson, ApiPath, ApiQuery, Auth, DepartmentReaders, PageQuery, Readers,
 };
+use super::fields::{Code, PaymentPrefix, Text};
 use super::{AppState, List};
 use crate::domain::code::SchoolPrefix;
 use crate::domain::text::{clean_text, identifier};
@@ -28,8 +29,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct CreateDepartment {
     /// Short code, e.g. `SGDDT-HCM`.
-    pub code: String,
-    pub name: String,
+    pub code: Code<32>,
+    pub name: Text<200>,
 }
 
 #[utoipa::path(post, path = "/api/v1/departments", tag = "organisation", security(("bearer" = [])),
@@ -79,9 +80,10 @@ async fn get_department(
 pub struct CreateSchool {
     pub department_id: i64,
     /// Short code used on the command line, e.g. `THCS-LQD`.
-    pub code: String,
-    pub name: String,
+    pub code: Code<32>,
+    pub name: Text<200>,
     /// 2 to 4 characters from 2-9 and A-Z without I, L, O; starts every payment code of the school.
+    #[schema(value_type = PaymentPrefix)]
     pub payment_prefix: String,
 }
 
@@ -107,10 +109,16 @@ async fn create_school(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SchoolQuery {
+    /// Only the schools of this department.
     pub department_id: Option<i64>,
+    /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
+    /// `next_cursor` from the previous page.
+    #[param(value_type = Option<i64>, minimum = 0)]
     pub cursor: Option<String>,
 }
 

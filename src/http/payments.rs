@@ -2,6 +2,9 @@
 //! credit allocation, refunds, receipts, and what a parent sees of an invoice's money.
 
 use super::extract::{require, Accountants, ApiJson, ApiPath, ApiQuery, Auth, CashDesk, Readers};
+use super::fields::{
+    tagged, CashlessProvider, Code, Date, NonNegativeVnd, OptionalText, PositiveVnd, Text,
+};
 use super::{AppState, List};
 use crate::domain::access::Caller;
 use crate::domain::fee::{Bearer, Channel};
@@ -21,7 +24,9 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -44,37 +49,175 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AllocationIn {
+    /// An invoice of the school; each at most once per request.
     pub invoice_id: i64,
-    #[schema(value_type = i64)]
+    #[schema(value_type = PositiveVnd)]
     pub amount: Vnd,
 }
 
+/// A payment to record: cash at the school office, or a cashless one entered by hand. The
+/// channel decides the shape: cash has no provider reference and no fee.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "channel", rename_all = "snake_case")]
+pub enum RecordPayment {
+    Cash(CashPayment),
+    BankTransfer(CashlessPayment),
+    Card(CashlessPayment),
+    Ewallet(CashlessPayment),
+}
+
+impl PartialSchema for RecordPayment {
+    fn schema() -> RefOr<Schema> {
+        tagged(
+            "channel",
+            [
+                ("cash", CashPayment::schema()),
+                ("bank_transfer", CashlessPayment::schema()),
+                ("card", CashlessPayment::schema()),
+                ("ewallet", CashlessPayment::schema()),
+            ],
+        )
+    }
+}
+
+impl ToSchema for RecordPayment {
+    fn schemas(out: &mut Vec<(String, RefOr<Schema>)>) {
+        CashPayment::schemas(out);
+        CashlessPayment::schemas(out);
+    }
+}
+
+/// Cash at the school office: a cashier may record it.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RecordPayment {
-    pub channel: Channel,
-    /// Who carried the money: omitted or `cash` for cash; for cashless payments the provider
-    /// (`vnpay`, `momo`, `zalopay`, `sepay`, `casso`, `bank`, …).
+pub struct CashPayment {
+    /// Omitted, or `cash`.
+    #[schema(value_type = Option<CashProvider>)]
     pub provider: Option<String>,
-    /// The provider's own reference; required for cashless payments, unique per provider.
-    pub provider_ref: Option<String>,
+    pub payer_name: Option<OptionalText<200>>,
+    pub memo: Option<OptionalText<500>>,
+    /// Whole đồng credited towards invoices.
+    #[schema(value_type = PositiveVnd)]
+    pub amount: Vnd,
+    /// When the money was received, RFC 3339, from 2000 on; defaults to now. Not in the future.
+    #[schema(value_type = Option<ReceivedAt>)]
+    pub received_at: Option<String>,
+    /// Invoices this payment pays, each at most its open balance; the rest stays as credit.
+    #[serde(default)]
+    #[schema(max_items = 100)]
+    pub allocations: Vec<AllocationIn>,
+}
+
+/// A cashless payment entered by hand (accountants; providers notify by webhook).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CashlessPayment {
+    /// Who carried the money (`vnpay`, `momo`, `zalopay`, `sepay`, `casso`, `bank`, …).
+    #[schema(value_type = CashlessProvider)]
+    pub provider: String,
+    /// The provider's own reference, unique per provider.
+    pub provider_ref: Code<64>,
     /// Which of the school's accounts with this provider received it, when it has several
     /// configured for webhooks (the same transaction is then recognised from either path).
     pub provider_account: Option<String>,
-    pub payer_name: Option<String>,
-    pub memo: Option<String>,
+    pub payer_name: Option<OptionalText<200>>,
+    pub memo: Option<OptionalText<500>>,
     /// Whole đồng credited towards invoices.
-    #[schema(value_type = i64)]
+    #[schema(value_type = PositiveVnd)]
     pub amount: Vnd,
-    /// RFC 3339; defaults to now. Not in the future.
+    /// When the money was received, RFC 3339, from 2000 on; defaults to now. Not in the future.
+    #[schema(value_type = Option<ReceivedAt>)]
     pub received_at: Option<String>,
     /// The fee the provider reports it charged, if known.
-    #[schema(value_type = Option<i64>)]
+    #[schema(value_type = Option<NonNegativeVnd>)]
     pub reported_fee: Option<Vnd>,
     /// Invoices this payment pays, each at most its open balance; the rest stays as credit.
     #[serde(default)]
+    #[schema(max_items = 100)]
     pub allocations: Vec<AllocationIn>,
 }
+
+/// A payment request, whatever its channel, as the handler checks it.
+struct PaymentFields {
+    channel: Channel,
+    provider: Option<String>,
+    provider_ref: Option<String>,
+    provider_account: Option<String>,
+    payer_name: Option<OptionalText<200>>,
+    memo: Option<OptionalText<500>>,
+    amount: Vnd,
+    received_at: Option<String>,
+    reported_fee: Option<Vnd>,
+    allocations: Vec<AllocationIn>,
+}
+
+impl RecordPayment {
+    fn fields(self) -> PaymentFields {
+        let (channel, p) = match self {
+            RecordPayment::Cash(c) => {
+                return PaymentFields {
+                    channel: Channel::Cash,
+                    provider: c.provider,
+                    provider_ref: None,
+                    provider_account: None,
+                    payer_name: c.payer_name,
+                    memo: c.memo,
+                    amount: c.amount,
+                    received_at: c.received_at,
+                    reported_fee: None,
+                    allocations: c.allocations,
+                }
+            }
+            RecordPayment::BankTransfer(p) => (Channel::BankTransfer, p),
+            RecordPayment::Card(p) => (Channel::Card, p),
+            RecordPayment::Ewallet(p) => (Channel::Ewallet, p),
+        };
+        PaymentFields {
+            channel,
+            provider: Some(p.provider),
+            provider_ref: Some(p.provider_ref.into_string()),
+            provider_account: p.provider_account,
+            payer_name: p.payer_name,
+            memo: p.memo,
+            amount: p.amount,
+            received_at: p.received_at,
+            reported_fee: p.reported_fee,
+            allocations: p.allocations,
+        }
+    }
+}
+
+/// `cash`, the only provider of a cash payment.
+pub struct CashProvider;
+
+impl PartialSchema for CashProvider {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(["cash"]))
+            .into()
+    }
+}
+
+impl ToSchema for CashProvider {}
+
+/// `received_at` as [`parse_time`] reads it; that it is not in the future is for the handler.
+pub struct ReceivedAt;
+
+impl PartialSchema for ReceivedAt {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .pattern(Some("^[2-9][0-9]{3}-"))
+            .description(Some(
+                "RFC 3339, e.g. 2025-09-10T08:30:00+07:00; from the year 2000 on, not in the future",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for ReceivedAt {}
 
 /// A provider name: lower-case letters, digits and `_`.
 pub fn provider_id(text: &str) -> Result<String> {
@@ -103,8 +246,9 @@ fn parse_time(text: Option<&str>) -> Result<DateTime<Utc>> {
             )
         })?
         .with_timezone(&Utc);
+    // Not wrong in itself, only not yet: a conflict with the clock (409), as a day not over is.
     if parsed > now + chrono::Duration::minutes(5) {
-        return Err(Error::invalid(
+        return Err(Error::conflict(
             "invalid_received_at",
             "received_at is in the future",
         ));
@@ -129,6 +273,7 @@ async fn record_payment(
     ApiPath(school_id): ApiPath<i64>,
     ApiJson(body): ApiJson<RecordPayment>,
 ) -> Result<(StatusCode, Json<Payment>)> {
+    let body = body.fields();
     // Cashiers take cash; cashless payments are entered by accountants (providers notify by webhook).
     if body.channel != Channel::Cash {
         require(&caller, <Accountants as super::extract::RoleSet>::ROLES)?;
@@ -262,12 +407,16 @@ async fn record_payment(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentQuery {
+    #[param(inline)]
     pub channel: Option<Channel>,
     /// First day, `YYYY-MM-DD`, Asia/Ho_Chi_Minh.
+    #[param(value_type = Option<Date>, inline)]
     pub from: Option<String>,
     /// Last day, inclusive.
+    #[param(value_type = Option<Date>, inline)]
     pub to: Option<String>,
     /// `true`: only payments with unallocated credit.
     pub with_credit: Option<bool>,
@@ -277,14 +426,21 @@ pub struct PaymentQuery {
     /// `<account>:<transaction id>` (the watched bank account, VNPay terminal, MoMo partner or
     /// ZaloPay app, then the sender's own transaction id in upper case), for a statement line
     /// nobody notified `<account>:ref:<BANK REFERENCE>`.
+    #[param(min_length = 1, max_length = 200)]
     pub provider_ref: Option<String>,
     /// The payment of a sender's transaction id, whichever of the school's accounts it came to
     /// (`provider_ref` ending in `:<id>`, case-insensitive).
+    #[param(min_length = 1, max_length = 200)]
     pub txn_id: Option<String>,
     /// Payments under the bank's own reference (`FT25253…`), case-insensitive. Banks may reuse
     /// one, so there can be more than one.
+    #[param(min_length = 1, max_length = 200)]
     pub bank_ref: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
+    /// `next_cursor` from the previous page.
+    #[param(value_type = Option<i64>, minimum = 0)]
     pub cursor: Option<String>,
 }
 
@@ -378,7 +534,8 @@ async fn get_payment(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Reason {
-    pub reason: String,
+    /// Why; kept with the entry and in the audit log.
+    pub reason: Text<500>,
 }
 
 #[utoipa::path(post, path = "/api/v1/schools/{school_id}/payments/{payment_id}/reverse", tag = "payments", security(("bearer" = [])),
@@ -424,9 +581,10 @@ async fn allocate_credit(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefundIn {
-    #[schema(value_type = i64)]
+    /// At most the payment's unallocated credit.
+    #[schema(value_type = PositiveVnd)]
     pub amount: Vnd,
-    pub reason: String,
+    pub reason: Text<500>,
 }
 
 #[utoipa::path(post, path = "/api/v1/schools/{school_id}/payments/{payment_id}/refunds", tag = "payments", security(("bearer" = [])),
@@ -457,7 +615,6 @@ pub struct ReceiptInvoice {
     pub student_name: String,
     pub class_name: String,
     /// What this payment paid on the invoice.
-    #[schema(value_type = i64)]
     pub paid_here: Vnd,
     pub paid_here_formatted: String,
     pub lines: Vec<InvoiceLine>,
@@ -607,16 +764,13 @@ pub struct StatementPayment {
     pub provider: String,
     pub received_at_local: String,
     /// The whole payment.
-    #[schema(value_type = i64)]
     pub payment_amount: Vnd,
     /// What it paid on this invoice.
-    #[schema(value_type = i64)]
     pub paid_on_this_invoice: Vnd,
     pub paid_on_this_invoice_formatted: String,
     pub fees: Vec<FeeLine>,
     pub no_fees_reason: Option<String>,
     /// Amount plus the fees the parent bore, for the whole payment.
-    #[schema(value_type = i64)]
     pub parent_outlay: Vnd,
     pub parent_outlay_formatted: String,
 }
@@ -626,11 +780,9 @@ pub struct InvoiceStatement {
     pub invoice: Invoice,
     pub payments: Vec<StatementPayment>,
     /// Fees the parent bore over these payments.
-    #[schema(value_type = i64)]
     pub parent_fees: Vnd,
     pub parent_fees_formatted: String,
     /// Everything the parent paid out for these payments, fees included.
-    #[schema(value_type = i64)]
     pub parent_outlay: Vnd,
     pub parent_outlay_formatted: String,
 }

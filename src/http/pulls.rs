@@ -3,14 +3,14 @@
 //! last runs went and run one now.
 
 use super::extract::{Accountants, Admins, ApiJson, ApiPath, Auth, Overseers};
-use super::provider_accounts::account_in_scope;
+use super::provider_accounts::{account_in_scope, given, PlainSecret};
 use super::AppState;
 use crate::domain::access::Caller;
 use crate::domain::account::AccountState;
 use crate::domain::text::same_account;
 use crate::error::{Error, ErrorBody, Result};
 use crate::providers::feed::Feed;
-use crate::providers::{plain_secret, GivenSecret};
+use crate::providers::plain_secret;
 use crate::pull::{RunReport, MAX_INTERVAL_SECONDS, MIN_INTERVAL_SECONDS};
 use crate::store::pulls::{PullSettings, PullSource};
 use axum::extract::State;
@@ -34,6 +34,7 @@ const DEFAULT_INTERVAL_SECONDS: i64 = 300;
 pub struct SetPull {
     /// SePay's API token or Casso's API key (not the webhook key). Required the first time;
     /// omitted, the stored one is kept. Never shown again.
+    #[schema(value_type = Option<PlainSecret>)]
     pub api_key: Option<String>,
     /// The school's receiving account (`/schools/{id}/accounts`) with this bank account number;
     /// found by number when omitted.
@@ -41,6 +42,7 @@ pub struct SetPull {
     /// The sender's API; its production address when omitted.
     pub base_url: Option<String>,
     /// Seconds between runs, 60 to 86,400; 300 when omitted.
+    #[schema(minimum = 60, maximum = 86_400)]
     pub interval_seconds: Option<i64>,
     /// `false` stops the scheduled runs; `true` when omitted.
     pub enabled: Option<bool>,
@@ -164,13 +166,9 @@ async fn set_pull(
         .api_key
         .as_deref()
         .map(|k| {
-            plain_secret(&GivenSecret {
-                secret: k,
-                access_key: None,
-                scheme: None,
-            })
-            .map(|s| s.key)
-            .map_err(|e| Error::invalid("invalid_secret", e.0))
+            plain_secret(&given(k, None, None)?)
+                .map(|s| s.key)
+                .map_err(|e| Error::invalid("invalid_secret", e.0))
         })
         .transpose()?;
     let source = st

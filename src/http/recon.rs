@@ -5,6 +5,7 @@
 use super::extract::{
     page, Accountants, ApiBytes, ApiJson, ApiPath, ApiQuery, Auth, BodyLimit, Overseers,
 };
+use super::fields::{Date, PositiveVnd, Text};
 use super::payments::AllocationIn;
 use super::{AppState, List};
 use crate::domain::text::clean_text;
@@ -18,7 +19,9 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -46,12 +49,32 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExceptionQuery {
     /// `open` (default), `matched`, `dismissed`, `refund` or `all`.
+    #[param(value_type = Option<ExceptionStatus>, inline)]
     pub status: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
+    /// `next_cursor` from the previous page.
+    #[param(value_type = Option<i64>, minimum = 0)]
     pub cursor: Option<String>,
 }
+
+/// What `status` of the review queue takes.
+pub struct ExceptionStatus;
+
+impl PartialSchema for ExceptionStatus {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(["open", "matched", "dismissed", "refund", "all"]))
+            .into()
+    }
+}
+
+impl ToSchema for ExceptionStatus {}
 
 #[utoipa::path(get, path = "/api/v1/schools/{school_id}/exceptions", tag = "reconciliation", security(("bearer" = [])),
     params(("school_id" = i64, Path), ExceptionQuery),
@@ -99,8 +122,10 @@ async fn get_exception(
 #[serde(deny_unknown_fields)]
 pub struct MatchRequest {
     /// One invoice, or a split across invoices of one student or of siblings.
+    #[schema(min_items = 1, max_items = 20)]
     pub allocations: Vec<AllocationIn>,
-    pub note: Option<String>,
+    /// "matched by hand" when omitted.
+    pub note: Option<Text<500>>,
 }
 
 #[utoipa::path(post, path = "/api/v1/schools/{school_id}/exceptions/{exception_id}/match", tag = "reconciliation", security(("bearer" = [])),
@@ -141,8 +166,9 @@ async fn match_exception(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DismissRequest {
-    pub reason: String,
+    pub reason: Text<500>,
     /// The suggested invoices that are wrong for this payment; all of them when absent.
+    #[schema(max_items = 20)]
     pub invoice_ids: Option<Vec<i64>>,
 }
 
@@ -186,9 +212,9 @@ async fn dismiss_exception(
 #[serde(deny_unknown_fields)]
 pub struct RefundRequest {
     /// Whole đồng, at most the payment's unallocated credit.
-    #[schema(value_type = i64)]
+    #[schema(value_type = PositiveVnd)]
     pub amount: crate::domain::money::Vnd,
-    pub reason: String,
+    pub reason: Text<500>,
 }
 
 #[utoipa::path(post, path = "/api/v1/schools/{school_id}/exceptions/{exception_id}/refund", tag = "reconciliation", security(("bearer" = [])),
@@ -229,10 +255,35 @@ async fn reconcile_payment(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StatementQuery {
-    /// `vietcombank`, `techcombank` or `camt053`; recognised from the file when absent.
+    /// `vietcombank`, `techcombank` or `camt053` (case does not matter); recognised from the
+    /// file when absent.
+    #[param(value_type = Option<StatementFormat>, inline)]
     pub format: Option<String>,
 }
+
+/// The statement layouts `format` names.
+pub struct StatementFormat;
+
+impl PartialSchema for StatementFormat {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some([
+                "vietcombank",
+                "vcb",
+                "techcombank",
+                "tcb",
+                "camt053",
+                "camt.053",
+                "camt",
+            ]))
+            .into()
+    }
+}
+
+impl ToSchema for StatementFormat {}
 
 #[utoipa::path(post, path = "/api/v1/schools/{school_id}/accounts/{account_id}/statements", tag = "reconciliation", security(("bearer" = [])),
     params(("school_id" = i64, Path), ("account_id" = i64, Path), StatementQuery),
@@ -324,7 +375,7 @@ async fn import_statement(
 }
 
 #[utoipa::path(get, path = "/api/v1/schools/{school_id}/days/{date}", tag = "reconciliation", security(("bearer" = [])),
-    params(("school_id" = i64, Path), ("date" = String, Path, description = "YYYY-MM-DD, Asia/Ho_Chi_Minh")),
+    params(("school_id" = i64, Path), ("date" = inline(Date), Path, description = "YYYY-MM-DD, Asia/Ho_Chi_Minh")),
     responses((status = 200, description = "What was recorded that day: totals by channel (cash included), fees by who bore them, matches and open exceptions; and whether it is closed", body = Day),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn get_day(
@@ -337,7 +388,7 @@ async fn get_day(
 }
 
 #[utoipa::path(post, path = "/api/v1/schools/{school_id}/days/{date}/close", tag = "reconciliation", security(("bearer" = [])),
-    params(("school_id" = i64, Path), ("date" = String, Path, description = "YYYY-MM-DD, a day that is over")),
+    params(("school_id" = i64, Path), ("date" = inline(Date), Path, description = "YYYY-MM-DD, a day that is over")),
     responses((status = 200, description = "Closed: its summary is frozen; later corrections are dated in an open day", body = Day),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn close_day(

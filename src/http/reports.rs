@@ -2,6 +2,7 @@
 
 use super::csv_out::CsvOut;
 use super::extract::{ApiQuery, Auth, Overseers};
+use super::fields::Date;
 use super::AppState;
 use crate::domain::access::Scope;
 use crate::error::{Error, ErrorBody, Result};
@@ -12,7 +13,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::NaiveDate;
 use serde::Deserialize;
-use utoipa::IntoParams;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -21,6 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReportQuery {
     /// One school; or give `department_id`.
@@ -28,18 +32,60 @@ pub struct ReportQuery {
     /// Every school of a department (auditors, admin).
     pub department_id: Option<i64>,
     /// First day, `YYYY-MM-DD` (Asia/Ho_Chi_Minh).
+    #[param(value_type = Date, inline)]
     pub from: String,
     /// Last day, inclusive.
+    #[param(value_type = Date, inline)]
     pub to: String,
     /// `json` (default) or `csv`.
+    #[param(value_type = Option<ReportFormat>, inline)]
     pub format: Option<String>,
     /// For CSV: `channels` (default), `parent_fees`, `above_cap`, `mandatory`, `schools` or
     /// `accounts` (receiving-account changes).
+    #[param(value_type = Option<ReportSection>, inline)]
     pub section: Option<String>,
 }
 
+/// What `format` takes.
+pub struct ReportFormat;
+
+impl PartialSchema for ReportFormat {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(["json", "csv"]))
+            .into()
+    }
+}
+
+impl ToSchema for ReportFormat {}
+
+/// What `section` takes.
+pub struct ReportSection;
+
+impl PartialSchema for ReportSection {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(SECTIONS))
+            .into()
+    }
+}
+
+impl ToSchema for ReportSection {}
+
+const SECTIONS: [&str; 6] = [
+    "channels",
+    "parent_fees",
+    "above_cap",
+    "mandatory",
+    "schools",
+    "accounts",
+];
+
 #[utoipa::path(get, path = "/api/v1/reports/fees", tag = "reports", security(("bearer" = [])), params(ReportQuery),
-    responses((status = 200, description = "Per channel and provider: payments, amount, fees by bearer, effective rate; cash share; parent-borne fees; cap and mandatory findings; schools without a free channel; receiving-account changes with who proposed and who approved", body = FeeReport),
+    responses((status = 200, description = "Per channel and provider: payments, amount, fees by bearer, effective rate; cash share; parent-borne fees; cap and mandatory findings; schools without a free channel; receiving-account changes with who proposed and who approved; with `format=csv`, the `section` as CSV",
+            content((FeeReport = "application/json"), (String = "text/csv"))),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn fee_report(
     State(st): State<AppState>,

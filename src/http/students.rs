@@ -1,6 +1,7 @@
 //! Students of a school.
 
 use super::extract::{Accountants, ApiJson, ApiPath, ApiQuery, Auth, Readers};
+use super::fields::{Code, OptionalCode, OptionalText, Text};
 use super::{AppState, List};
 use crate::domain::text::{clean_text, identifier, optional_text};
 use crate::error::{Error, ErrorBody, Result};
@@ -22,12 +23,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateStudent {
-    pub student_code: String,
+    pub student_code: Code<32>,
     /// Full name with Vietnamese diacritics, e.g. "Nguyễn Thị Mai Anh".
-    pub full_name: String,
-    pub class_name: String,
+    pub full_name: Text<200>,
+    pub class_name: Text<32>,
     /// Shared by siblings, so one transfer can pay for several children.
-    pub family_key: Option<String>,
+    pub family_key: Option<OptionalCode<64>>,
 }
 
 #[utoipa::path(post, path = "/api/v1/schools/{school_id}/students", tag = "students", security(("bearer" = [])),
@@ -67,12 +68,21 @@ async fn create_student(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StudentQuery {
-    pub class: Option<String>,
-    pub family_key: Option<String>,
-    pub student_code: Option<String>,
+    /// Only this class (blank: every class).
+    #[param(inline)]
+    pub class: Option<OptionalText<32>>,
+    #[param(inline)]
+    pub family_key: Option<Code<64>>,
+    #[param(inline)]
+    pub student_code: Option<Code<32>>,
+    /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
+    /// `next_cursor` from the previous page.
+    #[param(value_type = Option<i64>, minimum = 0)]
     pub cursor: Option<String>,
 }
 

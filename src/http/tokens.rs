@@ -1,6 +1,7 @@
 //! API tokens, managed by an admin.
 
 use super::extract::{Admins, ApiJson, ApiPath, Auth};
+use super::fields::{tagged, Text};
 use super::AppState;
 use crate::domain::access::{Role, Scope};
 use crate::domain::text::clean_text;
@@ -10,7 +11,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{PartialSchema, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -20,16 +22,76 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(revoke_token))
 }
 
+/// A new token: its role, the scope that role takes, and a label. Each role has its own shape,
+/// so a scope that does not fit the role is refused by the schema as by the service.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "role", rename_all = "snake_case")]
+pub enum CreateToken {
+    Admin(AdminToken),
+    Accountant(SchoolToken),
+    Cashier(SchoolToken),
+    Auditor(AuditorToken),
+}
+
+/// Everything.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreateToken {
-    pub role: Role,
-    /// Required for accountant and cashier tokens.
-    pub school_id: Option<i64>,
-    /// Required for auditor tokens.
-    pub department_id: Option<i64>,
+pub struct AdminToken {
     /// Who or what holds the token, e.g. "Kế toán THCS Lê Quý Đôn".
-    pub label: String,
+    pub label: Text<200>,
+}
+
+/// One school: an accountant's books or a cashier's desk.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SchoolToken {
+    pub school_id: i64,
+    /// Who or what holds the token.
+    pub label: Text<200>,
+}
+
+/// One department, read-only.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditorToken {
+    pub department_id: i64,
+    /// Who or what holds the token.
+    pub label: Text<200>,
+}
+
+impl PartialSchema for CreateToken {
+    fn schema() -> RefOr<Schema> {
+        tagged(
+            "role",
+            [
+                ("admin", AdminToken::schema()),
+                ("accountant", SchoolToken::schema()),
+                ("cashier", SchoolToken::schema()),
+                ("auditor", AuditorToken::schema()),
+            ],
+        )
+    }
+}
+
+impl ToSchema for CreateToken {
+    fn schemas(out: &mut Vec<(String, RefOr<Schema>)>) {
+        AdminToken::schemas(out);
+        SchoolToken::schemas(out);
+        AuditorToken::schemas(out);
+    }
+}
+
+impl CreateToken {
+    fn parts(&self) -> (Role, Scope, &str) {
+        match self {
+            CreateToken::Admin(t) => (Role::Admin, Scope::All, &t.label),
+            CreateToken::Accountant(t) => (Role::Accountant, Scope::School(t.school_id), &t.label),
+            CreateToken::Cashier(t) => (Role::Cashier, Scope::School(t.school_id), &t.label),
+            CreateToken::Auditor(t) => {
+                (Role::Auditor, Scope::Department(t.department_id), &t.label)
+            }
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -40,19 +102,6 @@ pub struct CreatedToken {
     pub info: TokenInfo,
 }
 
-/// The scope a role's token gets from the request.
-pub fn scope_for(role: Role, school_id: Option<i64>, department_id: Option<i64>) -> Result<Scope> {
-    match (role, school_id, department_id) {
-        (Role::Admin, None, None) => Ok(Scope::All),
-        (Role::Accountant | Role::Cashier, Some(s), None) => Ok(Scope::School(s)),
-        (Role::Auditor, None, Some(d)) => Ok(Scope::Department(d)),
-        _ => Err(Error::invalid(
-            "invalid_scope",
-            "admin tokens take neither school_id nor department_id; accountant and cashier tokens take school_id; auditor tokens take department_id",
-        )),
-    }
-}
-
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", security(("bearer" = [])), request_body = CreateToken,
     responses((status = 201, body = CreatedToken), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_token(
@@ -60,12 +109,12 @@ async fn create_token(
     caller: Auth<Admins>,
     ApiJson(body): ApiJson<CreateToken>,
 ) -> Result<(StatusCode, Json<CreatedToken>)> {
-    let scope = scope_for(body.role, body.school_id, body.department_id)?;
-    let label = clean_text(&body.label, "label", 200)
+    let (role, scope, label) = body.parts();
+    let label = clean_text(label, "label", 200)
         .map_err(|e| Error::invalid("invalid_label", e.to_string()))?;
     let (info, token) = st
         .store
-        .create_token(&caller.actor(), body.role, scope, &label)
+        .create_token(&caller.actor(), role, scope, &label)
         .await?;
     Ok((StatusCode::CREATED, Json(CreatedToken { token, info })))
 }

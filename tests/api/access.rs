@@ -39,12 +39,14 @@ both_backends! {
             json!({"role": "accountant", "label": "x"}),
             json!({"role": "auditor", "school_id": sc.school_id, "label": "x"}),
             json!({"role": "admin", "school_id": sc.school_id, "label": "x"}),
-            json!({"role": "cashier", "school_id": 999_999, "label": "x"}),
             json!({"role": "parent", "school_id": sc.school_id, "label": "x"}),
         ] {
             let (s, b) = app.post("/api/v1/tokens", ADMIN, body.clone()).await;
             assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {b}");
         }
+        // Well formed, but there is no such school: a conflict with what the service holds.
+        let (s, b) = app.post("/api/v1/tokens", ADMIN, json!({"role": "cashier", "school_id": 999_999, "label": "x"})).await;
+        assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("unknown_school")), "{b}");
         let (s, _) = app.post("/api/v1/tokens", &sc.accountant, json!({"role": "admin", "label": "me"})).await;
         assert_eq!(s, StatusCode::FORBIDDEN);
     }

@@ -176,7 +176,7 @@ both_backends! {
         let (s, b) = propose(&app, &sc, &sc.accountant, same.clone()).await;
         assert_eq!((s, code(&b)), (StatusCode::CONFLICT, Some("account_exists")), "{b}");
         let (s, b) = propose(&app, &sc, &sc.accountant, json!({"bank_bin": "970436", "account_number": NUMBER, "account_name": NAME, "replaces_account_id": old["id"]})).await;
-        assert_eq!((s, code(&b)), (StatusCode::UNPROCESSABLE_ENTITY, Some("account_unchanged")), "{b}");
+        assert_eq!((s, code(&b)), (StatusCode::CONFLICT, Some("account_unchanged")), "{b}");
         let (s, b) = propose(&app, &sc, &sc.accountant, json!({"bank_bin": "970436", "account_number": NUMBER, "account_name": NAME, "replaces_account_id": 999_999})).await;
         assert_eq!((s, code(&b)), (StatusCode::NOT_FOUND, Some("account_not_found")), "{b}");
 

@@ -107,7 +107,7 @@ both_backends! {
             assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{period} {due}: {b}");
         }
         let (s, b) = app.get(&format!("/api/v1/schools/{}/invoices/abc", sc.school_id), &sc.accountant).await;
-        assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_path")));
+        assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "a segment that is not an id names nothing");
         let (s, b) = app.get(&format!("/api/v1/schools/{}/invoices?limit=0", sc.school_id), &sc.accountant).await;
         assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_limit")));
         let (s, _) = app.get(&format!("/api/v1/schools/{}/invoices?colour=red", sc.school_id), &sc.accountant).await;

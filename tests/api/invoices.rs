@@ -42,7 +42,7 @@ both_backends! {
         typo[4] = if typo[4] == '9' { '8' } else { '9' };
         let typo: String = typo.into_iter().collect();
         let (s, b) = app.get(&format!("/api/v1/payment-codes/{typo}"), &sc.cashier).await;
-        assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_payment_code")), "{b}");
+        assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("invalid_payment_code")), "{b}");
     }
 
     async fn caps_refuse_unless_overridden_and_auditors_see_overrides(app: TestApp) {
@@ -86,16 +86,16 @@ both_backends! {
         }
         let (s, b) = app.post(&path, &sc.accountant, json!({"student_id": student, "period": "2026-06", "due_date": "2026-06-15",
             "lines": [charge("MEALS", 900000)]})).await;
-        assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("cadence_exceeded")), "{b}");
+        assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("cadence_exceeded")), "{b}");
         let (s, b) = app.post(&path, &sc.accountant, json!({"student_id": student, "period": "2025-10", "due_date": "2025-10-20",
             "lines": [charge("MEALS", 100000)]})).await;
-        assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("cadence_exceeded")), "{b}");
+        assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("cadence_exceeded")), "{b}");
         let (s, _) = app.post(&path, &sc.accountant, json!({"student_id": student, "period": "2025-09", "due_date": "2025-09-15",
             "lines": [charge("BHYT", 631800)]})).await;
         assert_eq!(s, StatusCode::CREATED);
         let (s, _) = app.post(&path, &sc.accountant, json!({"student_id": student, "period": "2026-02", "due_date": "2026-02-15",
             "lines": [charge("BHYT", 631800)]})).await;
-        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(s, StatusCode::CONFLICT);
         // A new school year starts afresh.
         let (s, _) = app.post(&path, &sc.accountant, json!({"student_id": student, "period": "2026-09", "due_date": "2026-09-15",
             "lines": [charge("MEALS", 900000), charge("BHYT", 650000)]})).await;
@@ -113,7 +113,7 @@ both_backends! {
         // Reissuing before voiding is refused.
         let (s, b) = app.post(&path, &sc.accountant, json!({"student_id": student, "period": "2025-09", "due_date": "2025-09-15",
             "replaces_invoice_id": id, "lines": [charge("MEALS", 900000)]})).await;
-        assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("replaces_open_invoice")));
+        assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("replaces_open_invoice")));
         let (s, b) = app.post(&format!("{path}/{id}/void"), &sc.accountant, json!({"reason": ""})).await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
         let (s, b) = app.post(&format!("{path}/{id}/void"), &sc.cashier, json!({"reason": "Sai số tiền"})).await;
@@ -126,7 +126,7 @@ both_backends! {
         assert_eq!(s, StatusCode::CONFLICT);
         let (s, _) = app.post(&path, &sc.accountant, json!({"student_id": other, "period": "2025-09", "due_date": "2025-09-15",
             "replaces_invoice_id": id, "lines": [charge("MEALS", 900000)]})).await;
-        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(s, StatusCode::CONFLICT, "another student's invoice is not reissued");
         // The voided month is free again for this item.
         let (s, re) = app.post(&path, &sc.accountant, json!({"student_id": student, "period": "2025-09", "due_date": "2025-09-15",
             "replaces_invoice_id": id, "lines": [charge("MEALS", 900000)]})).await;

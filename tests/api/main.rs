@@ -13,6 +13,7 @@ mod intake;
 mod invariant;
 mod invoices;
 mod ledger;
+mod openapi;
 mod pulls;
 mod recon;
 mod reports;

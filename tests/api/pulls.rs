@@ -248,7 +248,7 @@ async fn sepay_flow(app: TestApp) {
         json!({"api_key": PULL_KEY, "base_url": base}),
     )
     .await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert_eq!(s, StatusCode::CONFLICT, "{b}");
     assert_eq!(b["error"]["code"], "no_receiving_account");
     let receiving = receiving_account(&app, &sc).await;
     for (body, code) in [
@@ -272,7 +272,14 @@ async fn sepay_flow(app: TestApp) {
         (json!({"api_key": "short"}), "invalid_secret"),
     ] {
         let (s, b) = put(&app, &pull, ADMIN, body).await;
-        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        // No API key stored yet is a conflict with what the service holds; the rest are
+        // invalid in themselves.
+        let want = if code == "missing_api_key" {
+            StatusCode::CONFLICT
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        };
+        assert_eq!(s, want, "{b}");
         assert_eq!(b["error"]["code"], code, "{b}");
     }
     let (s, b) = put(
@@ -284,10 +291,7 @@ async fn sepay_flow(app: TestApp) {
     .await;
     assert_eq!(
         (s, b["error"]["code"].clone()),
-        (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            json!("pull_not_supported")
-        )
+        (StatusCode::CONFLICT, json!("pull_not_supported"))
     );
     let (s, _) = put(&app, &pull, &sc.accountant, json!({"api_key": PULL_KEY})).await;
     assert_eq!(s, StatusCode::FORBIDDEN);

@@ -128,10 +128,7 @@ async fn review_flow(app: TestApp) {
         .await;
     assert_eq!(
         (s, b["error"]["code"].as_str()),
-        (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Some("allocation_exceeds_payment")
-        ),
+        (StatusCode::CONFLICT, Some("allocation_exceeds_payment")),
         "{b}"
     );
     let other = app.school("OTH", "QE").await;
@@ -145,7 +142,7 @@ async fn review_flow(app: TestApp) {
             json!({"allocations": [{"invoice_id": foreign, "amount": 1000}]}),
         )
         .await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert_eq!(s, StatusCode::CONFLICT, "another school's invoice: {b}");
     let (s, _) = app
         .post(&url, &sc.accountant, json!({"allocations": []}))
         .await;
@@ -197,7 +194,7 @@ async fn review_flow(app: TestApp) {
         .await;
     assert_eq!(
         s,
-        StatusCode::UNPROCESSABLE_ENTITY,
+        StatusCode::CONFLICT,
         "only suggested invoices can be dismissed"
     );
     let (s, b) = app
@@ -264,10 +261,7 @@ async fn review_flow(app: TestApp) {
         .await;
     assert_eq!(
         (s, b["error"]["code"].as_str()),
-        (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Some("refund_exceeds_credit")
-        ),
+        (StatusCode::CONFLICT, Some("refund_exceeds_credit")),
         "{b}"
     );
     let (s, b) = app
@@ -638,7 +632,7 @@ async fn day_flow(app: TestApp) {
         .await;
     assert_eq!(
         (s, b["error"]["code"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("day_not_over")),
+        (StatusCode::CONFLICT, Some("day_not_over")),
         "{b}"
     );
     let (s, _) = app
