@@ -426,15 +426,15 @@ pub struct PaymentQuery {
     /// `<account>:<transaction id>` (the watched bank account, VNPay terminal, MoMo partner or
     /// ZaloPay app, then the sender's own transaction id in upper case), for a statement line
     /// nobody notified `<account>:ref:<BANK REFERENCE>`.
-    #[param(min_length = 1, max_length = 200)]
+    #[param(value_type = Option<crate::http::fields::Text<200>>)]
     pub provider_ref: Option<String>,
     /// The payment of a sender's transaction id, whichever of the school's accounts it came to
     /// (`provider_ref` ending in `:<id>`, case-insensitive).
-    #[param(min_length = 1, max_length = 200)]
+    #[param(pattern = "^[A-Za-z0-9-]{1,200}$")]
     pub txn_id: Option<String>,
     /// Payments under the bank's own reference (`FT25253…`), case-insensitive. Banks may reuse
     /// one, so there can be more than one.
-    #[param(min_length = 1, max_length = 200)]
+    #[param(value_type = Option<crate::http::fields::Text<200>>)]
     pub bank_ref: Option<String>,
     /// Page size, 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500)]
@@ -448,7 +448,9 @@ pub struct PaymentQuery {
 fn reference(text: Option<&str>, field: &'static str) -> Result<Option<String>> {
     match text.map(str::trim) {
         None => Ok(None),
-        Some(t) if !t.is_empty() && t.len() <= 200 && !t.chars().any(char::is_control) => {
+        Some(t)
+            if !t.is_empty() && t.chars().count() <= 200 && !t.chars().any(char::is_control) =>
+        {
             Ok(Some(t.to_string()))
         }
         Some(_) => Err(Error::BadRequest {
@@ -495,18 +497,21 @@ async fn list_payments(
         with_credit: q.with_credit.unwrap_or(false),
         needs_review: q.needs_review.unwrap_or(false),
         provider_ref: reference(q.provider_ref.as_deref(), "provider_ref")?,
-        txn_id: match reference(q.txn_id.as_deref(), "txn_id")? {
+        txn_id: match q.txn_id.as_deref() {
+            None => None,
             // Letters, digits and dashes, as senders write their ids: nothing a pattern reads.
-            Some(t) if t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') => {
+            Some(t)
+                if (1..=200).contains(&t.len())
+                    && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') =>
+            {
                 Some(t.to_ascii_uppercase())
             }
             Some(_) => {
                 return Err(Error::BadRequest {
                     code: "invalid_query",
-                    message: "txn_id is letters, digits and dashes".into(),
+                    message: "txn_id is 1 to 200 letters, digits and dashes".into(),
                 })
             }
-            None => None,
         },
         bank_ref: reference(q.bank_ref.as_deref(), "bank_ref")?.map(|r| r.to_uppercase()),
     };
