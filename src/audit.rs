@@ -4,14 +4,60 @@
 //!
 //! `hash = SHA-256(prev_hash ␟ seq ␟ at ␟ actor ␟ action ␟ entity ␟ entity_id ␟ details)`, so
 //! removing, reordering or altering any record breaks every hash after it.
+//!
+//! What each mechanism detects, against someone who can write to the database:
+//! - the **hash chain**: a record changed, deleted, inserted or moved, unless every later hash
+//!   is recomputed too;
+//! - the **MAC** (`mac = HMAC-SHA-256(K, hash)`, K derived from the secret key, which is not in
+//!   the database): a record appended or rewritten with correct hashes, by anyone without K;
+//! - the **signed checkpoints** (`crate::checkpoint`, Ed25519, key outside the database, kept
+//!   by auditors): a tail cut off, a chain deleted whole, or a history rewritten by someone who
+//!   holds K (the service's own host), up to the last checkpoint the auditor kept.
+//!
+//! The list of chains and their lengths come from the records themselves (and the checkpoints),
+//! never from `audit_chains`, which only serialises writers.
 
 use crate::error::Result;
 use crate::store::{now, Store, Tx};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::OnceLock;
 use utoipa::ToSchema;
+
+type HmacSha256 = hmac::Hmac<Sha256>;
+
+/// The MAC key of this process's audit records. It is process-wide because it is a fact of the
+/// installation (derived from FEERECON_SECRET_KEY) and every writer, whatever its transaction,
+/// needs it; the first key installed stays.
+static MAC_KEY: OnceLock<[u8; 32]> = OnceLock::new();
+
+/// Installs the MAC key (from [`crate::sealer::Sealer::audit_mac_key`]). Records appended
+/// before any key is installed carry no MAC, which verification reports.
+pub fn install_mac_key(key: [u8; 32]) {
+    if MAC_KEY.set(key).is_err() && MAC_KEY.get() != Some(&key) {
+        tracing::warn!("a second, different audit MAC key was offered; the first one stays");
+    }
+}
+
+fn mac_of(key: &[u8; 32], hash: &str) -> String {
+    use hmac::Mac;
+    let Ok(mut m) = HmacSha256::new_from_slice(key) else {
+        return String::new();
+    };
+    m.update(hash.as_bytes());
+    hex::encode(m.finalize().into_bytes())
+}
+
+fn mac_matches(key: &[u8; 32], hash: &str, mac: &str) -> bool {
+    use hmac::Mac;
+    let (Ok(mut m), Ok(given)) = (HmacSha256::new_from_slice(key), hex::decode(mac)) else {
+        return false;
+    };
+    m.update(hash.as_bytes());
+    m.verify_slice(&given).is_ok()
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Chain {
@@ -79,6 +125,19 @@ pub async fn record(tx: &mut Tx, chain: &Chain, entry: Entry<'_>) -> Result<()> 
     record_many(tx, vec![(chain.clone(), entry)]).await
 }
 
+/// Appends `entry`, committing it to the ledger rows of `units` as they are now in `tx` (so
+/// call it after writing them): see [`crate::coverage`].
+pub async fn record_covering(
+    tx: &mut Tx,
+    chain: &Chain,
+    mut entry: Entry<'_>,
+    units: &[crate::coverage::Unit],
+) -> Result<()> {
+    let rows = crate::coverage::commit(tx, units).await?;
+    crate::coverage::attach(&mut entry.details, rows);
+    record(tx, chain, entry).await
+}
+
 /// How many records each chain of `entries` receives: chain key → (school, count).
 pub(crate) fn chain_counts(entries: &[(Chain, Entry<'_>)]) -> BTreeMap<String, (Option<i64>, i64)> {
     let mut counts: BTreeMap<String, (Option<i64>, i64)> = BTreeMap::new();
@@ -105,6 +164,7 @@ pub(crate) struct Linked<'a> {
     pub details: String,
     pub prev_hash: String,
     pub hash: String,
+    pub mac: Option<String>,
 }
 
 /// Links `entries`, in order, after each chain's head. `heads` maps a chain key to the first
@@ -133,6 +193,7 @@ pub(crate) fn link<'a>(
             entry.entity_id,
             &details,
         );
+        let mac = MAC_KEY.get().map(|k| mac_of(k, &hash));
         rows.push(Linked {
             chain: key,
             seq: *seq,
@@ -145,6 +206,7 @@ pub(crate) fn link<'a>(
             details,
             prev_hash: std::mem::replace(prev, hash.clone()),
             hash,
+            mac,
         });
         *seq += 1;
     }
@@ -182,8 +244,8 @@ pub async fn record_many(tx: &mut Tx, entries: Vec<(Chain, Entry<'_>)>) -> Resul
     let rows = link(&entries, &mut heads, &at)?;
     for chunk in rows.chunks(crate::store::rows_per_insert(tx)) {
         let sql = format!(
-            "INSERT INTO audit_log (chain, seq, school_id, at, actor, action, entity, entity_id, details, prev_hash, hash) VALUES {}",
-            crate::store::values_placeholders(chunk.len(), 11)
+            "INSERT INTO audit_log (chain, seq, school_id, at, actor, action, entity, entity_id, details, prev_hash, hash, mac) VALUES {}",
+            crate::store::values_placeholders(chunk.len(), 12)
         );
         let mut q = sqlx::query(&sql);
         for r in chunk {
@@ -198,7 +260,8 @@ pub async fn record_many(tx: &mut Tx, entries: Vec<(Chain, Entry<'_>)>) -> Resul
                 .bind(r.entity_id)
                 .bind(&r.details)
                 .bind(&r.prev_hash)
-                .bind(&r.hash);
+                .bind(&r.hash)
+                .bind(&r.mac);
         }
         q.execute(&mut **tx).await?;
     }
@@ -221,26 +284,135 @@ pub async fn record_many(tx: &mut Tx, entries: Vec<(Chain, Entry<'_>)>) -> Resul
     Ok(())
 }
 
+/// What a verification found wrong, each named for what was done to the log.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    /// Records are missing between two that remain, or before the first (deleted).
+    Deleted,
+    /// A record's content no longer matches its hash (changed after it was written).
+    Changed,
+    /// A record does not follow its predecessor's hash (inserted, removed or reordered).
+    Unlinked,
+    /// A record whose hash is right but whose MAC is not: written by someone without the key
+    /// (a forged append, or a rewrite with recomputed hashes).
+    Forged,
+    /// A record without a MAC after records with one.
+    Unkeyed,
+    /// Fewer records than a signed checkpoint counted: the tail was cut off.
+    Truncated,
+    /// The record at a signed checkpoint's size is not the one that was signed: history was
+    /// rewritten.
+    Rewritten,
+    /// A chain that a checkpoint or the chain table knows has no records left.
+    ChainDeleted,
+    /// The chain table disagrees with the records (it is not trusted, but a difference means
+    /// someone wrote to one of them by hand).
+    HeadMismatch,
+    /// A checkpoint whose signature does not verify under the key given.
+    BadCheckpoint,
+    /// A ledger row no audit record commits to (inserted behind the service's back).
+    Uncovered,
+    /// A ledger row whose content differs from what its audit record committed to.
+    RowChanged,
+    /// A ledger row an audit record committed to that is gone.
+    RowMissing,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    /// The record (sequence number) concerned, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<i64>,
+    pub message: String,
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ChainReport {
     pub chain: String,
     pub records: i64,
-    /// True when every record's hash matches its content and its predecessor.
+    /// True when nothing below is wrong: every record matches its hash, its predecessor and
+    /// its MAC, and the chain extends every checkpoint compared.
     pub intact: bool,
     /// The first sequence number whose record does not verify.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_bad_seq: Option<i64>,
     pub head: String,
+    /// Records written before MACs existed (their hashes are checked, not their origin).
+    pub unkeyed: i64,
+    /// Signed checkpoints the chain was compared with.
+    pub checkpoints: i64,
+    pub problems: Vec<Problem>,
 }
 
-/// Recomputes every link of `chain`, in pages so a long chain needs little memory.
-pub async fn verify(store: &Store, chain: &str) -> Result<ChainReport> {
+impl ChainReport {
+    /// Records a problem: the chain is no longer intact.
+    pub fn add_problem(&mut self, kind: ProblemKind, seq: Option<i64>, message: String) {
+        self.problem(kind, seq, message)
+    }
+
+    fn problem(&mut self, kind: ProblemKind, seq: Option<i64>, message: String) {
+        self.intact = false;
+        if let Some(s) = seq {
+            self.first_bad_seq = Some(self.first_bad_seq.map_or(s, |f| f.min(s)));
+        }
+        // A rewritten chain can break at every record: the first few say enough.
+        if self.problems.len() < 20 {
+            self.problems.push(Problem { kind, seq, message });
+        }
+    }
+}
+
+/// A chain position someone vouches for: a signed checkpoint (size and head hash).
+#[derive(Debug, Clone)]
+pub struct Anchor {
+    pub size: i64,
+    pub head: String,
+    /// Where it comes from, for the report ("checkpoint signed 2026-…").
+    pub source: String,
+}
+
+/// What verification collects from each record besides its link, e.g. the ledger rows it
+/// commits to.
+pub trait Collector: Send {
+    fn record(&mut self, chain: &str, seq: i64, at: &str, details: &str);
+}
+
+impl Collector for () {
+    fn record(&mut self, _: &str, _: i64, _: &str, _: &str) {}
+}
+
+/// Recomputes every link and MAC of `chain`, in pages so a long chain needs little memory, and
+/// compares it with `anchors`. A break does not stop the walk: later records are checked
+/// against their stored predecessor, so each damage is reported where it is.
+pub async fn verify_chain(
+    store: &Store,
+    chain: &str,
+    anchors: &[Anchor],
+    collector: &mut dyn Collector,
+) -> Result<ChainReport> {
+    let mut report = ChainReport {
+        chain: chain.into(),
+        records: 0,
+        intact: true,
+        first_bad_seq: None,
+        head: String::new(),
+        unkeyed: 0,
+        checkpoints: anchors.len() as i64,
+        problems: Vec::new(),
+    };
+    let mut by_size: BTreeMap<i64, Vec<&Anchor>> = BTreeMap::new();
+    for a in anchors {
+        by_size.entry(a.size).or_default().push(a);
+    }
+    let key = MAC_KEY.get();
     let mut prev = String::new();
     let mut expected_seq = 1i64;
-    let mut records = 0i64;
+    let mut keyed = false;
     loop {
         let rows = sqlx::query(
-            "SELECT seq, at, actor, action, entity, entity_id, details, prev_hash, hash FROM audit_log
+            "SELECT seq, at, actor, action, entity, entity_id, details, prev_hash, hash, mac FROM audit_log
              WHERE chain = $1 AND seq >= $2 ORDER BY seq LIMIT 5000",
         )
         .bind(chain)
@@ -254,50 +426,217 @@ pub async fn verify(store: &Store, chain: &str) -> Result<ChainReport> {
             let seq: i64 = r.try_get("seq")?;
             let stored_prev: String = r.try_get("prev_hash")?;
             let hash: String = r.try_get("hash")?;
+            let mac: Option<String> = r.try_get("mac")?;
+            let details: String = r.try_get("details")?;
+            let at: String = r.try_get("at")?;
             let recomputed = link_hash(
-                &prev,
+                &stored_prev,
                 seq,
-                &r.try_get::<String, _>("at")?,
+                &at,
                 &r.try_get::<String, _>("actor")?,
                 &r.try_get::<String, _>("action")?,
                 &r.try_get::<String, _>("entity")?,
                 r.try_get::<Option<i64>, _>("entity_id")?,
-                &r.try_get::<String, _>("details")?,
+                &details,
             );
-            if seq != expected_seq || stored_prev != prev || recomputed != hash {
-                return Ok(ChainReport {
-                    chain: chain.into(),
-                    records,
-                    intact: false,
-                    first_bad_seq: Some(expected_seq),
-                    head: prev,
-                });
+            if seq != expected_seq {
+                report.problem(
+                    ProblemKind::Deleted,
+                    Some(expected_seq),
+                    format!("records {expected_seq} to {} are missing", seq - 1),
+                );
+            } else if stored_prev != prev {
+                report.problem(
+                    ProblemKind::Unlinked,
+                    Some(seq),
+                    format!("record {seq} does not follow record {}: a record was inserted, removed or moved", seq - 1),
+                );
             }
-            records += 1;
-            expected_seq += 1;
+            if recomputed != hash {
+                report.problem(
+                    ProblemKind::Changed,
+                    Some(seq),
+                    format!("record {seq} no longer matches its hash: it was changed after it was written"),
+                );
+            } else {
+                match (&mac, key) {
+                    (Some(m), Some(k)) if !mac_matches(k, &hash, m) => report.problem(
+                        ProblemKind::Forged,
+                        Some(seq),
+                        format!("record {seq} has a correct hash but a wrong MAC: it was not written by the service (forged, or rewritten with recomputed hashes)"),
+                    ),
+                    (None, _) if keyed => report.problem(
+                        ProblemKind::Unkeyed,
+                        Some(seq),
+                        format!("record {seq} carries no MAC, after records that do: it was not written by the service"),
+                    ),
+                    _ => {}
+                }
+            }
+            if mac.is_some() {
+                keyed = true;
+            } else {
+                report.unkeyed += 1;
+            }
+            if let Some(signed) = by_size.get(&seq) {
+                for a in signed {
+                    if a.head != hash {
+                        report.problem(
+                            ProblemKind::Rewritten,
+                            Some(seq),
+                            format!("record {seq} is not the one the {} vouches for: history up to it was rewritten", a.source),
+                        );
+                    }
+                }
+            }
+            collector.record(chain, seq, &at, &details);
+            report.records += 1;
+            expected_seq = seq + 1;
             prev = hash;
         }
     }
-    // The head must point at the last record, or records were cut off the end.
-    let head: Option<String> = sqlx::query_scalar("SELECT head FROM audit_chains WHERE chain = $1")
+    for (size, signed) in by_size.range(expected_seq..) {
+        for a in signed {
+            let kind = if report.records == 0 {
+                ProblemKind::ChainDeleted
+            } else {
+                ProblemKind::Truncated
+            };
+            report.problem(
+                kind,
+                Some(expected_seq),
+                if report.records == 0 {
+                    format!("the chain has no records, but the {} counted {size}: it was deleted", a.source)
+                } else {
+                    format!("the chain ends at record {}, but the {} counted {size}: its tail was cut off", expected_seq - 1, a.source)
+                },
+            );
+        }
+    }
+    // The chain table only serialises writers; a difference from the records still says that
+    // one of them was written by hand.
+    let table = sqlx::query("SELECT seq, head FROM audit_chains WHERE chain = $1")
         .bind(chain)
         .fetch_optional(store.reader())
         .await?;
-    let intact = head.as_deref().unwrap_or("") == prev;
-    Ok(ChainReport {
-        chain: chain.into(),
-        records,
-        intact,
-        first_bad_seq: if intact { None } else { Some(expected_seq) },
-        head: prev,
+    let table = match table {
+        Some(r) => Some((r.try_get::<i64, _>("seq")?, r.try_get::<String, _>("head")?)),
+        None => None,
+    };
+    match table {
+        Some((seq, _)) if report.records == 0 => report.problem(
+            ProblemKind::ChainDeleted,
+            Some(1),
+            format!("the chain table counts {seq} records but none is left: the chain was deleted"),
+        ),
+        Some((seq, head)) if seq != report.records || head != prev => report.problem(
+            ProblemKind::HeadMismatch,
+            Some(expected_seq),
+            format!("the chain table says {seq} records ending in another head than the {} records found", report.records),
+        ),
+        None if report.records > 0 => report.problem(
+            ProblemKind::HeadMismatch,
+            None,
+            "the chain has records but no row in the chain table: the row was deleted".into(),
+        ),
+        _ => {}
+    }
+    report.head = prev;
+    Ok(report)
+}
+
+/// Recomputes `chain` on its own (no checkpoints).
+pub async fn verify(store: &Store, chain: &str) -> Result<ChainReport> {
+    verify_chain(store, chain, &[], &mut ()).await
+}
+
+/// Verifies every chain (each against its `anchors`) and the ledger's coverage by the records
+/// of all of them, and reports on the chains in `visible` (every chain, and any a ledger row
+/// names, when `visible` is `None`). A ledger row's problem is reported on its school's chain.
+pub async fn verify_all(
+    store: &Store,
+    visible: Option<&[String]>,
+    mut anchors: HashMap<String, Vec<Anchor>>,
+) -> Result<Vec<ChainReport>> {
+    let mut coverage = crate::coverage::Coverage::default();
+    let mut all: BTreeSet<String> = chains(store).await?.into_iter().collect();
+    all.extend(visible.unwrap_or_default().iter().cloned());
+    all.extend(anchors.keys().cloned());
+    let shown = |c: &str| visible.is_none_or(|v| v.iter().any(|x| x == c));
+    let mut reports: BTreeMap<String, ChainReport> = BTreeMap::new();
+    for chain in &all {
+        let a = anchors.remove(chain).unwrap_or_default();
+        let r = verify_chain(store, chain, &a, &mut coverage).await?;
+        if shown(chain) {
+            reports.insert(chain.clone(), r);
+        }
+    }
+    for (chain, p) in coverage.check(store).await? {
+        if !shown(&chain) {
+            continue;
+        }
+        let r = reports.entry(chain.clone()).or_insert_with(|| ChainReport {
+            chain: chain.clone(),
+            records: 0,
+            intact: true,
+            first_bad_seq: None,
+            head: String::new(),
+            unkeyed: 0,
+            checkpoints: 0,
+            problems: Vec::new(),
+        });
+        r.problem(p.kind, p.seq, p.message);
+    }
+    Ok(match visible {
+        Some(v) => v.iter().filter_map(|c| reports.remove(c)).collect(),
+        None => reports.into_values().collect(),
     })
 }
 
-/// Every chain's key, for a full verification.
+/// Every chain the records, the chain table or a stored checkpoint names: a chain deleted from
+/// one of them is still found in another.
 pub async fn chains(store: &Store) -> Result<Vec<String>> {
-    Ok(
-        sqlx::query_scalar("SELECT chain FROM audit_chains ORDER BY chain")
-            .fetch_all(store.reader())
-            .await?,
+    let mut out: BTreeSet<String> = BTreeSet::new();
+    for sql in [
+        "SELECT DISTINCT chain FROM audit_log",
+        "SELECT chain FROM audit_chains",
+        "SELECT DISTINCT chain FROM audit_checkpoints",
+    ] {
+        out.extend(
+            sqlx::query_scalar::<_, String>(sql)
+                .fetch_all(store.reader())
+                .await?,
+        );
+    }
+    Ok(out.into_iter().collect())
+}
+
+/// Each chain's size and head as the records say (the last record of each), for signing.
+pub async fn heads(store: &Store) -> Result<Vec<(String, i64, String)>> {
+    let rows = sqlx::query(
+        "SELECT l.chain, l.seq, l.hash FROM audit_log l
+         JOIN (SELECT chain, MAX(seq) AS seq FROM audit_log GROUP BY chain) m
+           ON m.chain = l.chain AND m.seq = l.seq
+         ORDER BY l.chain",
     )
+    .fetch_all(store.reader())
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("chain")?, r.try_get("seq")?, r.try_get("hash")?)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mac_verifies_only_under_its_key_and_hash() {
+        let (k, other) = ([7u8; 32], [8u8; 32]);
+        let m = mac_of(&k, "abc");
+        assert!(mac_matches(&k, "abc", &m));
+        assert!(!mac_matches(&other, "abc", &m));
+        assert!(!mac_matches(&k, "abd", &m));
+        assert!(!mac_matches(&k, "abc", "zz"));
+    }
 }

@@ -174,35 +174,85 @@ impl SecretKeyConfig {
                 .map_err(|e| format!("FEERECON_SECRET_KEY: {e}"));
         }
         let path = &self.secret_key_file;
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    create_private_dir(dir).map_err(|e| {
-                        format!(
-                            "FEERECON_SECRET_KEY_FILE: cannot create {}: {e}",
-                            dir.display()
-                        )
-                    })?;
-                }
-                let key = crate::sealer::Sealer::generate_key();
-                write_private(path, &key).map_err(|e| {
-                    format!(
-                        "FEERECON_SECRET_KEY_FILE: cannot write {}: {e}",
-                        path.display()
-                    )
-                })?;
-                key
-            }
-            Err(e) => {
-                return Err(format!(
-                    "FEERECON_SECRET_KEY_FILE: cannot read {}: {e}",
-                    path.display()
-                ))
-            }
-        };
+        let text = read_or_create_key(
+            path,
+            "FEERECON_SECRET_KEY_FILE",
+            crate::sealer::Sealer::generate_key,
+        )?;
         crate::sealer::Sealer::from_base64(&text)
             .map_err(|e| format!("FEERECON_SECRET_KEY_FILE {}: {e}", path.display()))
+    }
+}
+
+/// Where the key that signs audit checkpoints comes from. It is never stored in the database,
+/// and it is another key than the secret key: whoever can read the service's secret key (and so
+/// MAC audit records) still cannot sign a checkpoint if this one is kept elsewhere.
+#[derive(Debug, Clone, Args)]
+pub struct AuditKeyConfig {
+    /// The Ed25519 signing key, base64 of its 32-byte seed. Instances sharing a database share it.
+    #[arg(
+        long = "audit-signing-key",
+        env = "FEERECON_AUDIT_SIGNING_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub audit_signing_key: Option<String>,
+    /// Without FEERECON_AUDIT_SIGNING_KEY: a file holding the key, created (mode 0600) if missing.
+    #[arg(
+        long = "audit-signing-key-file",
+        env = "FEERECON_AUDIT_SIGNING_KEY_FILE",
+        default_value = "data/audit-signing.key",
+        global = true
+    )]
+    pub audit_signing_key_file: std::path::PathBuf,
+    /// The log's name: the start of every checkpoint's origin line and its signature's key name.
+    #[arg(
+        long = "audit-log-name",
+        env = "FEERECON_AUDIT_LOG_NAME",
+        default_value = "feerecon",
+        global = true
+    )]
+    pub audit_log_name: String,
+}
+
+impl AuditKeyConfig {
+    pub fn signer(&self) -> Result<crate::checkpoint::CheckpointSigner, String> {
+        use crate::checkpoint::CheckpointSigner;
+        if let Some(k) = &self.audit_signing_key {
+            return CheckpointSigner::from_base64(&self.audit_log_name, k)
+                .map_err(|e| format!("FEERECON_AUDIT_SIGNING_KEY: {e}"));
+        }
+        let path = &self.audit_signing_key_file;
+        let text = read_or_create_key(
+            path,
+            "FEERECON_AUDIT_SIGNING_KEY_FILE",
+            crate::checkpoint::generate_key,
+        )?;
+        CheckpointSigner::from_base64(&self.audit_log_name, &text)
+            .map_err(|e| format!("FEERECON_AUDIT_SIGNING_KEY_FILE {}: {e}", path.display()))
+    }
+}
+
+/// The key in `path`, or a new one from `generate` written there (mode 0600, its folder 0700)
+/// when the file does not exist. Errors name `var`, never the key.
+fn read_or_create_key(
+    path: &std::path::Path,
+    var: &str,
+    generate: fn() -> String,
+) -> Result<String, String> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                create_private_dir(dir)
+                    .map_err(|e| format!("{var}: cannot create {}: {e}", dir.display()))?;
+            }
+            let key = generate();
+            write_private(path, &key)
+                .map_err(|e| format!("{var}: cannot write {}: {e}", path.display()))?;
+            Ok(key)
+        }
+        Err(e) => Err(format!("{var}: cannot read {}: {e}", path.display())),
     }
 }
 

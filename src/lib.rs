@@ -2,7 +2,9 @@
 //! footing and every transaction fee itemised.
 
 pub mod audit;
+pub mod checkpoint;
 pub mod config;
+pub mod coverage;
 pub mod domain;
 pub mod error;
 pub mod http;

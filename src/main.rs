@@ -3,7 +3,7 @@
 use anyhow::{anyhow, bail, Context};
 use clap::{Parser, Subcommand};
 use feerecon::audit;
-use feerecon::config::{DbConfig, LogFormat, SecretKeyConfig, ServeConfig};
+use feerecon::config::{AuditKeyConfig, DbConfig, LogFormat, SecretKeyConfig, ServeConfig};
 use feerecon::domain::access::{Role, Scope};
 use feerecon::domain::code::PaymentCode;
 use feerecon::domain::fee::Channel;
@@ -34,6 +34,8 @@ struct Cli {
     db: DbConfig,
     #[command(flatten)]
     keys: SecretKeyConfig,
+    #[command(flatten)]
+    audit_keys: AuditKeyConfig,
     /// Log format.
     #[arg(
         long = "log-format",
@@ -59,8 +61,38 @@ enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
-    /// Recompute every audit chain and report whether it is intact.
-    VerifyAudit,
+    /// Recompute every audit chain (hashes, and MACs when the secret key is here) and compare it
+    /// with the signed checkpoints: those in the database and those in --checkpoints. Names what
+    /// was done (changed, deleted, forged, truncated, rewritten, chain deleted); non-zero exit
+    /// when anything is wrong.
+    VerifyAudit {
+        /// A file of signed checkpoints, as `feerecon checkpoints` prints them: every chain must
+        /// extend every checkpoint in it.
+        #[arg(long)]
+        checkpoints: Option<PathBuf>,
+        /// The key the checkpoints must be signed with (`name+keyid+base64`, as
+        /// `feerecon checkpoints --key` prints it); by default this installation's own.
+        #[arg(long)]
+        vkey: Option<String>,
+    },
+    /// Print the latest signed checkpoint of every chain (C2SP signed notes, one after another)
+    /// from the database or, with --server, from the API. Keep them: `verify-audit
+    /// --checkpoints FILE` proves the chains still extend them.
+    Checkpoints {
+        /// The service's base URL (`https://…`): download with an auditor's or admin's token
+        /// instead of reading the database.
+        #[arg(long)]
+        server: Option<String>,
+        /// The API token for --server.
+        #[arg(long, env = "FEERECON_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Sign the chains that moved since their last checkpoint first (from the database).
+        #[arg(long, conflicts_with = "server")]
+        sign: bool,
+        /// Print the verifier key instead of the checkpoints.
+        #[arg(long)]
+        key: bool,
+    },
     /// Check the books: every audit chain intact, and every payment with credit either
     /// allocated or in the review queue. Non-zero exit when anything is wrong.
     Verify,
@@ -155,9 +187,17 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
     let db_url = cli.db.database_url.clone();
+    // Whatever writes audit records MACs them with the key derived from the secret key.
+    if !matches!(
+        cli.command,
+        Some(Command::VerifyAudit { .. } | Command::Verify | Command::Checkpoints { .. })
+    ) {
+        let sealer = cli.keys.sealer().map_err(|e| anyhow!(e))?;
+        audit::install_mac_key(sealer.audit_mac_key());
+    }
     match cli.command {
-        None => serve(cli.serve, &cli.keys, &db_url).await,
-        Some(Command::Serve(cfg)) => serve(cfg, &cli.keys, &db_url).await,
+        None => serve(cli.serve, &cli.keys, &cli.audit_keys, &db_url).await,
+        Some(Command::Serve(cfg)) => serve(cfg, &cli.keys, &cli.audit_keys, &db_url).await,
         Some(Command::Migrate) => {
             open(&db_url).await?;
             println!("migrations applied");
@@ -168,18 +208,31 @@ async fn main() -> anyhow::Result<()> {
         }
         Some(Command::Pay(cmd)) => pay(&db_url, cmd).await,
         Some(Command::Token(cmd)) => token(&db_url, cmd).await,
-        Some(Command::VerifyAudit) => verify_audit(&db_url).await,
-        Some(Command::Verify) => verify(&db_url).await,
+        Some(Command::VerifyAudit { checkpoints, vkey }) => {
+            let keys = VerifyKeys::new(&cli.keys, &cli.audit_keys, vkey.as_deref())?;
+            verify_audit(&db_url, &keys, checkpoints.as_deref()).await
+        }
+        Some(Command::Verify) => {
+            let keys = VerifyKeys::new(&cli.keys, &cli.audit_keys, None)?;
+            verify(&db_url, &keys).await
+        }
+        Some(Command::Checkpoints {
+            server,
+            token,
+            sign,
+            key,
+        }) => checkpoints(&db_url, &cli.audit_keys, server, token, sign, key).await,
         Some(Command::Reconcile {
             school,
             date,
             close,
-        }) => reconcile(&db_url, &school, date.as_deref(), close).await,
+        }) => reconcile(&db_url, &cli.audit_keys, &school, date.as_deref(), close).await,
     }
 }
 
 async fn reconcile(
     db_url: &str,
+    audit_keys: &AuditKeyConfig,
     school: &str,
     date: Option<&str>,
     close: bool,
@@ -202,6 +255,14 @@ async fn reconcile(
         store.day(school.id, day).await
     }
     .map_err(|e| anyhow!(e.to_string()))?;
+    if close {
+        // Every daily close is checkpointed, from the CLI as from the API.
+        let signer = audit_keys.signer().map_err(|e| anyhow!(e))?;
+        let chain = audit::Chain::School(school.id).key();
+        if let Err(e) = feerecon::checkpoint::sign_chain(&store, &signer, &chain).await {
+            eprintln!("the day is closed but its checkpoint was not signed: {e}");
+        }
+    }
     println!("{}", serde_json::to_string_pretty(&result)?);
     Ok(())
 }
@@ -214,12 +275,21 @@ async fn open(db_url: &str) -> anyhow::Result<Store> {
     Ok(store)
 }
 
-async fn serve(cfg: ServeConfig, keys: &SecretKeyConfig, db_url: &str) -> anyhow::Result<()> {
+async fn serve(
+    cfg: ServeConfig,
+    keys: &SecretKeyConfig,
+    audit_keys: &AuditKeyConfig,
+    db_url: &str,
+) -> anyhow::Result<()> {
     cfg.validate().map_err(|e| anyhow!(e))?;
     if db_url.starts_with("postgres") && keys.secret_key.is_none() {
         tracing::warn!("FEERECON_SECRET_KEY is not set: using a key file; every instance sharing this database needs the same key");
     }
+    if db_url.starts_with("postgres") && audit_keys.audit_signing_key.is_none() {
+        tracing::warn!("FEERECON_AUDIT_SIGNING_KEY is not set: using a key file; every instance sharing this database needs the same key");
+    }
     let sealer = keys.sealer().map_err(|e| anyhow!(e))?;
+    let signer = std::sync::Arc::new(audit_keys.signer().map_err(|e| anyhow!(e))?);
     let store = open(db_url).await?;
     // A database written before the engine decided in the recording transaction may hold
     // payments nobody will see: they go through the engine once, now.
@@ -237,6 +307,7 @@ async fn serve(cfg: ServeConfig, keys: &SecretKeyConfig, db_url: &str) -> anyhow
         .with_context(|| format!("while binding {}", cfg.listen))?;
     tracing::info!(listen = %listener.local_addr()?, backend = ?store.backend(), "feerecon listening");
     let mut state = AppState::new(store.clone(), sealer);
+    state.checkpoints = signer.clone();
     state.server_limits = cfg.limits.server();
     state.webhook_limits = feerecon::http::limits::WebhookLimits::new(cfg.limits.webhooks());
     // Pulls SePay and Casso accounts whose notifications may have been missed.
@@ -246,6 +317,8 @@ async fn serve(cfg: ServeConfig, keys: &SecretKeyConfig, db_url: &str) -> anyhow
         store.clone(),
         chrono::Duration::days(i64::from(cfg.limits.archive_retention_days)),
     );
+    // Signs the audit chains that moved, at start and hourly.
+    let signing = feerecon::checkpoint::spawn(store.clone(), signer);
     let (limits, intake) = (state.server_limits.clone(), state.intake.clone());
     feerecon::http::server::serve(listener, app(state), &limits, shutdown_signal()).await;
     // Connections are closed: what the writers still hold is written or, its sender gone,
@@ -257,6 +330,7 @@ async fn serve(cfg: ServeConfig, keys: &SecretKeyConfig, db_url: &str) -> anyhow
     }
     scheduler.abort();
     purge.abort();
+    signing.abort();
     store.close().await;
     tracing::info!("stopped");
     Ok(())
@@ -472,8 +546,8 @@ async fn token(db_url: &str, cmd: TokenCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn verify(db_url: &str) -> anyhow::Result<()> {
-    let audit = verify_audit(db_url).await;
+async fn verify(db_url: &str, keys: &VerifyKeys) -> anyhow::Result<()> {
+    let audit = verify_audit(db_url, keys, None).await;
     let store = open(db_url).await?;
     let unaccounted = store.unaccounted_payments().await?;
     if unaccounted.is_empty() {
@@ -496,25 +570,185 @@ async fn verify(db_url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn verify_audit(db_url: &str) -> anyhow::Result<()> {
+/// The keys a verification uses, each only if it is here: verifying never creates a key (a new
+/// key would make every MAC look forged).
+struct VerifyKeys {
+    /// Checks MACs.
+    mac: bool,
+    /// Checks checkpoint signatures.
+    checkpoints: Option<feerecon::checkpoint::NoteVerifier>,
+}
+
+impl VerifyKeys {
+    fn new(
+        keys: &SecretKeyConfig,
+        audit_keys: &AuditKeyConfig,
+        vkey: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        let mac = if keys.secret_key.is_some() || keys.secret_key_file.exists() {
+            let sealer = keys.sealer().map_err(|e| anyhow!(e))?;
+            audit::install_mac_key(sealer.audit_mac_key());
+            true
+        } else {
+            false
+        };
+        let checkpoints = match vkey {
+            Some(v) => Some(
+                feerecon::checkpoint::NoteVerifier::from_vkey(v)
+                    .map_err(|e| anyhow!("--vkey: {e}"))?,
+            ),
+            None if audit_keys.audit_signing_key.is_some()
+                || audit_keys.audit_signing_key_file.exists() =>
+            {
+                Some(audit_keys.signer().map_err(|e| anyhow!(e))?.verifier())
+            }
+            None => None,
+        };
+        Ok(Self { mac, checkpoints })
+    }
+}
+
+fn kind_name(kind: audit::ProblemKind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+async fn verify_audit(
+    db_url: &str,
+    keys: &VerifyKeys,
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
     let store = open(db_url).await?;
     let mut broken = 0;
-    for chain in audit::chains(&store).await? {
-        let r = audit::verify(&store, &chain).await?;
+    if !keys.mac {
+        println!("no secret key here (FEERECON_SECRET_KEY or its file): MACs are not checked, so a forged append with correct hashes is not detected");
+    }
+    // Chain -> what vouches for it: the checkpoints in the file, then those stored.
+    let mut anchors: std::collections::BTreeMap<String, Vec<audit::Anchor>> = Default::default();
+    if let Some(path) = file {
+        let Some(verifier) = &keys.checkpoints else {
+            bail!("--checkpoints needs the key they are signed with: --vkey, or this installation's FEERECON_AUDIT_SIGNING_KEY");
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("while reading {}", path.display()))?;
+        let notes = feerecon::checkpoint::split_notes(&text);
+        if notes.is_empty() {
+            bail!("{} holds no checkpoint", path.display());
+        }
+        for (i, note) in notes.iter().enumerate() {
+            match verifier.open(note) {
+                Ok(cp) => anchors.entry(cp.chain).or_default().push(audit::Anchor {
+                    size: cp.size,
+                    head: cp.head,
+                    source: format!("checkpoint {} of {}", i + 1, path.display()),
+                }),
+                Err(e) => {
+                    broken += 1;
+                    println!(
+                        "checkpoint {} of {}: bad_checkpoint: {e}",
+                        i + 1,
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+    let mut bad = std::collections::HashMap::new();
+    if let Some(v) = &keys.checkpoints {
+        for chain in audit::chains(&store).await? {
+            let (stored, b) = feerecon::checkpoint::stored_anchors(&store, v, &chain).await?;
+            anchors.entry(chain.clone()).or_default().extend(stored);
+            bad.insert(chain, b);
+        }
+    }
+    let anchors: std::collections::HashMap<_, _> = anchors.into_iter().collect();
+    for mut r in audit::verify_all(&store, None, anchors).await? {
+        for b in bad.remove(&r.chain).unwrap_or_default() {
+            r.add_problem(audit::ProblemKind::BadCheckpoint, None, b);
+        }
         if r.intact {
-            println!("{:<16} {:>8} records  intact", r.chain, r.records);
+            println!(
+                "{:<16} {:>8} records  intact ({} checkpoint(s))",
+                r.chain, r.records, r.checkpoints
+            );
         } else {
             broken += 1;
             println!(
-                "{:<16} {:>8} records  BROKEN at seq {}",
+                "{:<16} {:>8} records  BROKEN{}",
                 r.chain,
                 r.records,
-                r.first_bad_seq.unwrap_or_default()
+                r.first_bad_seq
+                    .map(|s| format!(" at seq {s}"))
+                    .unwrap_or_default()
             );
+            for p in &r.problems {
+                println!("    {}: {}", kind_name(p.kind), p.message);
+            }
         }
     }
     if broken > 0 {
-        bail!("{broken} audit chain(s) do not verify");
+        bail!("{broken} audit chain(s) or checkpoint(s) do not verify");
+    }
+    Ok(())
+}
+
+async fn checkpoints(
+    db_url: &str,
+    audit_keys: &AuditKeyConfig,
+    server: Option<String>,
+    token: Option<String>,
+    sign: bool,
+    key: bool,
+) -> anyhow::Result<()> {
+    if let Some(base) = server {
+        let base = base.trim_end_matches('/');
+        let client = reqwest::Client::new();
+        let path = if key {
+            "/api/v1/audit/checkpoints/key"
+        } else {
+            "/api/v1/audit/checkpoints"
+        };
+        let mut req = client.get(format!("{base}{path}"));
+        if let Some(t) = &token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.context("while calling the service")?;
+        let status = resp.status();
+        let text = resp.text().await.context("while reading the answer")?;
+        if !status.is_success() {
+            bail!("the service answered {status}");
+        }
+        let v: serde_json::Value = serde_json::from_str(&text).context("the answer is not JSON")?;
+        if key {
+            println!("{}", v["vkey"].as_str().unwrap_or_default());
+        } else {
+            for c in v.as_array().map(Vec::as_slice).unwrap_or_default() {
+                print!("{}", c["note"].as_str().unwrap_or_default());
+                println!();
+            }
+        }
+        return Ok(());
+    }
+    let signer = audit_keys.signer().map_err(|e| anyhow!(e))?;
+    if key {
+        println!("{}", signer.verifier().vkey());
+        return Ok(());
+    }
+    let store = open(db_url).await?;
+    if sign {
+        let n = feerecon::checkpoint::sign_all(&store, &signer)
+            .await
+            .map_err(|e| anyhow!(e.to_string()))?;
+        eprintln!("{n} chain(s) signed");
+    }
+    for c in feerecon::checkpoint::latest(&store, None)
+        .await
+        .map_err(|e| anyhow!(e.to_string()))?
+    {
+        print!("{}", c.note);
+        println!();
     }
     Ok(())
 }

@@ -10,6 +10,9 @@ use rand::RngCore;
 #[derive(Clone)]
 pub struct Sealer {
     cipher: ChaCha20Poly1305,
+    /// The audit log's MAC key, derived from the same secret so that one key outside the
+    /// database protects both (see `audit`).
+    audit_mac_key: [u8; 32],
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,6 +39,7 @@ impl Sealer {
         }
         Ok(Self {
             cipher: ChaCha20Poly1305::new(Key::from_slice(&bytes)),
+            audit_mac_key: derive(&bytes, b"feerecon audit-log MAC v1"),
         })
     }
 
@@ -44,6 +48,12 @@ impl Sealer {
         let mut k = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut k);
         base64::engine::general_purpose::STANDARD.encode(k)
+    }
+
+    /// The key that MACs audit records: HMAC-SHA-256 of a fixed label under the secret key, so
+    /// it is never the encryption key itself and is fixed for as long as that key is.
+    pub fn audit_mac_key(&self) -> [u8; 32] {
+        self.audit_mac_key
     }
 
     pub fn seal(&self, plain: &[u8]) -> String {
@@ -71,6 +81,15 @@ impl Sealer {
             .decrypt(Nonce::from_slice(nonce), ct)
             .map_err(|_| SealError::Open)
     }
+}
+
+fn derive(secret: &[u8], label: &[u8]) -> [u8; 32] {
+    use hmac::Mac;
+    // HMAC accepts a key of any length: `new_from_slice` does not fail.
+    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(secret)
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(label);
+    mac.finalize().into_bytes().into()
 }
 
 #[cfg(test)]

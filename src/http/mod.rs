@@ -57,10 +57,15 @@ pub struct AppState {
     pub webhook_limits: limits::WebhookLimits,
     /// The server's limits (also applied by `server::serve`).
     pub server_limits: limits::ServerLimits,
+    /// Signs audit checkpoints; its key is not in the database.
+    pub checkpoints: std::sync::Arc<crate::checkpoint::CheckpointSigner>,
 }
 
 impl AppState {
+    /// Installs the sealer's audit MAC key for this process. The checkpoint signer has a fresh
+    /// key until the caller sets the configured one (`main` does).
     pub fn new(store: Store, sealer: crate::sealer::Sealer) -> Self {
+        crate::audit::install_mac_key(sealer.audit_mac_key());
         Self {
             store,
             sealer,
@@ -70,6 +75,9 @@ impl AppState {
             puller: crate::pull::Puller::default(),
             webhook_limits: limits::WebhookLimits::default(),
             server_limits: limits::ServerLimits::default(),
+            checkpoints: std::sync::Arc::new(crate::checkpoint::CheckpointSigner::ephemeral(
+                "feerecon",
+            )),
         }
     }
 

@@ -401,9 +401,15 @@ async fn close_day(
         .now()
         .with_timezone(&crate::domain::time::vietnam())
         .date_naive();
-    Ok(Json(
-        st.store
-            .close_day(&caller.actor(), &school, parse_day(&date)?, today)
-            .await?,
-    ))
+    let day = st
+        .store
+        .close_day(&caller.actor(), &school, parse_day(&date)?, today)
+        .await?;
+    // Every daily close is checkpointed: the close's own record is the head signed. The day is
+    // closed whether or not signing works; the hourly job signs what this missed.
+    let chain = crate::audit::Chain::School(school.id).key();
+    if let Err(e) = crate::checkpoint::sign_chain(&st.store, &st.checkpoints, &chain).await {
+        tracing::error!(error = %e, "the day is closed but its checkpoint was not signed");
+    }
+    Ok(Json(day))
 }

@@ -4,6 +4,7 @@
 
 use super::{now, Store, Tx};
 use crate::audit::{self, Chain, Entry};
+use crate::coverage::{Unit, SCHOOL_ACCOUNTS};
 use crate::domain::account::{next_state, AccountState, Step, StepError};
 use crate::error::{Error, Result};
 use serde::Serialize;
@@ -132,7 +133,7 @@ async fn move_state(
         ));
     };
     let moved = account_row(&row)?;
-    audit::record(
+    audit::record_covering(
         tx,
         &Chain::School(moved.school_id),
         Entry {
@@ -152,6 +153,7 @@ async fn move_state(
                 "reason": reason,
             }),
         },
+        &[Unit::new(SCHOOL_ACCOUNTS, moved.id)],
     )
     .await?;
     Ok(moved)
@@ -226,7 +228,7 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let proposed = account_row(&row)?;
-        audit::record(
+        audit::record_covering(
             &mut tx,
             &Chain::School(school_id),
             Entry {
@@ -241,6 +243,7 @@ impl Store {
                     "replaces_account_id": proposed.replaces_account_id,
                 }),
             },
+            &[Unit::new(SCHOOL_ACCOUNTS, proposed.id)],
         )
         .await?;
         tx.commit().await?;

@@ -7,6 +7,7 @@
 use super::ledger::lock_ledger;
 use super::{format_time, now, Store};
 use crate::audit::{self, Chain, Entry};
+use crate::coverage::{Unit, DAY_CLOSES};
 use crate::domain::time::day_start;
 use crate::error::{Error, Result};
 use crate::store::org::School;
@@ -224,7 +225,7 @@ impl Store {
             .bind(actor)
             .execute(&mut *tx)
             .await?;
-        audit::record(
+        audit::record_covering(
             &mut tx,
             &Chain::School(school.id),
             Entry {
@@ -235,6 +236,7 @@ impl Store {
                 details: json!({"day": key, "total": summary.total, "cash": summary.cash, "cashless": summary.cashless,
                     "exceptions_open": summary.exceptions_open}),
             },
+            &[Unit::new(DAY_CLOSES, school.id)],
         )
         .await?;
         tx.commit().await?;

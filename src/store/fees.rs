@@ -4,6 +4,7 @@
 use super::ledger::{stored_terms, vietnam};
 use super::{get_bool, now, Store};
 use crate::audit::{self, Chain, Entry};
+use crate::coverage::{Unit, FEE_SCHEDULES};
 use crate::domain::account::AccountState;
 use crate::domain::fee::{quote, Bearer, Channel, PartialTerms};
 use crate::domain::money::Vnd;
@@ -158,7 +159,7 @@ impl Store {
         .await?;
         let sch = schedule(&row)?;
         let chain = s.school_id.map(Chain::School).unwrap_or(Chain::System);
-        audit::record(
+        audit::record_covering(
             &mut tx,
             &chain,
             Entry {
@@ -168,6 +169,7 @@ impl Store {
                 entity_id: Some(sch.id),
                 details: json!(sch),
             },
+            &[Unit::new(FEE_SCHEDULES, sch.id)],
         )
         .await?;
         tx.commit().await?;

@@ -2,6 +2,7 @@
 
 use super::{chunk_size, get_bool, now, paginate, values_placeholders, Backend, Page, Store, Tx};
 use crate::audit::{self, Chain, Entry};
+use crate::coverage::{Unit, IMPORT_BATCHES, INVOICES, INVOICE_LINES};
 use crate::domain::catalog::check_cadence;
 use crate::domain::code::{PaymentCode, SchoolPrefix};
 use crate::domain::import::{self, Plan, Snapshot};
@@ -465,7 +466,11 @@ impl Store {
             .filter(|l| l.above_cap)
             .map(|l| l.line_no)
             .collect();
-        audit::record(
+        let units: Vec<Unit> = ids
+            .iter()
+            .flat_map(|id| [Unit::new(INVOICES, *id), Unit::new(INVOICE_LINES, *id)])
+            .collect();
+        audit::record_covering(
             &mut tx,
             &Chain::School(school.id),
             Entry {
@@ -476,6 +481,7 @@ impl Store {
                 details: json!({"payment_code": code, "total": d.total, "lines": d.lines.len(),
                                 "above_cap_lines": above, "replaces_invoice_id": req.replaces_invoice_id}),
             },
+            &units,
         )
         .await?;
         tx.commit().await?;
@@ -624,7 +630,7 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        insert_invoices(
+        let ids = insert_invoices(
             &mut tx,
             self.backend(),
             school.id,
@@ -640,7 +646,12 @@ impl Store {
             .flat_map(|p| p.draft.lines.iter())
             .filter(|l| l.above_cap)
             .count();
-        audit::record(
+        let mut units = vec![Unit::new(IMPORT_BATCHES, batch_id)];
+        units.extend(
+            ids.iter()
+                .flat_map(|id| [Unit::new(INVOICES, *id), Unit::new(INVOICE_LINES, *id)]),
+        );
+        audit::record_covering(
             &mut tx,
             &Chain::School(school.id),
             Entry {
@@ -652,6 +663,7 @@ impl Store {
                                 "invoices_unchanged": summary.invoices_unchanged, "students_created": summary.students_created,
                                 "students_updated": summary.students_updated, "above_cap_lines": above_cap}),
             },
+            &units,
         )
         .await?;
         tx.commit().await?;
@@ -796,7 +808,7 @@ impl Store {
                 format!("invoice {id} is already void"),
             ));
         }
-        audit::record(
+        audit::record_covering(
             &mut tx,
             &Chain::School(school_id),
             Entry {
@@ -806,6 +818,7 @@ impl Store {
                 entity_id: Some(id),
                 details: json!({"reason": reason}),
             },
+            &[Unit::new(INVOICES, id)],
         )
         .await?;
         tx.commit().await?;

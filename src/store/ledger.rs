@@ -4,6 +4,7 @@
 
 use super::{get_bool, now, paginate, values_placeholders, Page, Store, Tx};
 use crate::audit::{self, Chain, Entry};
+use crate::coverage::{Unit, ALLOCATIONS, PAYMENTS, PAYMENT_FEES, REFUNDS};
 use crate::domain::fee::{Bearer, Channel, PartialTerms};
 use crate::domain::ledger::{parent_outlay, receipt_number, school_net};
 use crate::domain::money::Vnd;
@@ -252,7 +253,7 @@ pub(super) async fn refund_in(
         .bind(actor)
         .execute(&mut **tx)
         .await?;
-    audit::record(
+    audit::record_covering(
         tx,
         &Chain::School(school.id),
         Entry {
@@ -262,6 +263,7 @@ pub(super) async fn refund_in(
             entity_id: Some(payment_id),
             details: json!({"amount": amount, "reason": reason}),
         },
+        &[Unit::new(REFUNDS, payment_id)],
     )
     .await?;
     Ok(())
@@ -421,7 +423,7 @@ impl Store {
             actor,
         )
         .await?;
-        audit::record(
+        audit::record_covering(
             &mut tx,
             &Chain::School(school.id),
             Entry {
@@ -431,6 +433,7 @@ impl Store {
                 entity_id: Some(payment_id),
                 details: json!({"invoice_id": invoice_id, "amount": amount}),
             },
+            &[Unit::new(ALLOCATIONS, payment_id)],
         )
         .await?;
         tx.commit().await?;
@@ -519,7 +522,7 @@ impl Store {
             .map(|(i, n)| (i, Vnd::new(-n).unwrap_or_default()))
             .collect();
         insert_allocations(&mut tx, school.id, id, &undo, "reversal", actor).await?;
-        audit::record(
+        audit::record_covering(
             &mut tx,
             &Chain::School(school.id),
             Entry {
@@ -529,6 +532,11 @@ impl Store {
                 entity_id: Some(payment_id),
                 details: json!({"reversal_id": id, "receipt_no": receipt_no, "reason": reason}),
             },
+            &[
+                Unit::new(PAYMENTS, id),
+                Unit::new(ALLOCATIONS, id),
+                Unit::new(PAYMENT_FEES, id),
+            ],
         )
         .await?;
         tx.commit().await?;

@@ -8,6 +8,7 @@ use super::book::{catch_up, written};
 use super::ledger::{insert_allocations, load_payment, lock_ledger};
 use super::{now, paginate, rows_per_insert, values_placeholders, Page, Store, Tx};
 use crate::audit::{self, Chain, Entry};
+use crate::coverage::{Unit, ALLOCATIONS, DECISIONS, DISMISSED_PAIRS, REFUNDS};
 use crate::domain::code::SchoolPrefix;
 use crate::domain::ledger::AllocationMethod;
 use crate::domain::money::Vnd;
@@ -284,7 +285,7 @@ impl Store {
         }
         insert_allocations(&mut tx, school.id, payment_id, allocations, "manual", actor).await?;
         close_exception(&mut tx, id, "matched", actor, note).await?;
-        audit::record(
+        audit::record_covering(
             &mut tx,
             &Chain::School(school.id),
             Entry {
@@ -294,6 +295,7 @@ impl Store {
                 entity_id: Some(id),
                 details: json!({"payment_id": payment_id, "allocations": allocations.iter().map(|(i, a)| json!([i, a])).collect::<Vec<_>>(), "note": note}),
             },
+            &[Unit::new(ALLOCATIONS, payment_id), Unit::new(DECISIONS, payment_id)],
         )
         .await?;
         tx.commit().await?;
@@ -315,7 +317,7 @@ impl Store {
         let payment_id = open_exception_payment(&mut tx, school.id, id).await?;
         super::ledger::refund_in(&mut tx, actor, school, payment_id, amount, reason).await?;
         close_exception(&mut tx, id, "refund", actor, reason).await?;
-        audit::record(
+        audit::record_covering(
             &mut tx,
             &Chain::School(school.id),
             Entry {
@@ -325,6 +327,10 @@ impl Store {
                 entity_id: Some(id),
                 details: json!({"payment_id": payment_id, "amount": amount, "reason": reason}),
             },
+            &[
+                Unit::new(REFUNDS, payment_id),
+                Unit::new(DECISIONS, payment_id),
+            ],
         )
         .await?;
         tx.commit().await?;
@@ -377,7 +383,7 @@ impl Store {
             .await?;
         }
         close_exception(&mut tx, id, "dismissed", actor, reason).await?;
-        audit::record(
+        audit::record_covering(
             &mut tx,
             &Chain::School(school.id),
             Entry {
@@ -387,6 +393,10 @@ impl Store {
                 entity_id: Some(id),
                 details: json!({"payment_id": payment_id, "invoice_ids": pairs, "reason": reason}),
             },
+            &[
+                Unit::new(DISMISSED_PAIRS, payment_id),
+                Unit::new(DECISIONS, payment_id),
+            ],
         )
         .await?;
         tx.commit().await?;
@@ -618,6 +628,24 @@ pub(super) async fn reconcile_in(
                 "exception",
                 json!({"payment_id": payment_id, "kind": kind, "suggestions": shown.len()}),
             ));
+        }
+    }
+    // Each automatic match commits to its payment's allocations and decisions as written.
+    let units = |payment_id: i64| {
+        [
+            Unit::new(ALLOCATIONS, payment_id),
+            Unit::new(DECISIONS, payment_id),
+        ]
+    };
+    let matched: Vec<Unit> = entries
+        .iter()
+        .filter(|e| e.1 == "payment.reconcile")
+        .flat_map(|e| units(e.0))
+        .collect();
+    if !matched.is_empty() {
+        let digests = crate::coverage::digests(tx, &matched).await?;
+        for e in entries.iter_mut().filter(|e| e.1 == "payment.reconcile") {
+            crate::coverage::attach(&mut e.3, crate::coverage::rows_for(&digests, &units(e.0)));
         }
     }
     audit::record_many(

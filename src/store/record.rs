@@ -582,7 +582,7 @@ pub(super) async fn record_batch_in(
                     write_postgres(
                         tx,
                         rows,
-                        &entries[first_entry..first_entry + n_entries],
+                        &mut entries[first_entry..first_entry + n_entries],
                         &mut heads,
                     )
                     .await?,
@@ -595,6 +595,7 @@ pub(super) async fn record_batch_in(
             let (fees, allocations, exceptions) = lines_of(&creates, &plans, items, &ids);
             insert_fees_and_allocations(tx, &fees, &allocations, &recorded_at).await?;
             let exception_ids = insert_exceptions(tx, &exceptions, &recorded_at).await?;
+            cover_payments(tx, &mut entries).await?;
             audit::record_many(tx, entries).await?;
             insert_events(tx, &events).await?;
             exception_ids
@@ -977,7 +978,7 @@ struct Rows<'a> {
 async fn write_postgres(
     tx: &mut Tx,
     rows: Rows<'_>,
-    entries: &[(Chain, Entry<'_>)],
+    entries: &mut [(Chain, Entry<'_>)],
     heads: &mut Heads,
 ) -> Result<HashMap<i64, i64>> {
     #[derive(serde::Serialize)]
@@ -1116,12 +1117,6 @@ async fn write_postgres(
             suggestions: suggestions_text(r)?,
         });
     }
-    let at = now();
-    let audit = audit::link(entries, heads, &at)?;
-    let new_heads: Vec<Head> = heads
-        .iter()
-        .map(|(chain, (_, head))| Head { chain, head })
-        .collect();
     let events: Vec<Event> = rows
         .events
         .iter()
@@ -1144,12 +1139,12 @@ async fn write_postgres(
             request_size: e.request_digest.as_ref().map(|d| d.1 as i64),
         })
         .collect();
-    sqlx::query(
+    let exception_ids = sqlx::query(
         "WITH p AS (
             INSERT INTO payments (id, school_id, channel, provider, provider_ref, payer_name, memo, amount, received_at, recorded_at,
                 recorded_by, receipt_no, receipt_year, receipt_seq, bank_ref)
-            SELECT x.id, x.school_id, x.channel, x.provider, x.provider_ref, x.payer_name, x.memo, x.amount, x.received_at, $7,
-                x.recorded_by, x.receipt_no, $8::BIGINT, x.receipt_seq, x.bank_ref
+            SELECT x.id, x.school_id, x.channel, x.provider, x.provider_ref, x.payer_name, x.memo, x.amount, x.received_at, $5,
+                x.recorded_by, x.receipt_no, $6::BIGINT, x.receipt_seq, x.bank_ref
             FROM json_to_recordset($1::json) AS x(id BIGINT, school_id BIGINT, channel TEXT, provider TEXT, provider_ref TEXT,
                 payer_name TEXT, memo TEXT, amount BIGINT, received_at TEXT, recorded_by TEXT, receipt_no TEXT, receipt_seq BIGINT,
                 bank_ref TEXT)),
@@ -1161,27 +1156,20 @@ async fn write_postgres(
                 needs_review BOOLEAN)),
          l AS (
             INSERT INTO allocations (school_id, payment_id, invoice_id, amount, method, created_at, created_by, rule)
-            SELECT x.school_id, x.payment_id, x.invoice_id, x.amount, x.method, $7, x.created_by, x.rule
+            SELECT x.school_id, x.payment_id, x.invoice_id, x.amount, x.method, $5, x.created_by, x.rule
             FROM json_to_recordset($3::json) AS x(school_id BIGINT, payment_id BIGINT, invoice_id BIGINT, amount BIGINT,
                 method TEXT, created_by TEXT, rule TEXT)),
          x AS (
             INSERT INTO exceptions (school_id, payment_id, kind, reason, suggestions, status, created_at)
-            SELECT x.school_id, x.payment_id, x.kind, x.reason, x.suggestions, 'open', $7
-            FROM json_to_recordset($9::json) AS x(school_id BIGINT, payment_id BIGINT, kind TEXT, reason TEXT, suggestions TEXT)
+            SELECT x.school_id, x.payment_id, x.kind, x.reason, x.suggestions, 'open', $5
+            FROM json_to_recordset($7::json) AS x(school_id BIGINT, payment_id BIGINT, kind TEXT, reason TEXT, suggestions TEXT)
             RETURNING id, payment_id),
-         a AS (
-            INSERT INTO audit_log (chain, seq, school_id, at, actor, action, entity, entity_id, details, prev_hash, hash)
-            SELECT * FROM json_to_recordset($4::json) AS x(chain TEXT, seq BIGINT, school_id BIGINT, at TEXT, actor TEXT,
-                action TEXT, entity TEXT, entity_id BIGINT, details TEXT, prev_hash TEXT, hash TEXT)),
-         h AS (
-            UPDATE audit_chains c SET head = x.head
-            FROM json_to_recordset($5::json) AS x(chain TEXT, head TEXT) WHERE c.chain = x.chain),
          e AS (
             INSERT INTO provider_events (provider, provider_account_id, school_id, received_at, method, query, headers, body,
                 body_size, verified, txn_id, outcome, detail, payment_id, ack_status, request_sha256, request_size)
-            SELECT x.provider, x.provider_account_id, x.school_id, $7, x.method, x.query, x.headers, decode(x.body, 'hex'),
+            SELECT x.provider, x.provider_account_id, x.school_id, $5, x.method, x.query, x.headers, decode(x.body, 'hex'),
                 x.body_size, x.verified, x.txn_id, x.outcome, x.detail, x.payment_id, x.ack_status, x.request_sha256, x.request_size
-            FROM json_to_recordset($6::json) AS x(provider TEXT, provider_account_id BIGINT, school_id BIGINT, method TEXT,
+            FROM json_to_recordset($4::json) AS x(provider TEXT, provider_account_id BIGINT, school_id BIGINT, method TEXT,
                 query TEXT, headers TEXT, body TEXT, body_size BIGINT, verified BOOLEAN, txn_id TEXT, outcome TEXT, detail TEXT,
                 payment_id BIGINT, ack_status BIGINT, request_sha256 TEXT, request_size BIGINT))
          SELECT id, payment_id FROM x",
@@ -1189,8 +1177,6 @@ async fn write_postgres(
     .bind(json_text(&payments)?)
     .bind(json_text(&fees)?)
     .bind(json_text(&allocations)?)
-    .bind(json_text(&audit)?)
-    .bind(json_text(&new_heads)?)
     .bind(json_text(&events)?)
     .bind(rows.recorded_at)
     .bind(i64::from(rows.recorded_year))
@@ -1199,7 +1185,62 @@ async fn write_postgres(
     .await?
     .iter()
     .map(|r| Ok((r.try_get("payment_id")?, r.try_get("id")?)))
-    .collect()
+    .collect::<Result<HashMap<i64, i64>>>()?;
+    // The records commit to the rows as written, so they go in after them, in one more
+    // statement.
+    cover_payments(tx, entries).await?;
+    let at = now();
+    let audit = audit::link(entries, heads, &at)?;
+    let new_heads: Vec<Head> = heads
+        .iter()
+        .map(|(chain, (_, head))| Head { chain, head })
+        .collect();
+    sqlx::query(
+        "WITH a AS (
+            INSERT INTO audit_log (chain, seq, school_id, at, actor, action, entity, entity_id, details, prev_hash, hash, mac)
+            SELECT * FROM json_to_recordset($1::json) AS x(chain TEXT, seq BIGINT, school_id BIGINT, at TEXT, actor TEXT,
+                action TEXT, entity TEXT, entity_id BIGINT, details TEXT, prev_hash TEXT, hash TEXT, mac TEXT))
+         UPDATE audit_chains c SET head = x.head
+         FROM json_to_recordset($2::json) AS x(chain TEXT, head TEXT) WHERE c.chain = x.chain",
+    )
+    .bind(json_text(&audit)?)
+    .bind(json_text(&new_heads)?)
+    .execute(&mut **tx)
+    .await?;
+    Ok(exception_ids)
+}
+
+/// Each payment's record commits to the payment, its fee lines and its allocations, read back
+/// after they were written (see [`crate::coverage`]).
+async fn cover_payments(tx: &mut Tx, entries: &mut [(Chain, Entry<'_>)]) -> Result<()> {
+    use crate::coverage::{Unit, ALLOCATIONS, PAYMENTS, PAYMENT_FEES};
+    let units = |id: i64| {
+        [
+            Unit::new(PAYMENTS, id),
+            Unit::new(PAYMENT_FEES, id),
+            Unit::new(ALLOCATIONS, id),
+        ]
+    };
+    let recorded = |e: &Entry<'_>| e.action == "payment.record";
+    let all: Vec<Unit> = entries
+        .iter()
+        .filter(|(_, e)| recorded(e))
+        .filter_map(|(_, e)| e.entity_id)
+        .flat_map(units)
+        .collect();
+    if all.is_empty() {
+        return Ok(());
+    }
+    let digests = crate::coverage::digests(tx, &all).await?;
+    for (_, e) in entries.iter_mut().filter(|(_, e)| recorded(e)) {
+        if let Some(id) = e.entity_id {
+            crate::coverage::attach(
+                &mut e.details,
+                crate::coverage::rows_for(&digests, &units(id)),
+            );
+        }
+    }
+    Ok(())
 }
 
 fn json_text<T: serde::Serialize>(rows: &T) -> Result<String> {

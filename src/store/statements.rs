@@ -9,6 +9,7 @@ use super::recon::open_exception;
 use super::record::{record_batch_in, BatchItem, Job};
 use super::{format_time, now, rows_per_insert, values_placeholders, Store, Tx};
 use crate::audit::{self, Chain, Entry};
+use crate::coverage::{Unit, STATEMENTS, STATEMENT_LINES};
 use crate::domain::fee::Channel;
 use crate::domain::ledger::StatementMatch;
 use crate::domain::money::Vnd;
@@ -494,7 +495,7 @@ async fn import_lines_in(
         )
         .await?;
     }
-    audit::record(
+    audit::record_covering(
         tx,
         &Chain::School(school.id),
         Entry {
@@ -506,6 +507,10 @@ async fn import_lines_in(
                 "matched": report.matched_by_reference + report.matched_by_amount, "created": report.created,
                 "unsettled": report.unsettled_notifications}),
         },
+        &[
+            Unit::new(STATEMENTS, statement_id),
+            Unit::new(STATEMENT_LINES, statement_id),
+        ],
     )
     .await?;
     outcomes.sort_by_key(|o| o.line_no);

@@ -2,6 +2,7 @@
 
 use super::{get_bool, now, Store};
 use crate::audit::{self, Chain, Entry};
+use crate::coverage::{Unit, API_TOKENS};
 use crate::domain::access::{Caller, Role, Scope};
 use crate::error::{Error, Result};
 use rand::RngCore;
@@ -110,7 +111,7 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let t = info(&row)?;
-        audit::record(
+        audit::record_covering(
             &mut tx,
             &Chain::System,
             Entry {
@@ -120,6 +121,7 @@ impl Store {
                 entity_id: Some(t.id),
                 details: json!({"role": role, "school_id": school_id, "department_id": department_id, "label": label}),
             },
+            &[Unit::new(API_TOKENS, t.id)],
         )
         .await?;
         tx.commit().await?;
@@ -190,7 +192,7 @@ impl Store {
                 )
             });
         }
-        audit::record(
+        audit::record_covering(
             &mut tx,
             &Chain::System,
             Entry {
@@ -200,6 +202,7 @@ impl Store {
                 entity_id: Some(id),
                 details: json!({}),
             },
+            &[Unit::new(API_TOKENS, id)],
         )
         .await?;
         tx.commit().await?;
@@ -286,6 +289,17 @@ impl Store {
             }
         }
         if !entries.is_empty() {
+            let units: Vec<Unit> = entries
+                .iter()
+                .map(|(id, ..)| Unit::new(API_TOKENS, *id))
+                .collect();
+            let digests = crate::coverage::digests(&mut tx, &units).await?;
+            for (id, _, details) in entries.iter_mut() {
+                crate::coverage::attach(
+                    details,
+                    crate::coverage::rows_for(&digests, &[Unit::new(API_TOKENS, *id)]),
+                );
+            }
             audit::record_many(
                 &mut tx,
                 entries

@@ -4,11 +4,16 @@ use crate::helpers::TestApp;
 use reqwest::StatusCode;
 use std::process::Command;
 
-fn feerecon(db_url: &str, args: &[&str]) -> std::process::Output {
+pub const AUDIT_SIGNING_KEY: &str = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+
+pub fn feerecon(db_url: &str, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_feerecon"))
         .args(args)
         .env("DATABASE_URL", db_url)
         .env("RUST_LOG", "warn")
+        // The service's keys, as the test app has them: the CLI's records carry the same MACs.
+        .env("FEERECON_SECRET_KEY", crate::helpers::SEALER_KEY)
+        .env("FEERECON_AUDIT_SIGNING_KEY", AUDIT_SIGNING_KEY)
         .output()
         .expect("run feerecon")
 }

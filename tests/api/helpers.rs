@@ -108,6 +108,13 @@ impl TestApp {
         };
         let store = Store::connect(&url).await.expect("connect");
         store.migrate().await.expect("migrate");
+        // The service's records are MACed from its first one (AppState::new installs the key
+        // too, after bootstrap has written).
+        feerecon::audit::install_mac_key(
+            feerecon::sealer::Sealer::from_base64(SEALER_KEY)
+                .expect("key")
+                .audit_mac_key(),
+        );
         store
             .bootstrap_admin(Some(ADMIN))
             .await
