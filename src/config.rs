@@ -28,6 +28,56 @@ pub struct ServeConfig {
     pub admin_token: Option<String>,
     #[command(flatten)]
     pub limits: LimitsConfig,
+    #[command(flatten)]
+    pub sessions: SessionConfig,
+}
+
+/// Where parents and staff reach the service, and how long their sessions last.
+#[derive(Debug, Clone, Args)]
+pub struct SessionConfig {
+    /// The address parents and staff reach the service at, as printed in parent links
+    /// (`https://hocphi.example.edu.vn`). With `https` the session cookie is `__Host-` and
+    /// `Secure`; `http` is for a service on the loopback address only. Requests whose `Origin`
+    /// is another are refused on cookie sessions.
+    #[arg(
+        long = "public-url",
+        env = "FEERECON_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub public_url: String,
+    /// Minutes a staff session lasts at most, however busy.
+    #[arg(long, env = "FEERECON_SESSION_MINUTES", default_value_t = 480)]
+    pub session_minutes: u32,
+    /// Minutes a parent session lasts at most (the link opens a new one).
+    #[arg(long, env = "FEERECON_PARENT_SESSION_MINUTES", default_value_t = 120)]
+    pub parent_session_minutes: u32,
+    /// Minutes a session lasts unused.
+    #[arg(long, env = "FEERECON_SESSION_IDLE_MINUTES", default_value_t = 30)]
+    pub session_idle_minutes: u32,
+}
+
+impl SessionConfig {
+    /// The settings the HTTP layer uses, or what is wrong, naming the variable.
+    pub fn settings(&self) -> Result<crate::http::session::SessionSettings, String> {
+        for (name, v) in [
+            ("FEERECON_SESSION_MINUTES", self.session_minutes),
+            (
+                "FEERECON_PARENT_SESSION_MINUTES",
+                self.parent_session_minutes,
+            ),
+            ("FEERECON_SESSION_IDLE_MINUTES", self.session_idle_minutes),
+        ] {
+            if v == 0 {
+                return Err(format!("{name} must be more than 0"));
+            }
+        }
+        let mut s = crate::http::session::SessionSettings::for_url(&self.public_url)
+            .map_err(|e| format!("FEERECON_PUBLIC_URL: {e}"))?;
+        s.staff_ttl = chrono::Duration::minutes(i64::from(self.session_minutes));
+        s.parent_ttl = chrono::Duration::minutes(i64::from(self.parent_session_minutes));
+        s.idle = chrono::Duration::minutes(i64::from(self.session_idle_minutes));
+        Ok(s)
+    }
 }
 
 /// What the service will take from clients, and for how long.
@@ -128,6 +178,7 @@ impl ServeConfig {
     /// Checks what clap cannot, naming the variable at fault.
     pub fn validate(&self) -> Result<(), String> {
         self.limits.validate()?;
+        self.sessions.settings()?;
         if let Some(t) = &self.admin_token {
             if t.trim().len() < 32 || t.chars().any(char::is_whitespace) {
                 return Err(

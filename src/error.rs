@@ -14,6 +14,16 @@ pub enum Error {
     Unauthenticated,
     #[error("this role may not do that")]
     Forbidden,
+    /// 403 for a reason other than the role: a cookie session's request without its CSRF
+    /// token, or one made from another site.
+    #[error("{message}")]
+    Refused { code: &'static str, message: String },
+    /// 410: what the path named existed and is over (an expired or revoked parent link).
+    #[error("{message}")]
+    Gone { code: &'static str, message: String },
+    /// 429: too many failed attempts; retry after this many seconds.
+    #[error("too many failed attempts; retry in {retry_after} seconds")]
+    TooMany { retry_after: u64 },
     /// Also answers for objects outside the caller's scope, so their existence does not leak.
     #[error("{what} not found")]
     NotFound {
@@ -108,6 +118,9 @@ impl Error {
         match self {
             Error::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             Error::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            Error::Refused { code, .. } => (StatusCode::FORBIDDEN, code),
+            Error::Gone { code, .. } => (StatusCode::GONE, code),
+            Error::TooMany { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             Error::NotFound { code, .. } | Error::NoSuch { code, .. } => {
                 (StatusCode::NOT_FOUND, code)
             }
@@ -207,6 +220,13 @@ impl IntoResponse for Error {
                 axum::http::header::RETRY_AFTER,
                 axum::http::HeaderValue::from_static("1"),
             );
+        }
+        if let Error::TooMany { retry_after } = &self {
+            if let Ok(v) = axum::http::HeaderValue::from_str(&retry_after.max(&1).to_string()) {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, v);
+            }
         }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(

@@ -310,6 +310,7 @@ async fn serve(
     state.checkpoints = signer.clone();
     state.server_limits = cfg.limits.server();
     state.webhook_limits = feerecon::http::limits::WebhookLimits::new(cfg.limits.webhooks());
+    state.sessions = cfg.sessions.settings().map_err(|e| anyhow!(e))?;
     // Pulls SePay and Casso accounts whose notifications may have been missed.
     let scheduler =
         feerecon::pull::spawn(store.clone(), state.sealer.clone(), state.puller.clone());

@@ -4,12 +4,17 @@
 //!
 //! - Refused webhook deliveries (bad signature, unknown account, malformed; nothing booked
 //!   from them): kept `retention` (30 days at least: the database refuses an earlier delete).
+//! - Sessions: kept [`SESSION_RETENTION`] after they are over (expired or signed out), for
+//!   the question "which sessions were open when"; the database refuses a delete before 30.
 
 use crate::store::Store;
 use std::time::Duration;
 
 /// How often the job runs.
 pub const EVERY: Duration = Duration::from_secs(3600);
+/// How long a session is kept once it is over.
+pub const SESSION_RETENTION: chrono::Duration = chrono::Duration::days(90);
+
 /// Rows deleted per transaction, so a long backlog never holds a lock for long.
 const CHUNK: i64 = 10_000;
 
@@ -20,6 +25,16 @@ pub async fn purge_once(store: &Store, retention: chrono::Duration) -> crate::er
     loop {
         let n = store
             .purge_refused_deliveries("retention", before, CHUNK)
+            .await?;
+        total += n;
+        if n < CHUNK as u64 {
+            break;
+        }
+    }
+    let sessions_before = chrono::Utc::now() - SESSION_RETENTION;
+    loop {
+        let n = store
+            .purge_sessions("retention", sessions_before, CHUNK)
             .await?;
         total += n;
         if n < CHUNK as u64 {
@@ -35,7 +50,10 @@ pub fn spawn(store: Store, retention: chrono::Duration) -> tokio::task::JoinHand
             tick.tick().await;
             match purge_once(&store, retention).await {
                 Ok(0) => {}
-                Ok(n) => tracing::info!(deleted = n, "purged refused deliveries past retention"),
+                Ok(n) => tracing::info!(
+                    deleted = n,
+                    "purged refused deliveries and sessions past retention"
+                ),
                 Err(e) => {
                     tracing::error!(error = %e, "retention purge failed; it runs again in an hour")
                 }

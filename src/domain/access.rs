@@ -14,9 +14,12 @@ pub enum Role {
     Cashier,
     /// One department, read-only, across its schools.
     Auditor,
+    /// The students of one parent link (one student, or a family), read-only; signed in by
+    /// exchanging the link for a session, never with an API token.
+    Parent,
 }
 
-super::catalog::text_enum!(Role { Admin => "admin", Accountant => "accountant", Cashier => "cashier", Auditor => "auditor" });
+super::catalog::text_enum!(Role { Admin => "admin", Accountant => "accountant", Cashier => "cashier", Auditor => "auditor", Parent => "parent" });
 
 /// The data a caller may see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +27,9 @@ pub enum Scope {
     All,
     School(i64),
     Department(i64),
+    /// The students of parent link `id`: the store joins the link (and its expiry and
+    /// revocation) into every query a parent makes. It sees no school, department or token.
+    Family(i64),
 }
 
 /// An authenticated caller.
@@ -47,6 +53,7 @@ impl Caller {
             Scope::All => true,
             Scope::School(id) => id == school.id,
             Scope::Department(id) => id == school.department_id,
+            Scope::Family(_) => false,
         }
     }
 
@@ -55,12 +62,15 @@ impl Caller {
             Scope::All => true,
             Scope::Department(id) => id == department_id,
             // A school's staff read their department's catalog through their school.
-            Scope::School(_) => false,
+            Scope::School(_) | Scope::Family(_) => false,
         }
     }
 
     /// A short, log-safe name of the caller for audit records.
     pub fn actor(&self) -> String {
+        if let Scope::Family(link) = self.scope {
+            return format!("parent_link:{link}");
+        }
         format!("token:{}:{}", self.token_id, self.role.as_str())
     }
 }

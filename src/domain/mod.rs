@@ -9,6 +9,7 @@ pub mod import;
 pub mod invoice;
 pub mod ledger;
 pub mod money;
+pub mod parent_link;
 pub mod period;
 pub mod provider;
 pub mod text;

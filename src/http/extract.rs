@@ -216,7 +216,17 @@ mod query {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = Error;
 
+    /// A bearer token when the request has an `Authorization` header (as integrations send);
+    /// otherwise the session of its cookie, with the CSRF checks of `session::authenticate`.
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Error> {
+        if parts.headers.get(header::AUTHORIZATION).is_none() {
+            if let Some(cookie) = st.sessions.cookie(&parts.headers) {
+                let cookie = cookie.to_string();
+                return Ok(super::session::authenticate(parts, st, &cookie)
+                    .await?
+                    .caller);
+            }
+        }
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -228,6 +238,8 @@ impl FromRequestParts<AppState> for Caller {
         st.store
             .caller_for_token(token)
             .await?
+            // A parent never holds an API token; were one stored, it would open nothing.
+            .filter(|c| c.role != Role::Parent)
             .ok_or(Error::Unauthenticated)
     }
 }
@@ -275,6 +287,9 @@ role_sets! {
     Overseers = [Admin, Accountant, Auditor];
     /// Who reads across a department: departments, audit verification.
     DepartmentReaders = [Admin, Auditor];
+    /// A parent, with the session their link opened: their family's students, invoices,
+    /// payment options and receipts.
+    Parents = [Parent];
 }
 
 /// An authenticated caller whose role is in `R`: 401 without a known token, 403 for another

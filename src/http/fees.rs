@@ -246,6 +246,8 @@ async fn list_schedules(
     let (school, all) = match caller.scope {
         Scope::All => (q.school_id, q.school_id.is_none()),
         Scope::School(id) => (Some(id), false),
+        // A parent never gets here (not an overseer); were one to, they would see nothing.
+        Scope::Family(_) => (Some(0), false),
         Scope::Department(_) => match q.school_id {
             Some(id) => (Some(st.store.school_in_scope(&caller, id).await?.id), false),
             None => (None, false),

@@ -143,9 +143,132 @@ impl WebhookLimits {
     }
 }
 
+/// Failed attempts counted per key in fixed windows: past `max` failures in a window, the key
+/// is refused until the window ends. Only failures count, so parents behind one address (a
+/// school's or a carrier's NAT) who open their own links never spend it.
+pub struct FailureBudget<K> {
+    max: u32,
+    window: Duration,
+    windows: std::sync::Mutex<std::collections::HashMap<K, (std::time::Instant, u32)>>,
+}
+
+/// Keys kept at most; past it, windows that ended are forgotten first, then the map is cleared
+/// (a flood of distinct keys must not grow memory without bound).
+const MAX_KEYS: usize = 100_000;
+
+impl<K: std::hash::Hash + Eq + Clone> FailureBudget<K> {
+    pub fn new(max: u32, window: Duration) -> Self {
+        Self {
+            max: max.max(1),
+            window,
+            windows: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// How long `key` is still refused, if its budget is spent.
+    pub fn refused_for(&self, key: &K) -> Option<Duration> {
+        let now = std::time::Instant::now();
+        let map = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        let (start, n) = map.get(key)?;
+        let left = self.window.checked_sub(now.duration_since(*start))?;
+        (*n >= self.max).then_some(left)
+    }
+
+    /// Counts one failure of `key`.
+    pub fn fail(&self, key: K) {
+        let now = std::time::Instant::now();
+        let mut map = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_KEYS && !map.contains_key(&key) {
+            let window = self.window;
+            map.retain(|_, (start, _)| now.duration_since(*start) < window);
+            if map.len() >= MAX_KEYS {
+                map.clear();
+            }
+        }
+        let entry = map.entry(key).or_insert((now, 0));
+        if now.duration_since(entry.0) >= self.window {
+            *entry = (now, 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+    }
+}
+
+/// Budgets of failed parent-link attempts: per client address (IPv6 by its /64) and per link
+/// prefix (so guesses aimed at one printed link are slowed whatever address they come from).
+#[derive(Clone)]
+pub struct LinkLimits {
+    addresses: Arc<FailureBudget<IpAddr>>,
+    prefixes: Arc<FailureBudget<String>>,
+}
+
+impl Default for LinkLimits {
+    fn default() -> Self {
+        Self::new(20, 5, Duration::from_secs(600))
+    }
+}
+
+impl LinkLimits {
+    pub fn new(per_address: u32, per_prefix: u32, window: Duration) -> Self {
+        Self {
+            addresses: Arc::new(FailureBudget::new(per_address, window)),
+            prefixes: Arc::new(FailureBudget::new(per_prefix, window)),
+        }
+    }
+
+    /// How long an attempt from `ip` at a link starting `prefix` is still refused.
+    pub fn refused_for(&self, ip: IpAddr, prefix: &str) -> Option<Duration> {
+        let a = self.addresses.refused_for(&address_key(ip));
+        let p = self.prefixes.refused_for(&prefix.to_string());
+        a.into_iter().chain(p).max()
+    }
+
+    pub fn fail(&self, ip: IpAddr, prefix: &str) {
+        self.addresses.fail(address_key(ip));
+        self.prefixes.fail(prefix.to_string());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failures_are_budgeted_per_address_and_per_prefix() {
+        let limits = LinkLimits::new(3, 2, Duration::from_secs(60));
+        let a: IpAddr = "203.0.113.7".parse().unwrap();
+        let b: IpAddr = "203.0.113.8".parse().unwrap();
+        assert!(limits.refused_for(a, "abc").is_none());
+        limits.fail(a, "abc");
+        limits.fail(a, "abc");
+        assert!(
+            limits.refused_for(a, "xyz").is_none(),
+            "the address has one left"
+        );
+        assert!(
+            limits.refused_for(b, "abc").is_some(),
+            "the prefix is spent"
+        );
+        limits.fail(a, "xyz");
+        assert!(
+            limits.refused_for(a, "new").is_some(),
+            "the address is spent"
+        );
+        assert!(limits.refused_for(b, "new").is_none());
+    }
+
+    #[test]
+    fn a_window_ends() {
+        let budget = FailureBudget::new(1, Duration::from_millis(30));
+        budget.fail(1);
+        assert!(budget.refused_for(&1).is_some());
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(budget.refused_for(&1).is_none());
+        budget.fail(1);
+        assert!(
+            budget.refused_for(&1).is_some(),
+            "a new window counts afresh"
+        );
+    }
 
     #[test]
     fn refusals_are_budgeted_per_address_and_ipv6_per_64() {

@@ -14,12 +14,14 @@ pub mod invoices;
 pub mod limits;
 pub mod openapi;
 pub mod org;
+pub mod parents;
 pub mod payments;
 pub mod provider_accounts;
 pub mod pulls;
 pub mod recon;
 pub mod reports;
 pub mod server;
+pub mod session;
 pub mod students;
 pub mod tokens;
 pub mod webhooks;
@@ -36,7 +38,7 @@ use std::sync::Arc;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 
@@ -59,6 +61,10 @@ pub struct AppState {
     pub server_limits: limits::ServerLimits,
     /// Signs audit checkpoints; its key is not in the database.
     pub checkpoints: std::sync::Arc<crate::checkpoint::CheckpointSigner>,
+    /// Cookie sessions: the public URL, lifetimes.
+    pub sessions: session::SessionSettings,
+    /// Budgets of failed parent-link attempts.
+    pub link_limits: limits::LinkLimits,
 }
 
 impl AppState {
@@ -78,6 +84,8 @@ impl AppState {
             checkpoints: std::sync::Arc::new(crate::checkpoint::CheckpointSigner::ephemeral(
                 "feerecon",
             )),
+            sessions: session::SessionSettings::default(),
+            link_limits: limits::LinkLimits::default(),
         }
     }
 
@@ -109,6 +117,13 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "__Host-feerecon_session",
+                "A cookie session (`POST /api/v1/session`, or a parent link): `__Host-feerecon_session` over https, `feerecon_session` on a loopback http address. Requests other than GET and HEAD carry the session's CSRF token in `X-CSRF-Token`.",
+            ))),
+        );
     }
 }
 
@@ -135,6 +150,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(pulls::router())
         .merge(recon::router())
         .merge(tokens::router())
+        .merge(session::router())
+        .merge(parents::router())
         .merge(audit::router());
     let (router, mut doc) = router.split_for_parts();
     openapi::add_shared_responses(&mut doc);

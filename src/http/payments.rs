@@ -802,6 +802,12 @@ async fn invoice_statement(
 ) -> Result<Json<InvoiceStatement>> {
     let school = st.store.school_in_scope(&caller, school_id).await?;
     let invoice = st.store.invoice_in_school(school.id, id).await?;
+    Ok(Json(statement_of(&st, invoice).await?))
+}
+
+/// An invoice with each payment made to it, its fees and who bore them, and the parent's
+/// outlay; the invoice is the caller's to have found in their scope.
+pub(crate) async fn statement_of(st: &AppState, invoice: Invoice) -> Result<InvoiceStatement> {
     let mut payments: Vec<StatementPayment> = Vec::new();
     for pid in st.store.payments_of_invoice(invoice.id).await? {
         let p = st.store.payment(pid).await?;
@@ -838,14 +844,14 @@ async fn invoice_statement(
         Vnd::new(outlay).unwrap_or_default(),
         Vnd::new(fees).unwrap_or_default(),
     );
-    Ok(Json(InvoiceStatement {
+    Ok(InvoiceStatement {
         invoice,
         payments,
         parent_fees: fees,
         parent_fees_formatted: fees.formatted(),
         parent_outlay: outlay,
         parent_outlay_formatted: outlay.formatted(),
-    }))
+    })
 }
 
 #[utoipa::path(get, path = "/api/v1/schools/{school_id}/invoices/{invoice_id}/payment-options", tag = "payments", security(("bearer" = [])),

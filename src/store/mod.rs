@@ -11,10 +11,12 @@ pub mod fees;
 pub mod invoices;
 pub mod ledger;
 pub mod org;
+pub mod parents;
 pub mod pulls;
 pub mod recon;
 pub mod record;
 pub mod reports;
+pub mod sessions;
 pub mod statements;
 pub mod students;
 pub mod tokens;
@@ -319,6 +321,9 @@ pub(crate) fn scope_binds(scope: crate::domain::access::Scope) -> (Option<i64>, 
         Scope::All => (None, None),
         Scope::School(id) => (Some(id), None),
         Scope::Department(id) => (None, Some(id)),
+        // A parent's queries join their link instead; through these binds they match no
+        // school (ids start at 1).
+        Scope::Family(_) => (Some(0), Some(0)),
     }
 }
 

@@ -109,7 +109,7 @@ impl Store {
         let (only, none) = match caller.scope {
             Scope::All => (None, false),
             Scope::Department(d) => (Some(d), false),
-            Scope::School(_) => (None, true),
+            Scope::School(_) | Scope::Family(_) => (None, true),
         };
         let row = sqlx::query(
             "SELECT id, code, name, created_at FROM departments WHERE id = $1 AND ($2 IS NULL OR id = $2) AND $3 = 0",
@@ -133,7 +133,7 @@ impl Store {
         let only = match caller.scope {
             Scope::All => None,
             Scope::Department(id) => Some(id),
-            Scope::School(_) => return Ok((vec![], None)),
+            Scope::School(_) | Scope::Family(_) => return Ok((vec![], None)),
         };
         let rows = sqlx::query(
             "SELECT id, code, name, created_at FROM departments WHERE id > $1 AND ($2 IS NULL OR id = $2) ORDER BY id LIMIT $3",
@@ -269,6 +269,7 @@ impl Store {
         let (only_school, only_dept) = match caller.scope {
             Scope::All => (None, department_id),
             Scope::School(id) => (Some(id), department_id),
+            Scope::Family(_) => return Ok((vec![], None)),
             Scope::Department(id) => {
                 if department_id.is_some_and(|d| d != id) {
                     return Ok((vec![], None));

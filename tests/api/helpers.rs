@@ -126,6 +126,10 @@ impl TestApp {
             feerecon::sealer::Sealer::from_base64(SEALER_KEY).expect("key"),
         );
         state.fixed_now = now;
+        // The service as its own pages reach it: parent links print this origin, and cookie
+        // sessions take requests from it.
+        state.sessions =
+            feerecon::http::session::SessionSettings::for_url(&base).expect("public url");
         // Short timeouts and waits, so the failure paths of pulling run fast.
         state.puller = feerecon::pull::Puller::new(feerecon::pull::PullPolicy {
             timeout: std::time::Duration::from_millis(700),
@@ -210,6 +214,41 @@ impl TestApp {
             status,
             serde_json::from_str(&text).unwrap_or(Value::String(text)),
         )
+    }
+
+    /// A request with a cookie session (and its CSRF token, when given), redirects not
+    /// followed: (status, headers, body).
+    pub async fn with_cookie(
+        &self,
+        method: Method,
+        path: &str,
+        cookie: &str,
+        csrf: Option<&str>,
+        body: Option<&Value>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let mut req = client
+            .request(method, format!("{}{}", self.base, path))
+            .header("cookie", format!("feerecon_session={cookie}"));
+        if let Some(t) = csrf {
+            req = req.header("x-csrf-token", t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.expect("body");
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, headers, value)
     }
 
     /// A count straight from the database, to prove a rejected request wrote nothing.

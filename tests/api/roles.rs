@@ -1,7 +1,9 @@
 //! Each role may call exactly the operations README's access table gives it: every operation of
 //! the OpenAPI document is in the table below (a new route fails this test until it is), and
 //! each role is tried on each, in its own scope. A role that may not is refused 403 before
-//! anything is read or written; a role that may is never refused for its role.
+//! anything is read or written; a role that may is never refused for its role. Staff call with
+//! their bearer tokens, the parent with the cookie session their link opened (and its CSRF
+//! token), so the parent column is walked as a browser would.
 
 use crate::helpers::{Backend, School, TestApp, ADMIN};
 use reqwest::{Method, StatusCode};
@@ -13,6 +15,13 @@ const OVERSEERS: &[&str] = &["admin", "accountant", "auditor"];
 const ACCOUNTANTS: &[&str] = &["admin", "accountant"];
 const ADMIN_ONLY: &[&str] = &["admin"];
 const DEPARTMENT: &[&str] = &["admin", "auditor"];
+const PARENT: &[&str] = &["parent"];
+/// Open to anyone: the parent link's page and its POST (which checks the token), and the
+/// staff sign-in (which checks the token in its body).
+const ANYONE: &[&str] = &["admin", "accountant", "cashier", "auditor", "parent"];
+/// The caller's own cookie session: a bearer caller has none (401); the parent walks with one.
+const OWN_SESSION: &[&str] = &["own session"];
+const ROLES: &[&str] = &["admin", "accountant", "cashier", "auditor", "parent"];
 
 /// (method, path, who may call it): README's access table, operation by operation.
 const ACCESS: &[(&str, &str, &[&str])] = &[
@@ -210,6 +219,39 @@ const ACCESS: &[(&str, &str, &[&str])] = &[
         "/api/v1/schools/{school_id}/students/{student_id}",
         ALL,
     ),
+    ("get", "/api/v1/parent", PARENT),
+    ("get", "/api/v1/parent/invoices", PARENT),
+    ("get", "/api/v1/parent/invoices/{invoice_id}", PARENT),
+    (
+        "get",
+        "/api/v1/parent/invoices/{invoice_id}/payment-options",
+        PARENT,
+    ),
+    (
+        "get",
+        "/api/v1/parent/payments/{payment_id}/receipt",
+        PARENT,
+    ),
+    (
+        "get",
+        "/api/v1/schools/{school_id}/parent-links",
+        ACCOUNTANTS,
+    ),
+    (
+        "post",
+        "/api/v1/schools/{school_id}/parent-links",
+        ACCOUNTANTS,
+    ),
+    (
+        "delete",
+        "/api/v1/schools/{school_id}/parent-links/{link_id}",
+        ACCOUNTANTS,
+    ),
+    ("post", "/api/v1/session", ANYONE),
+    ("get", "/api/v1/session", OWN_SESSION),
+    ("delete", "/api/v1/session", OWN_SESSION),
+    ("get", "/p/{token}", ANYONE),
+    ("post", "/p/{token}", ANYONE),
     ("get", "/api/v1/tokens", ADMIN_ONLY),
     ("post", "/api/v1/tokens", ADMIN_ONLY),
     ("delete", "/api/v1/tokens/{token_id}", ADMIN_ONLY),
@@ -249,6 +291,9 @@ struct Objects {
     invoice: i64,
     payment: i64,
     student: i64,
+    /// A parent link of the invoice's student, and its token.
+    link: i64,
+    token: String,
 }
 
 async fn objects(app: &TestApp) -> Objects {
@@ -268,10 +313,18 @@ async fn objects(app: &TestApp) -> Objects {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{p}");
     let student = inv["student_id"].as_i64().expect("student");
+    let l = crate::parents::issue(
+        app,
+        &sc,
+        json!({"for": "student", "student_id": student, "label": "Mẹ"}),
+    )
+    .await;
     Objects {
         invoice,
         payment: p["id"].as_i64().expect("payment"),
         student,
+        link: l["id"].as_i64().expect("link"),
+        token: l["token"].as_str().expect("token").to_string(),
         sc,
     }
 }
@@ -288,26 +341,66 @@ fn fill(path: &str, o: &Objects) -> String {
         .replace("{exception_id}", "1")
         .replace("{secret_id}", "1")
         .replace("{token_id}", "999999")
+        .replace("{link_id}", &o.link.to_string())
+        .replace("{token}", &o.token)
 }
 
-/// Calls every operation as `role` and checks who was refused for their role.
-async fn walk(role: &str) {
+/// Calls every operation as `role` and checks who was refused for their role; returns how many
+/// calls it made.
+async fn walk(role: &str) -> usize {
     let app = TestApp::spawn(Backend::Sqlite).await.expect("sqlite");
     let o = objects(&app).await;
     let token = match role {
         "admin" => ADMIN.to_string(),
         "accountant" => o.sc.accountant.clone(),
         "cashier" => o.sc.cashier.clone(),
-        _ => o.sc.auditor.clone(),
+        "auditor" => o.sc.auditor.clone(),
+        _ => String::new(),
+    };
+    // The parent: the session their link opens, and its CSRF token.
+    let session = if role == "parent" {
+        let cookie = crate::parents::open(&app, &o.token).await;
+        let (s, _, me) = app
+            .with_cookie(Method::GET, "/api/v1/session", &cookie, None, None)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{me}");
+        Some((cookie, me["csrf_token"].as_str().expect("csrf").to_string()))
+    } else {
+        None
     };
     let mut wrong = Vec::new();
-    for (method, path, allowed) in ACCESS {
+    // Signing out last: the walk goes on with the session until then.
+    let (last, first): (Vec<_>, Vec<_>) = ACCESS
+        .iter()
+        .partition(|(m, p, _)| *m == "delete" && *p == "/api/v1/session");
+    for (method, path, allowed) in first.into_iter().chain(last) {
         let m = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
         let body = (m != Method::GET && m != Method::DELETE).then(|| json!({}));
         let before = app.count("audit_log").await;
-        let (status, b): (StatusCode, Value) = app
-            .call(m, &fill(path, &o), Some(&token), body.as_ref())
-            .await;
+        let (status, b): (StatusCode, Value) = match &session {
+            Some((cookie, csrf)) => {
+                let (s, _, b) = app
+                    .with_cookie(m, &fill(path, &o), cookie, Some(csrf), body.as_ref())
+                    .await;
+                (s, b)
+            }
+            // A signed-in parent is sent on to their page: the walk looks at the POST's answer.
+            None if m == Method::POST && path.starts_with("/p/") => {
+                let (s, _, b) = crate::parents::post_link(&app, &o.token, &[]).await;
+                (s, b)
+            }
+            None => {
+                app.call(m, &fill(path, &o), Some(&token), body.as_ref())
+                    .await
+            }
+        };
+        if *allowed == *OWN_SESSION {
+            let want_session = session.is_some();
+            if want_session == (status == StatusCode::UNAUTHORIZED) {
+                wrong.push(format!("{method} {path}: {status} {b}"));
+            }
+            continue;
+        }
         let may = allowed.contains(&role);
         let refused = status == StatusCode::FORBIDDEN;
         if may == refused || status == StatusCode::UNAUTHORIZED {
@@ -323,6 +416,7 @@ async fn walk(role: &str) {
         }
     }
     assert!(wrong.is_empty(), "{role}:\n{}", wrong.join("\n"));
+    ACCESS.len()
 }
 
 #[tokio::test]
@@ -344,4 +438,13 @@ async fn a_cashier_takes_cash_and_reads_invoices_but_not_the_review_queue_days_r
 #[tokio::test]
 async fn an_auditor_reads_and_changes_nothing() {
     walk("auditor").await;
+}
+
+#[tokio::test]
+async fn a_parent_reads_their_family_with_their_session_and_calls_nothing_else() {
+    let probes = walk("parent").await;
+    eprintln!(
+        "{probes} operations, {} route x role probes in all",
+        probes * ROLES.len()
+    );
 }
