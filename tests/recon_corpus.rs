@@ -102,20 +102,32 @@ fn engine_against_labelled_corpus() {
                     tally.auto_matchable = usize::from(item.matchable_from_memo);
                     if *allocations != item.expected {
                         tally.wrong = 1;
+                        let who = |list: &[(i64, feerecon::domain::money::Vnd)]| -> Vec<String> {
+                            list.iter()
+                                .map(|(id, _)| {
+                                    let inv = &corpus.invoices[(*id - 1) as usize];
+                                    let st = &corpus.students[inv.student];
+                                    format!("{} {} {}", st.name, st.class, inv.period)
+                                })
+                                .collect()
+                        };
                         wrong_examples.push(format!(
-                            "{:?} {} {:?} {:?}: got {:?}, expected {:?}",
+                            "{:?} {} {:?} {:?}: got {:?} {:?}, expected {:?} {:?}",
                             item.kind,
                             item.amount,
                             item.memo,
                             item.payer_name,
                             allocations,
-                            item.expected
+                            who(allocations),
+                            item.expected,
+                            who(&item.expected),
                         ));
                     }
                 }
                 Decision::Review {
                     reason,
                     suggestions,
+                    ..
                 } => {
                     *reasons.entry(format!("{reason:?}")).or_default() += 1;
                     if !item.expected.is_empty() {
@@ -146,7 +158,7 @@ fn engine_against_labelled_corpus() {
             }
             // The accountant's final answer, so later notifications of the batch see it.
             for (id, amount) in &item.expected {
-                index.settle(*id, *amount);
+                index.settle_by(*id, *amount, Some(item.id));
             }
         }
     }

@@ -322,8 +322,10 @@ pub fn decide_credit(
     );
     match decision {
         Decision::Auto {
+            rule,
             allocations,
             evidence,
+            period,
         } => {
             for (invoice_id, amount) in &allocations {
                 index.settle(*invoice_id, *amount);
@@ -333,15 +335,19 @@ pub fn decide_credit(
             } else {
                 AllocationMethod::Recon
             };
-            let words = evidence
+            let mut words = evidence
                 .iter()
                 .map(|e| e.words())
                 .collect::<Vec<_>>()
                 .join(", ");
+            if let Some(p) = period {
+                words.push_str("; period ");
+                words.push_str(&p);
+            }
             Decided {
                 allocations,
                 method,
-                rule: Some("engine".into()),
+                rule: Some(rule.as_str().into()),
                 evidence: Some(words),
                 review: None,
             }
@@ -349,6 +355,7 @@ pub fn decide_credit(
         Decision::Review {
             reason,
             suggestions,
+            earlier_payment,
         } => Decided {
             allocations: vec![],
             method: AllocationMethod::Recon,
@@ -361,7 +368,7 @@ pub fn decide_credit(
                     .iter()
                     .map(|s| suggestion_view(s, index))
                     .collect(),
-                earlier_payment: None,
+                earlier_payment,
             }),
         },
     }
@@ -567,6 +574,8 @@ mod tests {
                 family_key: None,
                 open: vnd(open),
                 period: period.into(),
+                voided: false,
+                paid_by: None,
             };
         Index::build(
             &qd(),

@@ -186,6 +186,20 @@ fn noise_at(w: &[&str], i: usize) -> usize {
     }
 }
 
+/// A month glued to the word before it (`HPT11`, `NGUYENVANANT11`): the word and `T11` apart,
+/// so that the word is read as what it is. Two letters at least before the `T`, one or two
+/// digits after it.
+fn glued_month(w: &str) -> Option<(&str, &str)> {
+    let digits = w.bytes().rev().take_while(u8::is_ascii_digit).count();
+    if !(1..=2).contains(&digits) || w.len() < digits + 3 {
+        return None;
+    }
+    let at = w.len() - digits - 1;
+    let letters = w.get(..at)?;
+    (w.as_bytes()[at] == b'T' && letters.bytes().all(|b| b.is_ascii_alphabetic()))
+        .then(|| (letters, &w[at..]))
+}
+
 /// The memo's comparable form and the parent's words in it. Never fails: any text, however cut
 /// or garbled, gives some (possibly empty) memo.
 pub fn normalise(raw: &str) -> Memo {
@@ -203,6 +217,9 @@ pub fn normalise(raw: &str) -> Memo {
         let w = words[i];
         if is_digits(w) && w.len() >= LONG_DIGITS {
             numbers.push(w.to_string());
+        } else if let Some((word, month)) = glued_month(w) {
+            kept.push(word);
+            kept.push(month);
         } else {
             kept.push(w);
         }
@@ -373,6 +390,12 @@ mod tests {
             "truncated mid-word",
             "MBVCB.3278126542.012345.HOC PHI THANG 9 CHO CON NGUYEN MINH ANH LOP 6A1 VA NGUYEN MINH KH",
             "HOC PHI THANG 9 CHO CON NGUYEN MINH ANH LOP 6A1 VA NGUYEN MINH KH",
+            &[],
+        ),
+        (
+            "month glued to the name",
+            "HPT11 NguyenVanAnT11",
+            "HP T11 NGUYENVANAN T11",
             &[],
         ),
         (

@@ -4,6 +4,7 @@
 //! - [`memo`]: a memo reduced to the parent's words (diacritics, case and bank wrapping removed);
 //! - [`codes`]: payment codes in a memo, valid or mistyped;
 //! - [`names`]: students' names and classes in a memo;
+//! - [`period`]: the months a memo names;
 //! - [`engine`]: the per-school [`Index`] and [`decide`].
 
 pub mod codes;
@@ -11,6 +12,7 @@ pub mod duplicates;
 pub mod engine;
 pub mod memo;
 pub mod names;
+pub mod period;
 pub mod statement;
 
 pub use engine::{

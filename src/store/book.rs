@@ -6,8 +6,12 @@
 //! or allocations writes an audit record on that chain, in the same transaction, under the
 //! school's ledger lock. Under that lock a writer compares the chain's position with the book's:
 //! equal, the book is current; ahead (another instance, or a write that did not go through the
-//! book), the records since are replayed (allocations move balances) or, for a change the
-//! records do not carry (an import, a void), the book is read again. So several instances on
+//! book), the records since are replayed (allocations move balances and name the payment that
+//! paid; a void closes an invoice) or, for a change the records do not carry (an invoice issued
+//! or imported, a reversal), the book is read again.
+//!
+//! A book holds every invoice of the school whatever its state (open, paid, voided), so that the
+//! engine knows a month already paid and the payment that paid it. So several instances on
 //! one PostgreSQL each keep a correct book.
 //!
 //! A book is first read outside any write transaction, from a consistent snapshot, so that
@@ -121,7 +125,8 @@ async fn chain_seq(conn: &mut sqlx::AnyConnection, school_id: i64) -> Result<i64
     Ok(seq.unwrap_or(0))
 }
 
-/// The school's invoices as the engine needs them, with their students, read on `conn`.
+/// The school's invoices as the engine needs them (open, paid and voided), with their students
+/// and the payment that last paid each, read on `conn`.
 pub(super) async fn open_invoices_of(
     conn: &mut sqlx::AnyConnection,
     school_id: i64,
@@ -131,23 +136,27 @@ pub(super) async fn open_invoices_of(
     // (invoices and allocations written in this very transaction) PostgreSQL's statistics
     // still say the tables are empty, and a joined plan rescanned the allocations once per
     // invoice (10 s for 18,000 invoices). Two linear reads cost the same whatever the plan.
-    let mut paid: HashMap<i64, i64> = HashMap::new();
+    let mut paid: HashMap<i64, (i64, i64)> = HashMap::new();
     {
         let mut rows = sqlx::query(
-            "SELECT invoice_id, CAST(SUM(amount) AS BIGINT) AS paid FROM allocations WHERE school_id = $1 GROUP BY invoice_id",
+            "SELECT invoice_id, CAST(SUM(amount) AS BIGINT) AS paid, CAST(MAX(payment_id) AS BIGINT) AS last_payment FROM allocations WHERE school_id = $1 GROUP BY invoice_id",
         )
         .bind(school_id)
         .fetch(&mut *conn);
         while let Some(r) = rows.try_next().await? {
-            paid.insert(r.try_get("invoice_id")?, r.try_get("paid")?);
+            paid.insert(
+                r.try_get("invoice_id")?,
+                (r.try_get("paid")?, r.try_get("last_payment")?),
+            );
         }
     }
     // Streamed: a school's whole book of open invoices can be a million rows, and holding the
     // raw rows beside the converted ones would double the memory.
     let mut rows = sqlx::query(
-        "SELECT i.id, i.payment_code, i.period, i.student_id, s.student_code, s.full_name, s.class_name, s.family_key, i.total
+        "SELECT i.id, i.payment_code, i.period, i.student_id, s.student_code, s.full_name, s.class_name, s.family_key, i.total,
+                CAST(CASE WHEN i.voided_at IS NULL THEN 0 ELSE 1 END AS BIGINT) AS voided
          FROM invoices i JOIN students s ON s.id = i.student_id
-         WHERE i.school_id = $1 AND i.voided_at IS NULL",
+         WHERE i.school_id = $1",
     )
     .bind(school_id)
     .fetch(&mut *conn);
@@ -155,10 +164,12 @@ pub(super) async fn open_invoices_of(
     while let Some(r) = rows.try_next().await? {
         let id: i64 = r.try_get("id")?;
         let total: i64 = r.try_get("total")?;
-        let open = total - paid.get(&id).copied().unwrap_or(0);
-        if open <= 0 {
-            continue;
-        }
+        let (paid_sum, last_payment) = match paid.get(&id) {
+            Some(&(sum, last)) => (sum, Some(last)),
+            None => (0, None),
+        };
+        let open = (total - paid_sum).max(0);
+        let voided: i64 = r.try_get("voided")?;
         let code: String = r.try_get("payment_code")?;
         out.push(OpenInvoice {
             invoice_id: id,
@@ -171,6 +182,8 @@ pub(super) async fn open_invoices_of(
             family_key: r.try_get("family_key")?,
             open: Vnd::new(open).map_err(|e| Error::Internal(e.to_string()))?,
             period: r.try_get("period")?,
+            voided: voided != 0,
+            paid_by: last_payment,
         });
     }
     out.shrink_to_fit();
@@ -228,18 +241,29 @@ pub(super) async fn catch_up(tx: &mut Tx, school: &School, book: &mut Option<Boo
         }
     };
     let rows = sqlx::query(
-        "SELECT seq, action, details FROM audit_log WHERE chain = $1 AND seq > $2 ORDER BY seq",
+        "SELECT seq, action, entity, entity_id, details FROM audit_log WHERE chain = $1 AND seq > $2 ORDER BY seq",
     )
     .bind(Chain::School(school.id).key())
     .bind(current.seq)
     .fetch_all(&mut **tx)
     .await?;
-    let mut moves: Vec<(i64, Vnd)> = Vec::new();
+    let mut moves: Vec<(i64, Vnd, Option<i64>)> = Vec::new();
+    let mut voids: Vec<i64> = Vec::new();
     for r in &rows {
         let action: String = r.try_get("action")?;
         let details: String = r.try_get("details")?;
+        let entity: String = r.try_get("entity")?;
+        let entity_id: Option<i64> = r.try_get("entity_id")?;
+        let payment = (entity == "payment").then_some(entity_id).flatten();
         match replay(&action, &details) {
-            Replay::Moves(m) => moves.extend(m),
+            Replay::Moves(m) => moves.extend(m.into_iter().map(|(i, a)| (i, a, payment))),
+            Replay::Void => match entity_id {
+                Some(id) if entity == "invoice" => voids.push(id),
+                _ => {
+                    *book = Some(read_book(tx, school).await?);
+                    return Ok(());
+                }
+            },
             Replay::Nothing => {}
             Replay::Reread => {
                 *book = Some(read_book(tx, school).await?);
@@ -247,8 +271,11 @@ pub(super) async fn catch_up(tx: &mut Tx, school: &School, book: &mut Option<Boo
             }
         }
     }
-    for (invoice_id, amount) in moves {
-        current.index.settle(invoice_id, amount);
+    for (invoice_id, amount, payment) in moves {
+        current.index.settle_by(invoice_id, amount, payment);
+    }
+    for invoice_id in voids {
+        current.index.void(invoice_id);
     }
     current.seq = seq;
     Ok(())
@@ -264,6 +291,8 @@ pub(super) async fn written(tx: &mut Tx, school_id: i64, book: &mut Book) -> Res
 enum Replay {
     /// Balances move: (invoice, amount allocated; negative when undone).
     Moves(Vec<(i64, Vnd)>),
+    /// The record's invoice was voided.
+    Void,
     /// Nothing the engine reads changed.
     Nothing,
     /// The book must be read again.
@@ -292,8 +321,9 @@ fn replay(action: &str, details: &str) -> Replay {
                 None => Replay::Reread,
             }
         }
-        // A reversal can open an invoice again, which a book of open invoices never held.
+        // A reversal moves balances back, in records this does not read item by item.
         "payment.reverse" => Replay::Reread,
+        "invoice.void" => Replay::Void,
         "payment.allocate_credit" => match (
             v.get("invoice_id").and_then(|i| i.as_i64()),
             v.get("amount")
@@ -361,7 +391,8 @@ mod tests {
             Replay::Reread
         ));
         assert!(matches!(replay("exception.open", "{}"), Replay::Nothing));
-        assert!(matches!(replay("invoice.void", "{}"), Replay::Reread));
+        assert!(matches!(replay("invoice.void", "{}"), Replay::Void));
+        assert!(matches!(replay("invoice.issue", "{}"), Replay::Reread));
         assert!(matches!(replay("something.new", "{}"), Replay::Reread));
     }
 }
