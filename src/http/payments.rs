@@ -426,15 +426,27 @@ pub struct PaymentQuery {
     /// `<account>:<transaction id>` (the watched bank account, VNPay terminal, MoMo partner or
     /// ZaloPay app, then the sender's own transaction id in upper case), for a statement line
     /// nobody notified `<account>:ref:<BANK REFERENCE>`.
-    #[param(min_length = 1, max_length = 200)]
+    #[param(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u001f\u007f-\u009f\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000](?:[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u001f\u007f-\u009f\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub provider_ref: Option<String>,
     /// The payment of a sender's transaction id, whichever of the school's accounts it came to
     /// (`provider_ref` ending in `:<id>`, case-insensitive).
-    #[param(min_length = 1, max_length = 200)]
+    #[param(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[A-Za-z0-9-]+[\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub txn_id: Option<String>,
     /// Payments under the bank's own reference (`FT25253…`), case-insensitive. Banks may reuse
     /// one, so there can be more than one.
-    #[param(min_length = 1, max_length = 200)]
+    #[param(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u001f\u007f-\u009f\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000](?:[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u001f\u007f-\u009f\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub bank_ref: Option<String>,
     /// Page size, 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500)]
@@ -448,7 +460,10 @@ pub struct PaymentQuery {
 fn reference(text: Option<&str>, field: &'static str) -> Result<Option<String>> {
     match text.map(str::trim) {
         None => Ok(None),
-        Some(t) if !t.is_empty() && t.len() <= 200 && !t.chars().any(char::is_control) => {
+        // The schema's pattern says the same: not blank, no control character inside.
+        Some(t)
+            if !t.is_empty() && t.chars().count() <= 200 && !t.chars().any(char::is_control) =>
+        {
             Ok(Some(t.to_string()))
         }
         Some(_) => Err(Error::BadRequest {

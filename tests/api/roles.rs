@@ -17,6 +17,8 @@ const DEPARTMENT: &[&str] = &["admin", "auditor"];
 /// (method, path, who may call it): README's access table, operation by operation.
 const ACCESS: &[(&str, &str, &[&str])] = &[
     ("get", "/api/v1/audit/verify", DEPARTMENT),
+    ("get", "/api/v1/audit/checkpoints", DEPARTMENT),
+    ("get", "/api/v1/audit/checkpoints/key", DEPARTMENT),
     ("get", "/api/v1/departments", DEPARTMENT),
     ("post", "/api/v1/departments", ADMIN_ONLY),
     ("get", "/api/v1/departments/{department_id}", DEPARTMENT),
