@@ -562,7 +562,7 @@ pub async fn verify_all(
     let mut all: BTreeSet<String> = chains(store).await?.into_iter().collect();
     all.extend(visible.unwrap_or_default().iter().cloned());
     all.extend(anchors.keys().cloned());
-    let shown = |c: &str| visible.is_none_or(|v| v.iter().any(|x| x == c));
+    let shown = |c: &str| visible.map_or(true, |v| v.iter().any(|x| x == c));
     let mut reports: BTreeMap<String, ChainReport> = BTreeMap::new();
     for chain in &all {
         let a = anchors.remove(chain).unwrap_or_default();

@@ -326,7 +326,7 @@ pub async fn latest(store: &Store, chains: Option<&[String]>) -> Result<Vec<Stor
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
         let c = stored(r)?;
-        if chains.is_none_or(|cs| cs.contains(&c.chain)) {
+        if chains.map_or(true, |cs| cs.contains(&c.chain)) {
             out.push(c);
         }
     }

@@ -187,6 +187,49 @@ pub fn rows_for(
     serde_json::Value::Object(out)
 }
 
+/// Once per installation: a record on the `system` chain committing to every ledger row that
+/// exists, so rows written before coverage existed (before migration 0013) are covered from
+/// here on. It vouches for the ledger as it is found, so it runs before anything else at the
+/// first start after the upgrade. Returns the number of units covered when it wrote the record.
+pub async fn baseline(store: &Store) -> Result<Option<usize>> {
+    let done: Option<i64> = sqlx::query_scalar(
+        "SELECT seq FROM audit_log WHERE chain = 'system' AND action = 'audit.coverage_baseline' LIMIT 1",
+    )
+    .fetch_optional(store.reader())
+    .await?;
+    if done.is_some() {
+        return Ok(None);
+    }
+    let mut tx = store.begin().await?;
+    let mut units = Vec::new();
+    for c in REGISTRY {
+        let keys: Vec<i64> = sqlx::query_scalar(&format!(
+            "SELECT DISTINCT {key} FROM {table} WHERE {filter}",
+            key = c.key,
+            table = c.table,
+            filter = c.filter
+        ))
+        .fetch_all(&mut *tx)
+        .await?;
+        units.extend(keys.into_iter().map(|k| Unit::new(c, k)));
+    }
+    crate::audit::record_covering(
+        &mut tx,
+        &crate::audit::Chain::System,
+        crate::audit::Entry {
+            actor: "startup",
+            action: "audit.coverage_baseline",
+            entity: "audit_log",
+            entity_id: None,
+            details: serde_json::json!({"units": units.len()}),
+        },
+        &units,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Some(units.len()))
+}
+
 /// Adds `rows` (from [`commit`]) to a record's details, as `covers`.
 pub fn attach(details: &mut serde_json::Value, rows: serde_json::Value) {
     if let serde_json::Value::Object(m) = details {

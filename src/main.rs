@@ -291,6 +291,12 @@ async fn serve(
     let sealer = keys.sealer().map_err(|e| anyhow!(e))?;
     let signer = std::sync::Arc::new(audit_keys.signer().map_err(|e| anyhow!(e))?);
     let store = open(db_url).await?;
+    // Ledger rows from before coverage existed are committed to once, before anything else.
+    match feerecon::coverage::baseline(&store).await {
+        Ok(Some(n)) => tracing::info!(units = n, "ledger coverage baseline recorded"),
+        Ok(None) => {}
+        Err(e) => tracing::error!(error = %e, "could not record the ledger coverage baseline"),
+    }
     // A database written before the engine decided in the recording transaction may hold
     // payments nobody will see: they go through the engine once, now.
     match store.sweep_unaccounted().await {

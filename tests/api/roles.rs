@@ -28,6 +28,8 @@ const ACCESS: &[(&str, &str, &[&str])] = &[
     ("get", "/api/v1/audit/checkpoints", DEPARTMENT),
     ("get", "/api/v1/audit/checkpoints/key", DEPARTMENT),
     ("get", "/api/v1/audit/verify", DEPARTMENT),
+    ("get", "/api/v1/audit/checkpoints", DEPARTMENT),
+    ("get", "/api/v1/audit/checkpoints/key", DEPARTMENT),
     ("get", "/api/v1/departments", DEPARTMENT),
     ("post", "/api/v1/departments", ADMIN_ONLY),
     ("get", "/api/v1/departments/{department_id}", DEPARTMENT),
