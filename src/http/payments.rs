@@ -430,7 +430,11 @@ pub struct PaymentQuery {
     pub provider_ref: Option<String>,
     /// The payment of a sender's transaction id, whichever of the school's accounts it came to
     /// (`provider_ref` ending in `:<id>`, case-insensitive).
-    #[param(min_length = 1, max_length = 200)]
+    #[param(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[A-Za-z0-9-]+[\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub txn_id: Option<String>,
     /// Payments under the bank's own reference (`FT25253…`), case-insensitive. Banks may reuse
     /// one, so there can be more than one.
@@ -446,11 +450,12 @@ pub struct PaymentQuery {
 
 /// A reference to look a payment up by: trimmed, 1 to 200 characters.
 fn reference(text: Option<&str>, field: &'static str) -> Result<Option<String>> {
-    match text.map(str::trim) {
+    match text {
         None => Ok(None),
-        Some(t) if !t.is_empty() && t.len() <= 200 && !t.chars().any(char::is_control) => {
-            Ok(Some(t.to_string()))
-        }
+        // What is looked up is never stored, so any text the schema allows (1 to 200
+        // characters as sent) is taken: one with control characters, or only whitespace,
+        // simply matches nothing.
+        Some(t) if !t.is_empty() && t.chars().count() <= 200 => Ok(Some(t.trim().to_string())),
         Some(_) => Err(Error::BadRequest {
             code: "invalid_query",
             message: format!("{field} is 1 to 200 characters"),
@@ -497,7 +502,9 @@ async fn list_payments(
         provider_ref: reference(q.provider_ref.as_deref(), "provider_ref")?,
         txn_id: match reference(q.txn_id.as_deref(), "txn_id")? {
             // Letters, digits and dashes, as senders write their ids: nothing a pattern reads.
-            Some(t) if t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') => {
+            Some(t)
+                if !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') =>
+            {
                 Some(t.to_ascii_uppercase())
             }
             Some(_) => {
