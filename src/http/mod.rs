@@ -202,8 +202,11 @@ pub fn app(state: AppState) -> Router {
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
                 let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-                // Path only: queries can carry personal data.
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                // Path only: queries can carry personal data. A parent link's path is its
+                // token, which is never logged.
+                let path = req.uri().path();
+                let path = if path.starts_with("/p/") { "/p/{token}" } else { path };
+                tracing::info_span!("request", method = %req.method(), path = %path, request_id = %id)
             }),
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))

@@ -261,6 +261,12 @@ async fn list_links(
     ApiQuery(q): ApiQuery<LinkQuery>,
 ) -> Result<Json<List<ParentLink>>> {
     let page = super::extract::page(q.limit, &q.cursor)?;
+    if q.student_id.is_some_and(|id| id < 1) {
+        return Err(Error::BadRequest {
+            code: "invalid_query",
+            message: "student_id is a positive id".into(),
+        });
+    }
     let school = st.store.school_in_scope(&caller, school_id).await?;
     Ok(Json(
         st.store
@@ -330,7 +336,7 @@ fn private_headers(headers: &mut HeaderMap) {
 /// The link's page: no personal data and one button. A GET (or HEAD) reads nothing and writes
 /// nothing.
 #[utoipa::path(get, path = "/p/{token}", tag = "parents",
-    params(("token" = String, Path, pattern = "^[A-Za-z0-9_-]{43}$", description = "The link's token")),
+    params(("token" = String, Path, description = "The link's token; any text gets the same page")),
     responses((status = 200, description = "The same page for every token: no name, one button that posts back", content_type = "text/html", body = String,
         headers(("Referrer-Policy" = String), ("Cache-Control" = String), ("X-Robots-Tag" = String)))))]
 async fn link_page(ApiPath(_token): ApiPath<String>) -> Response {
