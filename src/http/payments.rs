@@ -426,15 +426,23 @@ pub struct PaymentQuery {
     /// `<account>:<transaction id>` (the watched bank account, VNPay terminal, MoMo partner or
     /// ZaloPay app, then the sender's own transaction id in upper case), for a statement line
     /// nobody notified `<account>:ref:<BANK REFERENCE>`.
-    #[param(min_length = 1, max_length = 200)]
+    #[param(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
     pub provider_ref: Option<String>,
     /// The payment of a sender's transaction id, whichever of the school's accounts it came to
     /// (`provider_ref` ending in `:<id>`, case-insensitive).
-    #[param(min_length = 1, max_length = 200)]
+    #[param(min_length = 1, max_length = 200, pattern = "^[A-Za-z0-9-]+$")]
     pub txn_id: Option<String>,
     /// Payments under the bank's own reference (`FT25253…`), case-insensitive. Banks may reuse
     /// one, so there can be more than one.
-    #[param(min_length = 1, max_length = 200)]
+    #[param(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
     pub bank_ref: Option<String>,
     /// Page size, 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500)]
