@@ -1898,7 +1898,16 @@ fn decide_read(index: &Index, incoming: &Incoming, dismissed: &dyn Fn(i64) -> bo
         }
     }
     if mentioned.len() >= 2 && index.same_family(&mentioned) {
-        suggestions.extend(ctx.students_suggestion(&mentioned, vec![Evidence::SiblingsNamed]));
+        // The siblings' reading rests on their names as much as each one's does: it carries
+        // the weakest of them, so that it ranks beside (and, fitting the amount, above) them.
+        let weakest = people
+            .mentions
+            .iter()
+            .map(|m| m.evidence)
+            .min_by_key(|e| e.score())
+            .unwrap_or(Evidence::SiblingsNamed);
+        suggestions
+            .extend(ctx.students_suggestion(&mentioned, vec![Evidence::SiblingsNamed, weakest]));
     }
     for &s in &mentioned {
         if let Some(f) = &index.students[s].family {
