@@ -129,7 +129,8 @@ pub async fn commit(tx: &mut Tx, units: &[Unit]) -> Result<serde_json::Value> {
     Ok(rows_for(&digests(tx, units).await?, units))
 }
 
-/// Each unit's digest, read back inside `tx`: one query per table, however many units.
+/// Each unit's digest, read back inside `tx`: one query for all the tables, however many units
+/// (a round trip per table would cost every batch of deliveries several).
 pub async fn digests(tx: &mut Tx, units: &[Unit]) -> Result<HashMap<(&'static str, i64), String>> {
     let mut by_table: BTreeMap<&'static str, (&'static Covered, Vec<i64>)> = BTreeMap::new();
     for u in units {
@@ -138,34 +139,58 @@ pub async fn digests(tx: &mut Tx, units: &[Unit]) -> Result<HashMap<(&'static st
             .or_insert((u.covered, Vec::new()));
         e.1.push(u.key);
     }
-    let mut out = HashMap::new();
-    for (table, (c, mut keys)) in by_table {
+    let mut rows: HashMap<(&'static str, i64), Vec<String>> = HashMap::new();
+    for (table, (_, keys)) in by_table.iter_mut() {
         keys.sort_unstable();
         keys.dedup();
-        let mut rows: HashMap<i64, Vec<String>> = keys.iter().map(|k| (*k, Vec::new())).collect();
-        for chunk in keys.chunks(500) {
-            let list = (1..=chunk.len())
+        rows.extend(keys.iter().map(|k| ((*table, *k), Vec::new())));
+    }
+    // At most 500 keys of each table per statement, so no statement's parameters grow without
+    // bound.
+    const CHUNK: usize = 500;
+    let rounds = by_table
+        .values()
+        .map(|(_, keys)| keys.len().div_ceil(CHUNK))
+        .max()
+        .unwrap_or(0);
+    let tables: Vec<&'static str> = by_table.keys().copied().collect();
+    for round in 0..rounds {
+        let mut parts = Vec::new();
+        let mut binds: Vec<i64> = Vec::new();
+        for (t, (c, keys)) in by_table.values().enumerate() {
+            let chunk = keys.chunks(CHUNK).nth(round).unwrap_or_default();
+            if chunk.is_empty() {
+                continue;
+            }
+            let list = (binds.len() + 1..=binds.len() + chunk.len())
                 .map(|i| format!("${i}"))
                 .collect::<Vec<_>>()
                 .join(",");
-            let sql = format!(
-                "SELECT {key} AS k, {content} AS c FROM {table} WHERE {key} IN ({list}) AND ({filter})",
+            binds.extend_from_slice(chunk);
+            parts.push(format!(
+                "SELECT {t} AS t, {key} AS k, {content} AS c FROM {table} WHERE {key} IN ({list}) AND ({filter})",
                 key = c.key,
                 content = content_sql(c),
+                table = c.table,
                 filter = c.filter
-            );
-            let mut q = sqlx::query(&sql);
-            for k in chunk {
-                q = q.bind(*k);
-            }
-            for r in q.fetch_all(&mut **tx).await? {
-                let k: i64 = r.try_get("k")?;
-                rows.entry(k).or_default().push(r.try_get("c")?);
-            }
+            ));
         }
-        out.extend(rows.into_iter().map(|(k, r)| ((table, k), digest(r))));
+        let sql = parts.join(" UNION ALL ");
+        let mut q = sqlx::query(&sql);
+        for k in &binds {
+            q = q.bind(*k);
+        }
+        for r in q.fetch_all(&mut **tx).await? {
+            let t: i32 = r.try_get("t")?;
+            let table = usize::try_from(t)
+                .ok()
+                .and_then(|t| tables.get(t))
+                .ok_or_else(|| crate::error::Error::Internal("coverage: unknown table".into()))?;
+            let k: i64 = r.try_get("k")?;
+            rows.entry((table, k)).or_default().push(r.try_get("c")?);
+        }
     }
-    Ok(out)
+    Ok(rows.into_iter().map(|(k, r)| (k, digest(r))).collect())
 }
 
 /// The part of `digests` that `units` name, as a record's `covers`.

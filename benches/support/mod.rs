@@ -71,6 +71,41 @@ pub fn cpu_ticks() -> Option<(u64, u64)> {
     Some((total - idle, total))
 }
 
+/// CPU time, in clock ticks, of this process (the service and the load generator) and of every
+/// PostgreSQL server process: what the work itself cost, unlike [`cpu_ticks`] not raised by
+/// anything else the machine runs meanwhile. Returned in the same `(busy, total)` shape.
+#[allow(dead_code)]
+pub fn own_ticks() -> Option<(u64, u64)> {
+    // Fields 14 and 15 of /proc/<pid>/stat (utime, stime), counted after the `(comm)` field,
+    // which may itself hold spaces.
+    fn ticks(stat: &str) -> Option<(String, u64)> {
+        let open = stat.find('(')?;
+        let close = stat.rfind(')')?;
+        let comm = stat.get(open + 1..close)?.to_string();
+        let rest: Vec<&str> = stat.get(close + 2..)?.split_whitespace().collect();
+        let utime: u64 = rest.get(11)?.parse().ok()?;
+        let stime: u64 = rest.get(12)?.parse().ok()?;
+        Some((comm, utime + stime))
+    }
+    let own = ticks(&std::fs::read_to_string("/proc/self/stat").ok()?)?.1;
+    let mut postgres = 0;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        if let Some((comm, t)) = std::fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .and_then(|s| ticks(&s))
+        {
+            if comm == "postgres" {
+                postgres += t;
+            }
+        }
+    }
+    Some((own + postgres, 0))
+}
+
 /// Machine CPU milliseconds per unit of work between two [`cpu_ticks`] readings.
 #[allow(dead_code)]
 pub fn cpu_ms_per(before: Option<(u64, u64)>, after: Option<(u64, u64)>, units: usize) -> String {

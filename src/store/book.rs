@@ -231,6 +231,72 @@ impl Store {
 /// record says something changed that records do not carry.
 pub(super) async fn catch_up(tx: &mut Tx, school: &School, book: &mut Option<Book>) -> Result<()> {
     let seq = chain_seq(tx, school.id).await?;
+    catch_up_to(tx, school, book, seq).await
+}
+
+/// [`catch_up`] for several schools, their chain positions read in one query.
+pub(super) async fn catch_up_all(
+    tx: &mut Tx,
+    books: &mut [(&School, &mut Option<Book>)],
+) -> Result<()> {
+    let seqs = chain_seqs(tx, books.iter().map(|(s, _)| s.id)).await?;
+    for (school, book) in books.iter_mut() {
+        let seq = seqs.get(&school.id).copied().unwrap_or(0);
+        catch_up_to(tx, school, book, seq).await?;
+    }
+    Ok(())
+}
+
+/// [`written`] for several schools, in one query.
+pub(super) async fn written_all(
+    tx: &mut Tx,
+    books: &mut [(&School, &mut Option<Book>)],
+) -> Result<()> {
+    let seqs = chain_seqs(tx, books.iter().map(|(s, _)| s.id)).await?;
+    for (school, book) in books.iter_mut() {
+        if let Some(b) = book.as_mut() {
+            b.seq = seqs.get(&school.id).copied().unwrap_or(0);
+        }
+    }
+    Ok(())
+}
+
+/// Each school's chain length, in one query.
+async fn chain_seqs(
+    conn: &mut sqlx::AnyConnection,
+    school_ids: impl Iterator<Item = i64>,
+) -> Result<HashMap<i64, i64>> {
+    let chains: Vec<(String, i64)> = school_ids.map(|id| (Chain::School(id).key(), id)).collect();
+    if chains.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let list = (1..=chains.len())
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let sql = format!("SELECT chain, seq FROM audit_chains WHERE chain IN ({list})");
+    let mut q = sqlx::query(&sql);
+    for (key, _) in &chains {
+        q = q.bind(key.as_str());
+    }
+    let by_key: HashMap<String, i64> = q
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("chain")?, r.try_get("seq")?)))
+        .collect::<Result<_>>()?;
+    Ok(chains
+        .into_iter()
+        .map(|(key, id)| (id, by_key.get(&key).copied().unwrap_or(0)))
+        .collect())
+}
+
+async fn catch_up_to(
+    tx: &mut Tx,
+    school: &School,
+    book: &mut Option<Book>,
+    seq: i64,
+) -> Result<()> {
     let current = match book.as_mut() {
         Some(b) if b.seq == seq => return Ok(()),
         Some(b) if b.seq < seq => b,

@@ -111,9 +111,12 @@ impl Store {
             format!("{url}?mode=rwc")
         };
         let opts = AnyConnectOptions::from_str(&url)?;
+        // No health check on checkout: the file does not drop connections the way a server
+        // does, and the check would cost every write a round trip to SQLite's thread.
         let writer = AnyPoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
+            .test_before_acquire(false)
             .after_connect(sqlite_writer_pragmas)
             .connect_with(opts.clone())
             .await?;

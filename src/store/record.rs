@@ -8,7 +8,7 @@
 //! the school's book (`book.rs`), so no payment is ever written without either its
 //! allocations or its exception.
 
-use super::book::{catch_up, written, Book};
+use super::book::{catch_up_all, written_all, Book};
 use super::recon::{twins, ToReconcile};
 use super::webhooks::{insert_events, NewEvent};
 use super::{format_time, now, rows_per_insert, values_placeholders, Store, Tx};
@@ -371,8 +371,10 @@ impl Store {
                 .filter_map(|i| i.job.as_ref().map(|j| j.school.id))
                 .collect();
             lock_ledgers(&mut tx, &schools).await?;
-            for (school, book) in guards.iter_mut() {
-                catch_up(&mut tx, school, book).await?;
+            {
+                let mut books: Vec<(&School, &mut Option<Book>)> =
+                    guards.iter_mut().map(|(s, g)| (*s, &mut **g)).collect();
+                catch_up_all(&mut tx, &mut books).await?;
             }
             let results = {
                 let mut books: BTreeMap<i64, &mut Index> = guards
@@ -381,10 +383,10 @@ impl Store {
                     .collect();
                 record_batch_in(&mut tx, items, &mut books).await?
             };
-            for (school, book) in guards.iter_mut() {
-                if let Some(b) = book.as_mut() {
-                    written(&mut tx, school.id, b).await?;
-                }
+            {
+                let mut books: Vec<(&School, &mut Option<Book>)> =
+                    guards.iter_mut().map(|(s, g)| (*s, &mut **g)).collect();
+                written_all(&mut tx, &mut books).await?;
             }
             tx.commit().await?;
             Ok(results)
