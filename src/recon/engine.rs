@@ -24,7 +24,8 @@
 //!    dismissed or foreign invoices. A valid code of a paid invoice is a review naming the
 //!    payment that paid it ([`ReviewReason::CodeNotOpen`]).
 //! 4. `mistyped_code_one_correction`: a code with a wrong check character whose corrections
-//!    (one symbol, look-alike or adjacent swap away) include exactly one issued code, of an
+//!    (one symbol, look-alike, adjacent swap, dropped or doubled symbol away; see [`codes`])
+//!    include exactly one issued code, of an
 //!    open invoice, is allocated when the amount equals that invoice's balance or the memo
 //!    names its student (and no other); otherwise its corrections are suggested.
 //! 5. `name_or_student_code`: without a code, exactly one student named by student code or full
@@ -2589,6 +2590,43 @@ mod tests {
         let d = run(&ix, 1_000_000, std::str::from_utf8(&b).unwrap());
         let s = assert_review(&d, ReviewReason::WrongCheckCharacter);
         assert!(s.iter().all(|s| s.allocations.len() == 1));
+    }
+
+    /// Rule 7 (rule 4 above) for the other slips parents make: a symbol left out, a symbol
+    /// typed twice. Allocated when the amount or the name confirms, suggested otherwise.
+    #[test]
+    fn mistyped_code_dropped_or_doubled() {
+        let ix = index();
+        let c = code(301);
+        let s = c.as_str();
+        let dropped = format!("{}{}", &s[..4], &s[5..]);
+        let doubled = format!("{}{}", &s[..=4], &s[4..]);
+        for typo in [&dropped, &doubled] {
+            for memo in [
+                format!("HP {typo}"),
+                format!("{} tran thi bich ngoc", typo.to_lowercase()),
+            ] {
+                let d = run(&ix, 1_566_800, &memo);
+                assert_auto(&d, &[(301, 1_566_800)]);
+                let Decision::Auto { rule, .. } = &d else {
+                    unreachable!()
+                };
+                assert_eq!(*rule, Rule::MistypedCodeOneCorrection, "{memo}");
+            }
+            assert_auto(
+                &run(&ix, 1_000_000, &format!("{typo} Tran Thi Bich Ngoc")),
+                &[(301, 1_000_000)],
+            );
+            let s = assert_review(
+                &run(&ix, 1_000_000, &format!("HP {typo}")),
+                ReviewReason::WrongCheckCharacter,
+            );
+            assert_eq!(s[0].allocations, allocs(&[(301, 1_000_000)]));
+            assert_review(
+                &run(&ix, 1_566_800, &format!("{typo} LE HOANG PHUC")),
+                ReviewReason::WrongCheckCharacter,
+            );
+        }
     }
 
     #[test]
