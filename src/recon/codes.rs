@@ -5,7 +5,9 @@
 //! and whose check symbol is right is [`Found::Valid`]. A window whose check symbol is wrong, or
 //! that holds one look-alike the alphabet never uses (0, O, 1, I, L), is [`Found::WrongCheck`]
 //! with the valid codes one substitution or one adjacent swap away: suggestions for a person,
-//! never a match, since one typo can never turn into another valid code.
+//! never a match, since one typo can never turn into another valid code. A window one symbol
+//! short, or one long with two equal neighbours, is [`Found::WrongCheck`] too, with the valid
+//! codes one dropped symbol put back, or one doubled symbol typed once, away.
 //!
 //! A mistyped window must stand on its own (start and end at a separator, or where letters
 //! meet digits) so that words merely starting with the prefix are not taken for codes.
@@ -176,10 +178,58 @@ pub fn find(text: &str, prefix: &SchoolPrefix) -> Vec<Hit> {
         let i = valid_starts.partition_point(|&s| s + len <= start);
         valid_starts.get(i).is_some_and(|&s| s < start + len)
     };
+    // A symbol dropped or typed twice: a word one symbol shorter or longer than a code, between
+    // separators, all its symbols in the alphabet (one slip per code: not also a look-alike).
+    // Such a word is read only so: not also as a code-long window inside it.
+    let separated = |i: usize| i == 0 || i >= sq.len() || sep_before[i];
+    let mut slips: Vec<std::ops::Range<usize>> = Vec::new();
+    for (wlen, slip) in [(len - 1, Slip::Dropped), (len + 1, Slip::Doubled)] {
+        if sq.len() < wlen {
+            continue;
+        }
+        for start in 0..=sq.len() - wlen {
+            let window = &sq[start..start + wlen];
+            let end = start + wlen;
+            if !window.starts_with(p)
+                || !separated(start)
+                || !separated(end)
+                || window[p.len()..].iter().any(|&b| value_of(b).is_none())
+            {
+                continue;
+            }
+            // Not inside (nor around) a valid code.
+            let i = valid_starts.partition_point(|&s| s + len <= start);
+            if valid_starts.get(i).is_some_and(|&s| s < end) {
+                continue;
+            }
+            if !seen_wrong.insert(window) {
+                continue;
+            }
+            // Only a word that one slip turns into a valid code is taken for a code.
+            let corrected = slip_corrections(window, p.len(), slip);
+            if corrected.is_empty() {
+                continue;
+            }
+            slips.push(start..end);
+            hits.push(Hit {
+                found: Found::WrongCheck {
+                    corrected,
+                    text: String::from_utf8_lossy(window).into_owned(),
+                },
+                at: start,
+                aligned: true,
+            });
+        }
+    }
     for start in 0..=sq.len() - len {
         let window = &sq[start..start + len];
         let end = start + len;
-        if !window.starts_with(p) || !boundary(start) || !boundary(end) || overlaps_valid(start) {
+        if !window.starts_with(p)
+            || !boundary(start)
+            || !boundary(end)
+            || overlaps_valid(start)
+            || slips.iter().any(|r| r.start < end && start < r.end)
+        {
             continue;
         }
         let body = &window[p.len()..];
@@ -206,6 +256,45 @@ pub fn find(text: &str, prefix: &SchoolPrefix) -> Vec<Hit> {
     }
     hits.sort_by_key(|h| h.at);
     hits
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Slip {
+    /// One symbol left out: the window is one short.
+    Dropped,
+    /// One symbol typed twice: the window is one long, with two equal neighbours.
+    Doubled,
+}
+
+/// The valid codes one dropped symbol (put back anywhere after the prefix) or one doubled
+/// symbol (typed once) away from `symbols`, sorted and without duplicates.
+fn slip_corrections(symbols: &[u8], prefix_len: usize, slip: Slip) -> Vec<PaymentCode> {
+    let mut out = Vec::new();
+    match slip {
+        Slip::Dropped => {
+            for at in prefix_len..=symbols.len() {
+                for &c in ALPHABET {
+                    let mut fixed = Vec::with_capacity(symbols.len() + 1);
+                    fixed.extend_from_slice(&symbols[..at]);
+                    fixed.push(c);
+                    fixed.extend_from_slice(&symbols[at..]);
+                    push_valid(&mut out, &fixed);
+                }
+            }
+        }
+        Slip::Doubled => {
+            for at in prefix_len..symbols.len().saturating_sub(1) {
+                if symbols[at] == symbols[at + 1] {
+                    let mut fixed = symbols.to_vec();
+                    fixed.remove(at);
+                    push_valid(&mut out, &fixed);
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    out.dedup();
+    out
 }
 
 #[cfg(test)]
@@ -351,12 +440,56 @@ mod tests {
     fn truncated_codes_are_not_found() {
         let c = code(9);
         let s = c.as_str();
-        for cut in 0..s.len() {
+        for cut in 0..s.len() - 1 {
             assert!(
                 find(&format!("HOC PHI {}", &s[..cut]), &qd()).is_empty(),
                 "{cut}"
             );
         }
+        // One symbol short reads as a dropped symbol: never valid, the code among its fixes.
+        let hits = wrong(&find(&format!("HOC PHI {}", &s[..s.len() - 1]), &qd()));
+        assert_eq!(hits.len(), 1, "{hits:?}");
+        assert!(hits[0].1.contains(&c.to_string()));
+    }
+
+    /// Rule 7's slips beyond a substitution: a symbol left out, a symbol typed twice. The code
+    /// meant is among the corrections, each correction is valid, and nothing is Valid.
+    #[test]
+    fn dropped_and_doubled_symbols_are_corrected() {
+        for n in [7u64, 1234, 98_765, 4_000_000] {
+            let c = code(n);
+            let s = c.as_str();
+            for at in 2..s.len() {
+                let dropped = format!("{}{}", &s[..at], &s[at + 1..]);
+                let doubled = format!("{}{}", &s[..=at], &s[at..]);
+                for (typed, memo) in [
+                    (&dropped, format!("HP {dropped} Nguyen Van An")),
+                    (
+                        &doubled,
+                        format!("hoc phi {} thang 9", doubled.to_lowercase()),
+                    ),
+                ] {
+                    let hits = find(&memo, &qd());
+                    // The last symbol doubled leaves the code whole in front: read as it is.
+                    if !valid(&hits).is_empty() {
+                        assert_eq!(valid(&hits), vec![c.to_string()], "{memo}");
+                        assert!(typed.ends_with(&s[s.len() - 1..].repeat(2)), "{memo}");
+                        continue;
+                    }
+                    let w = wrong(&hits);
+                    assert_eq!(w.len(), 1, "{memo}: {w:?}");
+                    assert_eq!(&w[0].0, typed);
+                    assert!(w[0].1.contains(&c.to_string()), "{memo}: {w:?}");
+                    for f in &w[0].1 {
+                        assert!(PaymentCode::from_canonical(f).is_ok());
+                    }
+                }
+            }
+        }
+        // Glued to other letters, neither is a code.
+        let c = code(1234);
+        let s = c.as_str();
+        assert!(find(&format!("X{}", &s[..s.len() - 1]), &qd()).is_empty());
     }
 
     #[test]

@@ -24,7 +24,8 @@
 //!    dismissed or foreign invoices. A valid code of a paid invoice is a review naming the
 //!    payment that paid it ([`ReviewReason::CodeNotOpen`]).
 //! 4. `mistyped_code_one_correction`: a code with a wrong check character whose corrections
-//!    (one symbol, look-alike or adjacent swap away) include exactly one issued code, of an
+//!    (one symbol, look-alike, adjacent swap, dropped or doubled symbol away; see [`codes`])
+//!    include exactly one issued code, of an
 //!    open invoice, is allocated when the amount equals that invoice's balance or the memo
 //!    names its student (and no other); otherwise its corrections are suggested.
 //! 5. `name_or_student_code`: without a code, exactly one student named by student code or full
@@ -66,9 +67,15 @@
 //!     order reference) are read; a payment whose memo was longer is reviewed
 //!     ([`ReviewReason::MemoCut`]), with what the part read suggests, since what was left
 //!     unread may name another student or code.
-//! 12. `suggestions_are_ranked`: a review's suggestions for a student come in the order an
-//!     accountant would pick: the months written first, then an invoice whose balance is the
-//!     amount, then the oldest open; each says in words which period it is and why.
+//! 12. `suggestions_are_ranked`: a review's suggestions come in the order an accountant would
+//!     pick: by the evidence (the months written first, then an invoice whose balance is the
+//!     amount, then the oldest open), then by how close the amount is to what the suggestion's
+//!     invoices owe (`suggestions_are_ranked_by_amount_fit`: of namesakes, the one the amount
+//!     fits), then in the order found; each says in words which period it is and why. Names
+//!     several pupils carry, written together, are also read as the siblings among them
+//!     (`suggestions_read_namesakes_as_siblings`), and a memo cut inside the given name suggests
+//!     the pupils whose name begins so (`suggestions_read_a_name_cut_short`). Neither is ever
+//!     allocated automatically.
 //!
 //! # Limits
 //!
@@ -213,6 +220,8 @@ pub enum Evidence {
     GivenNameInClass,
     /// No month or amount tells: the oldest open invoice first.
     OldestOpen,
+    /// The memo ends inside the name: what is left is the beginning of this student's name.
+    NameCut,
 }
 
 impl Evidence {
@@ -241,6 +250,7 @@ impl Evidence {
             Evidence::CodeCorrected => "code mistyped, its one correction is this invoice",
             Evidence::GivenNameInClass => "given name unique in the class written",
             Evidence::OldestOpen => "oldest open invoice",
+            Evidence::NameCut => "the memo is cut inside the name: its beginning matches",
         }
     }
 
@@ -253,6 +263,7 @@ impl Evidence {
             Evidence::CodeWrongCheck => 50,
             Evidence::NameOneTypo => 50,
             Evidence::PartialName => 30,
+            Evidence::NameCut => 40,
             Evidence::PeriodStated => 40,
             Evidence::AmountEqualsBalance
             | Evidence::AmountEqualsStudentTotal
@@ -286,6 +297,10 @@ pub struct Suggestion {
     pub strength: Strength,
     /// Which period was read and why this one: "2025-11, read from \"T11\"".
     pub period: Option<String>,
+    /// How far the amount is from what the suggested invoices owe, in đồng (`i64::MAX` when
+    /// not known): among suggestions of equal evidence, the closer fit ranks first.
+    #[serde(skip)]
+    gap: i64,
 }
 
 impl Suggestion {
@@ -484,6 +499,9 @@ pub struct Index {
     squeezed_len: (usize, usize),
     /// Order-free key of middle and given name.
     by_tail: KeyMap,
+    /// Order-free key of all syllables but the given name, for names of three or more: a memo
+    /// cut inside the given name still names its beginning.
+    by_head: KeyMap,
     by_given: HashMap<String, Vec<usize>>,
     by_class: HashMap<String, Vec<usize>>,
     by_family: HashMap<String, Vec<usize>>,
@@ -606,6 +624,7 @@ impl Index {
             by_squeezed_typo: KeyMap::default(),
             squeezed_len: (usize::MAX, 0),
             by_tail: KeyMap::default(),
+            by_head: KeyMap::default(),
             by_given: HashMap::new(),
             by_class: HashMap::new(),
             by_family: HashMap::new(),
@@ -701,6 +720,9 @@ impl Index {
             );
         }
         push_once(&mut self.by_tail, keys[k - 2].wrapping_add(keys[k - 1]), s);
+        if k >= 3 {
+            push_once(&mut self.by_head, bag_key(keys[..k - 1].iter().copied()), s);
+        }
         let given = self.by_given.entry(name[k - 1].clone()).or_default();
         if given.last() != Some(&s) {
             given.push(s);
@@ -1224,6 +1246,34 @@ fn read_people(index: &Index, memo: &Memo, payer: Option<&str>, raw: &str) -> Pe
     // own references after them): the end of what the parent wrote may be lost.
     let ends_in_words = n > 0 && last_word == Some(words[n - 1]);
     people.maybe_cut = inside_word || (at_limit && ends_in_words);
+    // Cut inside the given name ("... be NGUYEN BAO V"): the students whose name begins with
+    // the words before it, in any order, and whose given name begins with what is left.
+    let mut cut_names: Vec<usize> = Vec::new();
+    if inside_word {
+        let stub = words[n - 1];
+        for k in 2..MAX_NAME_WORDS.min(n) {
+            let head = n - 1 - k..n - 1;
+            if head.clone().any(|j| !known[j]) {
+                break;
+            }
+            let bag = bag_key(keys[head.clone()].iter().copied());
+            let found: Vec<usize> = index
+                .keyed(&index.by_head, bag)
+                .iter()
+                .copied()
+                .filter(|&s| {
+                    let name = &index.students[s].name;
+                    name.len() == k + 1
+                        && name[k].starts_with(stub)
+                        && names::compare_words(&words[head.clone()], &name[..k])
+                            .is_some_and(|m| m.typo.is_none())
+                })
+                .collect();
+            if !found.is_empty() && found.len() <= MAX_WEAK_CANDIDATES {
+                cut_names = found;
+            }
+        }
+    }
 
     // Weak evidence: middle and given name, or the given name alone, outside every mention.
     let named: HashSet<usize> = people
@@ -1282,6 +1332,11 @@ fn read_people(index: &Index, memo: &Memo, payer: Option<&str>, raw: &str) -> Pe
                     .filter(|s| !named.contains(s))
                     .map(|s| (s, Evidence::GivenNameOnly)),
             );
+        }
+    }
+    for s in cut_names {
+        if !named.contains(&s) {
+            weak.insert(0, (s, Evidence::NameCut));
         }
     }
     for (s, e) in weak {
@@ -1408,11 +1463,20 @@ impl Ctx<'_> {
         if let Some(c) = self.class_evidence(inv.student) {
             evidence.push(c);
         }
-        suggestion_with(
-            vec![(inv.id, self.amount.min(inv.open))],
-            evidence,
-            Some(inv.period.clone()),
+        self.fitted(
+            suggestion_with(
+                vec![(inv.id, self.amount.min(inv.open))],
+                evidence,
+                Some(inv.period.clone()),
+            ),
+            inv.open.dong(),
         )
+    }
+
+    /// `s` with how far the amount is from `owed`.
+    fn fitted(&self, mut s: Suggestion, owed: i64) -> Suggestion {
+        s.gap = (self.amount.dong() - owed).abs();
+        s
     }
 
     /// Rule 9: what the accountant would pick for a student, best first: the months written,
@@ -1447,10 +1511,13 @@ impl Ctx<'_> {
                 } else {
                     self.amount_evidence(owed)
                 };
-                out.push(suggestion_with(
-                    self.fill(&targets),
-                    with(&[Evidence::PeriodStated, amount]),
-                    Some(self.read_from(&targets)),
+                out.push(self.fitted(
+                    suggestion_with(
+                        self.fill(&targets),
+                        with(&[Evidence::PeriodStated, amount]),
+                        Some(self.read_from(&targets)),
+                    ),
+                    owed,
                 ));
             }
         }
@@ -1460,35 +1527,44 @@ impl Ctx<'_> {
             format!("not the month written (\"{}\")", self.stated.words())
         };
         if open.len() > 1 && self.amount.dong() == self.owed(&open) {
-            out.push(suggestion_with(
-                self.fill(&open),
-                with(&[Evidence::AmountEqualsStudentTotal]),
-                Some(format!(
-                    "{}, all open: the amount is their total, {why_not}",
-                    self.periods(&open)
-                )),
+            out.push(self.fitted(
+                suggestion_with(
+                    self.fill(&open),
+                    with(&[Evidence::AmountEqualsStudentTotal]),
+                    Some(format!(
+                        "{}, all open: the amount is their total, {why_not}",
+                        self.periods(&open)
+                    )),
+                ),
+                0,
             ));
         }
         for &i in &open {
             let inv = &index.invoices[i];
             if inv.open == self.amount {
-                out.push(suggestion_with(
-                    vec![(inv.id, inv.open)],
-                    with(&[Evidence::AmountEqualsBalance]),
-                    Some(format!(
-                        "{}: its balance is the amount, {why_not}",
-                        inv.period
-                    )),
+                out.push(self.fitted(
+                    suggestion_with(
+                        vec![(inv.id, inv.open)],
+                        with(&[Evidence::AmountEqualsBalance]),
+                        Some(format!(
+                            "{}: its balance is the amount, {why_not}",
+                            inv.period
+                        )),
+                    ),
+                    0,
                 ));
             }
         }
-        out.push(suggestion_with(
-            self.fill(&open),
-            with(&[Evidence::OldestOpen]),
-            Some(format!(
-                "{}: the oldest open first, {why_not}",
-                index.invoices[oldest].period
-            )),
+        out.push(self.fitted(
+            suggestion_with(
+                self.fill(&open),
+                with(&[Evidence::OldestOpen]),
+                Some(format!(
+                    "{}: the oldest open first, {why_not}",
+                    index.invoices[oldest].period
+                )),
+            ),
+            self.owed(&open),
         ));
         out
     }
@@ -1533,13 +1609,19 @@ impl Ctx<'_> {
             return None;
         }
         let total = self.owed(&invoices);
+        if !self.stated.is_empty() {
+            evidence.push(Evidence::PeriodStated);
+        }
         evidence.push(if self.amount.dong() == total {
             Evidence::AmountEqualsSiblingsTotal
         } else {
             self.amount_evidence(total)
         });
         let period = (!self.stated.is_empty()).then(|| self.read_from(&invoices));
-        Some(suggestion_with(self.fill(&invoices), evidence, period))
+        Some(self.fitted(
+            suggestion_with(self.fill(&invoices), evidence, period),
+            total,
+        ))
     }
 
     /// Rules 2 and 3 for one student the memo names beyond doubt: the months written decide
@@ -1714,6 +1796,7 @@ fn suggestion_with(
         evidence,
         strength: Strength::Weak,
         period,
+        gap: i64::MAX,
     };
     let score = s.score();
     s.strength = if score >= STRONG_SCORE {
@@ -1738,7 +1821,14 @@ fn review_earlier(
     // Best first; equal scores in the order found (memo order), which is deterministic.
     suggestions.retain(|s| !s.allocations.is_empty());
     let mut ranked: Vec<(usize, Suggestion)> = suggestions.into_iter().enumerate().collect();
-    ranked.sort_by(|(ia, a), (ib, b)| b.score().cmp(&a.score()).then(ia.cmp(ib)));
+    // Rule 9: the evidence (a month written outweighs an amount, which outweighs the oldest
+    // open), then the amount's fit, then the order found (each student's oldest open first).
+    ranked.sort_by(|(ia, a), (ib, b)| {
+        b.score()
+            .cmp(&a.score())
+            .then(a.gap.cmp(&b.gap))
+            .then(ia.cmp(ib))
+    });
     let mut out: Vec<Suggestion> = Vec::new();
     for (_, s) in ranked {
         if !out.iter().any(|o| o.allocations == s.allocations) {
@@ -1897,17 +1987,18 @@ fn decide_read(index: &Index, incoming: &Incoming, dismissed: &dyn Fn(i64) -> bo
             }
         }
     }
-    if mentioned.len() >= 2 && index.same_family(&mentioned) {
-        // The siblings' reading rests on their names as much as each one's does: it carries
-        // the weakest of them, so that it ranks beside (and, fitting the amount, above) them.
-        let weakest = people
-            .mentions
-            .iter()
-            .map(|m| m.evidence)
-            .min_by_key(|e| e.score())
-            .unwrap_or(Evidence::SiblingsNamed);
-        suggestions
-            .extend(ctx.students_suggestion(&mentioned, vec![Evidence::SiblingsNamed, weakest]));
+    // The siblings' reading rests on their names as much as each one's does: it carries the
+    // weakest of them, so that it ranks beside (and, fitting the amount, above) them. Names
+    // that several pupils carry are read as the siblings among them: one family with a pupil
+    // under every name.
+    let weakest = people
+        .mentions
+        .iter()
+        .map(|m| m.evidence)
+        .min_by_key(|e| e.score())
+        .unwrap_or(Evidence::SiblingsNamed);
+    for group in sibling_readings(index, &people.mentions, &mentioned) {
+        suggestions.extend(ctx.students_suggestion(&group, vec![Evidence::SiblingsNamed, weakest]));
     }
     for &s in &mentioned {
         if let Some(f) = &index.students[s].family {
@@ -1990,7 +2081,7 @@ fn decide_read(index: &Index, incoming: &Incoming, dismissed: &dyn Fn(i64) -> bo
             });
             return auto(Rule::CodesOfOneFamily, ctx.fill(&invoices), evidence, words);
         }
-        suggestions.push(suggestion(ctx.fill(&invoices), evidence));
+        suggestions.push(ctx.fitted(suggestion(ctx.fill(&invoices), evidence), total));
         return review(ReviewReason::Ambiguous, suggestions);
     }
     if dismissed_codes > 0 {
@@ -2055,6 +2146,43 @@ fn decide_read(index: &Index, incoming: &Incoming, dismissed: &dyn Fn(i64) -> bo
         [s] => ctx.decide_student(*s, evidence, suggestions),
         _ => ctx.decide_siblings(&students, evidence, suggestions),
     }
+}
+
+/// The readings of several names as siblings: the students named, when they are one family;
+/// else, per family with a pupil under every name, those pupils (memo order).
+fn sibling_readings(index: &Index, mentions: &[Mention], mentioned: &[usize]) -> Vec<Vec<usize>> {
+    if mentioned.len() < 2 {
+        return Vec::new();
+    }
+    if index.same_family(mentioned) {
+        return vec![mentioned.to_vec()];
+    }
+    if mentions.len() < 2 {
+        return Vec::new();
+    }
+    let families: std::collections::BTreeSet<&str> = mentioned
+        .iter()
+        .filter_map(|&s| index.students[s].family.as_deref())
+        .collect();
+    let mut out = Vec::new();
+    for f in families {
+        let mut group: Vec<usize> = Vec::new();
+        for m in mentions {
+            let Some(&s) = m
+                .students
+                .iter()
+                .find(|&&s| index.students[s].family.as_deref() == Some(f) && !group.contains(&s))
+            else {
+                group.clear();
+                break;
+            };
+            group.push(s);
+        }
+        if group.len() >= 2 {
+            out.push(group);
+        }
+    }
+    out
 }
 
 /// Rule 8: no full name, but a given name (or middle and given name) that only one student of
@@ -2462,6 +2590,43 @@ mod tests {
         let d = run(&ix, 1_000_000, std::str::from_utf8(&b).unwrap());
         let s = assert_review(&d, ReviewReason::WrongCheckCharacter);
         assert!(s.iter().all(|s| s.allocations.len() == 1));
+    }
+
+    /// Rule 7 (rule 4 above) for the other slips parents make: a symbol left out, a symbol
+    /// typed twice. Allocated when the amount or the name confirms, suggested otherwise.
+    #[test]
+    fn mistyped_code_dropped_or_doubled() {
+        let ix = index();
+        let c = code(301);
+        let s = c.as_str();
+        let dropped = format!("{}{}", &s[..4], &s[5..]);
+        let doubled = format!("{}{}", &s[..=4], &s[4..]);
+        for typo in [&dropped, &doubled] {
+            for memo in [
+                format!("HP {typo}"),
+                format!("{} tran thi bich ngoc", typo.to_lowercase()),
+            ] {
+                let d = run(&ix, 1_566_800, &memo);
+                assert_auto(&d, &[(301, 1_566_800)]);
+                let Decision::Auto { rule, .. } = &d else {
+                    unreachable!()
+                };
+                assert_eq!(*rule, Rule::MistypedCodeOneCorrection, "{memo}");
+            }
+            assert_auto(
+                &run(&ix, 1_000_000, &format!("{typo} Tran Thi Bich Ngoc")),
+                &[(301, 1_000_000)],
+            );
+            let s = assert_review(
+                &run(&ix, 1_000_000, &format!("HP {typo}")),
+                ReviewReason::WrongCheckCharacter,
+            );
+            assert_eq!(s[0].allocations, allocs(&[(301, 1_000_000)]));
+            assert_review(
+                &run(&ix, 1_566_800, &format!("{typo} LE HOANG PHUC")),
+                ReviewReason::WrongCheckCharacter,
+            );
+        }
     }
 
     #[test]
@@ -2974,6 +3139,56 @@ mod tests {
         );
         // "An" is two pupils' given name, in different classes: the class tells.
         assert!(!run(&ix, 935_000, "BE AN").is_auto());
+    }
+
+    /// Rule 9, amount fit: of two namesakes with the same evidence, the one whose balance is
+    /// closer to the amount comes first.
+    #[test]
+    fn suggestions_are_ranked_by_amount_fit() {
+        let ix = index();
+        let s = assert_review(&run(&ix, 900_000, "NGUYEN VAN AN"), ReviewReason::Ambiguous);
+        assert_eq!(s[0].allocations, allocs(&[(201, 900_000)]));
+        assert_eq!(s[1].allocations, allocs(&[(101, 900_000)]));
+        let s = assert_review(
+            &run(&ix, 1_200_000, "NGUYEN VAN AN"),
+            ReviewReason::Ambiguous,
+        );
+        assert_eq!(s[0].allocations, allocs(&[(101, 935_000), (102, 265_000)]));
+    }
+
+    /// Rule 9, siblings: a name several pupils carry, beside a sibling's, is read as the sibling
+    /// first; with the amount their total, that reading leads.
+    #[test]
+    fn suggestions_read_namesakes_as_siblings() {
+        let ix = index();
+        let d = run(&ix, 2_170_000, "hoc phi NGUYEN VAN AN va NGUYEN MINH KHOI");
+        let s = assert_review(&d, ReviewReason::Ambiguous);
+        assert_eq!(
+            s[0].allocations,
+            allocs(&[(101, 935_000), (102, 300_000), (401, 935_000)])
+        );
+        assert!(s[0].evidence.contains(&Evidence::SiblingsNamed));
+    }
+
+    /// Rule 9, a memo cut inside the given name: the pupils whose name begins so are suggested.
+    #[test]
+    fn suggestions_read_a_name_cut_short() {
+        let ix = index();
+        let d = run(&ix, 1_566_800, "IBFT HP T9 be TRAN THI BICH NG");
+        let Decision::Review { suggestions, .. } = &d else {
+            panic!("{d:?}")
+        };
+        assert_eq!(suggestions[0].allocations, allocs(&[(301, 1_566_800)]));
+        assert!(suggestions[0].evidence.contains(&Evidence::NameCut));
+        assert!(suggestions[0].describe().contains("2025-09"));
+        // A stub no name begins with suggests nothing of the kind.
+        let d = run(&ix, 1_566_800, "IBFT HP T9 be TRAN THI BICH QX");
+        let Decision::Review { suggestions, .. } = &d else {
+            panic!("{d:?}")
+        };
+        assert!(suggestions
+            .iter()
+            .all(|s| !s.evidence.contains(&Evidence::NameCut)));
     }
 
     #[test]

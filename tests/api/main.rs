@@ -7,6 +7,7 @@ mod accounts;
 mod audit;
 mod basics;
 mod cli;
+mod corpus;
 mod database;
 mod import;
 mod intake;
