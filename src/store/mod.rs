@@ -12,6 +12,7 @@ pub mod invoices;
 pub mod ledger;
 pub mod org;
 pub mod parents;
+pub mod processing;
 pub mod pulls;
 pub mod recon;
 pub mod record;

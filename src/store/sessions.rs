@@ -178,6 +178,7 @@ impl Store {
             token_id: api_token.or(parent_link).unwrap_or(0),
             role: info.role,
             scope,
+            session_id: Some(info.id),
         };
         let seen = DateTime::parse_from_rfc3339(&info.last_seen_at)
             .map(|t| t.with_timezone(&Utc))
