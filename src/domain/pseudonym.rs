@@ -41,6 +41,34 @@ pub fn is_pseudonym(text: &str) -> bool {
         .is_some_and(|rest| rest.len() == 8 && rest.bytes().all(|b| ALPHABET.contains(&b)))
 }
 
+/// What names a student in free text (a memo, a bank line, an archived body): their name, code
+/// and their invoices' payment codes, compared folded (no diacritics, upper case, words), so
+/// "Nguyễn Minh Anh" is found in "nop tien NGUYEN MINH ANH lop 6A1".
+#[derive(Debug, Clone)]
+pub struct Mentions {
+    words: Vec<String>,
+}
+
+impl Mentions {
+    pub fn new<'a>(terms: impl IntoIterator<Item = &'a str>) -> Self {
+        let words = terms
+            .into_iter()
+            .map(crate::recon::memo::fold)
+            // A single short word ("AN") would be found everywhere.
+            .filter(|w| w.len() >= 4)
+            .collect();
+        Self { words }
+    }
+
+    /// Whether `text` names the student.
+    pub fn in_text(&self, text: &str) -> bool {
+        let folded = format!(" {} ", crate::recon::memo::fold(text));
+        self.words
+            .iter()
+            .any(|w| folded.contains(&format!(" {w} ")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,6 +107,32 @@ mod tests {
             assert!(!is_pseudonym(t), "{t}");
         }
         assert!(is_pseudonym("HS-7F3K9Q00"));
+    }
+
+    #[test]
+    fn mentions_are_found_folded_and_as_whole_words() {
+        let m = Mentions::new(["Nguyễn Minh Anh", "HS0001", "QD3CFPSA"]);
+        for yes in [
+            "nop tien hoc NGUYEN MINH ANH lop 6A1",
+            "MBVCB.3278126542.QD3CFPSA NGUYEN VAN BO",
+            "{\"content\":\"hs0001 tien an\"}",
+            "Nguyễn  Minh   Anh",
+        ] {
+            assert!(m.in_text(yes), "{yes}");
+        }
+        for no in [
+            "NGUYEN MINH ANHTHU",
+            "HS00012",
+            "Nguyen Minh Khoi",
+            "",
+            "QD3CFPSAX",
+        ] {
+            assert!(!m.in_text(no), "{no}");
+        }
+        assert!(
+            !Mentions::new(["An"]).in_text("An"),
+            "too short to look for"
+        );
     }
 
     #[test]

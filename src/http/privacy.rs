@@ -17,6 +17,7 @@ use crate::domain::access::{Caller, Role, Scope};
 use crate::domain::pseudonym::pseudonym;
 use crate::error::{Error, ErrorBody, Result};
 use crate::store::processing::{Actor, LogEntry, LogFilter, Read};
+use crate::store::subject::{Erasure, PersonalData};
 use crate::store::Store;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
@@ -37,6 +38,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(processing_log))
         .routes(routes!(open_student))
         .routes(routes!(open_payment))
+        .routes(routes!(personal_data))
+        .routes(routes!(erase_student))
 }
 
 /// Fields that hold personal data: a student's name, code and family key, a payer's name, a
@@ -472,4 +475,53 @@ async fn open_payment(
         reason: Some(reason),
     }
     .attach(Json(payment)))
+}
+
+/// Everything held about a student, as JSON: the subject's right to a copy (Law 91/2025
+/// Art. 4). Admin only.
+#[utoipa::path(get, path = "/api/v1/schools/{school_id}/students/{student_id}/personal-data", tag = "privacy", security(("bearer" = []), ("session" = [])),
+    params(("school_id" = i64, Path), ("student_id" = i64, Path)),
+    responses((status = 200, description = "The student, their invoices, the payments allocated to them or naming them, their parent links, the archived deliveries and bank statement lines of those payments or naming them, and who read their data", body = PersonalData),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn personal_data(
+    State(st): State<AppState>,
+    caller: Auth<Admins>,
+    ApiPath((school_id, id)): ApiPath<(i64, i64)>,
+) -> Result<Json<PersonalData>> {
+    let school = st.store.school_in_scope(&caller, school_id).await?;
+    Ok(Json(st.store.personal_data(school.id, id, st.now()).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EraseIn {
+    /// Why: the request it answers (who asked, when). Kept in the audit chain, so it names
+    /// nobody.
+    pub reason: Reason<500>,
+}
+
+/// Erases a student's personal data: their name and code, and the payer names and memos of
+/// their payments, the bodies of their archived deliveries and the memos of their bank lines,
+/// become their pseudonym. Amounts, receipts, allocations and audit records stay, so the books
+/// add up and the audit chain verifies. A second erasure changes nothing. Admin only.
+#[utoipa::path(post, path = "/api/v1/schools/{school_id}/students/{student_id}/erase", tag = "privacy", security(("bearer" = []), ("session" = [])),
+    params(("school_id" = i64, Path), ("student_id" = i64, Path)), request_body = EraseIn,
+    responses((status = 200, description = "Erased now, or before (`already_erased`)", body = Erasure),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn erase_student(
+    State(st): State<AppState>,
+    caller: Auth<Admins>,
+    ApiPath((school_id, id)): ApiPath<(i64, i64)>,
+    ApiJson(body): ApiJson<EraseIn>,
+) -> Result<Json<Erasure>> {
+    let school = st.store.school_in_scope(&caller, school_id).await?;
+    let reason = reason(&OpenIn {
+        reason: body.reason,
+    })?;
+    let p = pseudonym(&st.sealer.pseudonym_key(), school.department_id, id);
+    Ok(Json(
+        st.store
+            .erase_student(&caller.actor(), school.id, id, &p, &reason, st.now())
+            .await?,
+    ))
 }

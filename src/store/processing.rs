@@ -215,6 +215,32 @@ impl Store {
         Ok((entries, next))
     }
 
+    /// Deletes reads older than `before`, at most `limit` of each table, and audits how many.
+    /// A read's students go first: a read is deleted once none is left.
+    pub async fn purge_processing_log(
+        &self,
+        actor: &str,
+        before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<u64> {
+        self.audited_purge(
+            actor,
+            "processing_log.purge",
+            "processing_log",
+            &[
+                "DELETE FROM processing_log_students WHERE log_id IN (
+                    SELECT log_id FROM processing_log_students WHERE at < $1 ORDER BY log_id LIMIT $2)",
+                "DELETE FROM processing_log WHERE id IN (
+                    SELECT l.id FROM processing_log l WHERE l.at < $1
+                      AND NOT EXISTS (SELECT 1 FROM processing_log_students ls WHERE ls.log_id = l.id)
+                    ORDER BY l.id LIMIT $2)",
+            ],
+            before,
+            limit,
+        )
+        .await
+    }
+
     /// Audits that `actor` opened `entity` `id` of `school_id` in the clear, and why.
     pub async fn audit_opening(
         &self,

@@ -709,3 +709,497 @@ on_both_backends!(
     auditors_see_pseudonyms_unless_they_open_a_record_with_a_reason,
     auditors_see_pseudonyms_unless_they_open_a_record_with_a_reason
 );
+
+/// A SePay transfer into the statement's account (the Vietcombank fixture's).
+async fn vcb_transfer(app: &TestApp, path: &str, key: &str, t: (i64, &str, &str, i64, &str)) {
+    let (id, at, memo, amount, reference) = t;
+    let body = json!({"id": id, "gateway": "Vietcombank", "transactionDate": at,
+        "accountNumber": "0071000123456", "code": null, "content": memo, "transferType": "in",
+        "transferAmount": amount, "referenceCode": reference, "description": ""});
+    let r = app
+        .client
+        .post(format!("{}{path}", app.base))
+        .header("authorization", format!("Apikey {key}"))
+        .json(&body)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+/// Every text the archive, the ledger and the bank lines hold, bodies decoded.
+async fn held_texts(app: &TestApp) -> String {
+    let mut all = texts(app, "SELECT full_name || ' ' || student_code FROM students").await;
+    all.extend(
+        texts(
+            app,
+            "SELECT COALESCE(payer_name, '') || ' ' || COALESCE(memo, '') FROM payments",
+        )
+        .await,
+    );
+    all.extend(
+        texts(
+            app,
+            "SELECT memo || ' ' || COALESCE(counterparty, '') FROM statement_lines",
+        )
+        .await,
+    );
+    all.extend(texts(app, "SELECT query FROM provider_events").await);
+    let pool = sqlx::AnyPool::connect(&app.db_url).await.expect("pool");
+    let bodies: Vec<(Vec<u8>,)> = sqlx::query_as("SELECT body FROM provider_events")
+        .fetch_all(&pool)
+        .await
+        .expect("bodies");
+    pool.close().await;
+    all.extend(
+        bodies
+            .into_iter()
+            .map(|b| String::from_utf8_lossy(&b.0).into_owned()),
+    );
+    all.join("\n")
+}
+
+/// The books as sums: payments, allocations, how many payments, bank lines, archived deliveries.
+async fn books(app: &TestApp) -> (i64, i64, i64, i64, i64) {
+    (
+        scalar(app, "SELECT CAST(SUM(amount) AS BIGINT) FROM payments").await,
+        scalar(app, "SELECT CAST(SUM(amount) AS BIGINT) FROM allocations").await,
+        scalar(app, "SELECT COUNT(*) FROM payments").await,
+        scalar(
+            app,
+            "SELECT CAST(SUM(amount) AS BIGINT) FROM statement_lines",
+        )
+        .await,
+        app.count("provider_events").await,
+    )
+}
+
+async fn a_student_s_data_is_exported_and_erased_while_the_books_still_add_up(app: TestApp) {
+    let (sc, key, path) = crate::webhooks::sepay_school(&app, "0071000123456").await;
+    let acct = app
+        .approved_account(&sc, "970436", "0071000123456", "TRUONG THCS LE QUY DON")
+        .await;
+    let (_, inv) = app
+        .get("/api/v1/payment-codes/QD3CFPSA", &sc.accountant)
+        .await;
+    let student = inv["student_id"].as_i64().expect("student");
+    let invoice = inv["id"].as_i64().expect("invoice");
+    let (_, s) = app
+        .get(
+            &format!("/api/v1/schools/{}/students/{student}", sc.school_id),
+            &sc.accountant,
+        )
+        .await;
+    let name = s["full_name"].as_str().expect("name").to_string();
+    let code = s["student_code"].as_str().expect("code").to_string();
+    // Paid by a transfer the bank's statement shows; named in another transfer's memo; a link
+    // with a guardian's phone; a cash payment of another pupil, which stays as it is.
+    vcb_transfer(
+        &app,
+        &path,
+        &key,
+        (
+            501,
+            "2025-09-03 08:30:00",
+            "MBVCB.3278126542.QD3CFPSA NGUYEN VAN BO chuyen tien hoc phi",
+            1_235_000,
+            "5213 - 12345",
+        ),
+    )
+    .await;
+    let folded = feerecon::recon::memo::fold(&name);
+    vcb_transfer(
+        &app,
+        &path,
+        &key,
+        (
+            502,
+            "2025-09-04 10:00:00",
+            &format!("gui tien cho {folded}"),
+            1_000,
+            "FT502",
+        ),
+    )
+    .await;
+    vcb_transfer(
+        &app,
+        &path,
+        &key,
+        (503, "2025-09-02 10:00:00", "hoc phi", 777_000, "FT999"),
+    )
+    .await;
+    let (s, b) = app
+        .post_raw(
+            &format!(
+                "/api/v1/schools/{}/accounts/{}/statements",
+                sc.school_id, acct["id"]
+            ),
+            &sc.accountant,
+            "text/csv",
+            std::fs::read(format!(
+                "{}/fixtures/statements/vietcombank-2025-09.csv",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .expect("statement"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    crate::parents::issue(
+        &app,
+        &sc,
+        json!({"for": "student", "student_id": student, "label": "Mẹ", "contact": "0903 123 456"}),
+    )
+    .await;
+    let other = crate::parents::student_id(&app, &sc, "HS0003").await;
+    let other_invoice = crate::parents::invoices_of(&app, &sc, other).await[0];
+    let (s, cash) = app
+        .post(&format!("/api/v1/schools/{}/payments", sc.school_id), &sc.cashier,
+            json!({"channel": "cash", "amount": 50_000, "payer_name": "Lê Văn Cường", "allocations": [{"invoice_id": other_invoice, "amount": 50_000}]}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{cash}");
+
+    // The export: everything held, admin only.
+    let export = format!(
+        "/api/v1/schools/{}/students/{student}/personal-data",
+        sc.school_id
+    );
+    let (s, e) = app.get(&export, ADMIN).await;
+    assert_eq!(s, StatusCode::OK, "{e}");
+    assert_eq!(
+        (e["student"]["full_name"].as_str(), e["erased_at"].clone()),
+        (Some(name.as_str()), Value::Null)
+    );
+    assert!(
+        e["invoices"]
+            .as_array()
+            .expect("invoices")
+            .iter()
+            .any(|i| i["id"] == invoice && i["lines"].is_array()),
+        "{e}"
+    );
+    let memos: Vec<&str> = e["payments"]
+        .as_array()
+        .expect("payments")
+        .iter()
+        .filter_map(|p| p["memo"].as_str())
+        .collect();
+    assert!(
+        memos.iter().any(|m| m.contains("QD3CFPSA")) && memos.iter().any(|m| m.contains(&folded)),
+        "{memos:?}"
+    );
+    assert!(
+        !memos.iter().any(|m| m.contains("Cường")),
+        "not another pupil's payment"
+    );
+    assert!(
+        e["deliveries"].as_array().expect("deliveries").len() >= 2,
+        "{e}"
+    );
+    assert!(
+        e["statement_lines"]
+            .as_array()
+            .expect("lines")
+            .iter()
+            .any(|l| l["memo"].as_str().is_some_and(|m| m.contains("QD3CFPSA"))),
+        "{e}"
+    );
+    assert_eq!(e["parent_links"][0]["contact"], "0903 123 456");
+    assert!(
+        !e["reads"].as_array().expect("reads").is_empty(),
+        "who read their data: {e}"
+    );
+    assert!(
+        !e.to_string().contains("token_hash"),
+        "never a token's hash"
+    );
+    for t in [&sc.accountant, &sc.auditor, &sc.cashier] {
+        assert_eq!(app.get(&export, t).await.0, StatusCode::FORBIDDEN);
+    }
+    let foreign = app.school("PSE", "QE").await;
+    let theirs = app.student(&foreign, "HS9", "Đỗ Văn Xa", "6A1").await;
+    for (school, id) in [
+        (sc.school_id, theirs),
+        (sc.school_id, 999_999),
+        (foreign.school_id, student),
+    ] {
+        let (s, _) = app
+            .get(
+                &format!("/api/v1/schools/{school}/students/{id}/personal-data"),
+                ADMIN,
+            )
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let (s, _) = app
+            .post(
+                &format!("/api/v1/schools/{school}/students/{id}/erase"),
+                ADMIN,
+                json!({"reason": "Yêu cầu ngày 01/10/2025"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+    }
+
+    // The books before.
+    let before = books(&app).await;
+    let (_, invoice_before) = app
+        .get(
+            &format!("/api/v1/schools/{}/invoices/{invoice}", sc.school_id),
+            &sc.accountant,
+        )
+        .await;
+
+    // A bad reason, another role: refused, nothing changed.
+    let erase = format!("/api/v1/schools/{}/students/{student}/erase", sc.school_id);
+    let audit = app.count("audit_log").await;
+    for body in [
+        json!({}),
+        json!({"reason": "short"}),
+        json!({"reason": "y".repeat(501)}),
+    ] {
+        let (s, b) = app.post(&erase, ADMIN, body).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    }
+    assert_eq!(
+        app.post(
+            &erase,
+            &sc.accountant,
+            json!({"reason": "Yêu cầu ngày 01/10/2025"})
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(app.count("audit_log").await, audit);
+    assert!(held_texts(&app).await.contains(&folded));
+
+    let (s, er) = app
+        .post(
+            &erase,
+            ADMIN,
+            json!({"reason": "Yêu cầu của phụ huynh ngày 01/10/2025"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{er}");
+    let key = feerecon::sealer::Sealer::from_base64(crate::helpers::SEALER_KEY)
+        .expect("key")
+        .pseudonym_key();
+    let p = feerecon::domain::pseudonym::pseudonym(&key, sc.department_id, student);
+    assert_eq!(
+        (er["pseudonym"].as_str(), er["already_erased"].as_bool()),
+        (Some(p.as_str()), Some(false)),
+        "{er}"
+    );
+    assert!(
+        er["payments"].as_i64() >= Some(2)
+            && er["deliveries"].as_i64() >= Some(2)
+            && er["statement_lines"].as_i64() >= Some(1),
+        "{er}"
+    );
+    assert_eq!(
+        app.count("audit_log").await,
+        audit + 1,
+        "one record: the erasure"
+    );
+    assert_eq!(
+        app.count(&format!(
+            "audit_log WHERE action = 'student.erase' AND entity_id = {student}"
+        ))
+        .await,
+        1
+    );
+
+    // Nothing names them any more; the books are as they were, to the đồng.
+    let held = held_texts(&app).await;
+    for gone in [
+        name.as_str(),
+        folded.as_str(),
+        code.as_str(),
+        "NGUYEN VAN BO",
+    ] {
+        assert!(!held.contains(gone), "{gone} is still held");
+    }
+    assert!(held.contains("Lê Văn Cường"), "another pupil's payer stays");
+    assert_eq!(books(&app).await, before);
+    let (_, s) = app
+        .get(
+            &format!("/api/v1/schools/{}/students/{student}", sc.school_id),
+            &sc.accountant,
+        )
+        .await;
+    assert_eq!(
+        (
+            s["full_name"].as_str(),
+            s["student_code"].as_str(),
+            s["class_name"].as_str()
+        ),
+        (Some(p.as_str()), Some(p.as_str()), Some("6A1")),
+        "{s}"
+    );
+    let (_, invoice_after) = app
+        .get(
+            &format!("/api/v1/schools/{}/invoices/{invoice}", sc.school_id),
+            &sc.accountant,
+        )
+        .await;
+    for k in ["total", "paid", "outstanding", "status", "payment_code"] {
+        assert_eq!(invoice_after[k], invoice_before[k], "{k}");
+    }
+    let (s, e) = app.get(&export, ADMIN).await;
+    assert_eq!(s, StatusCode::OK, "{e}");
+    assert!(e["erased_at"].is_string());
+    let paid = e["payments"].as_array().expect("payments");
+    assert!(
+        paid.iter()
+            .all(|x| x["memo"].is_null() || x["memo"] == p.as_str()),
+        "{e}"
+    );
+    let receipt = paid[0]["id"].as_i64().expect("payment");
+    assert_eq!(
+        app.get(
+            &format!(
+                "/api/v1/schools/{}/payments/{receipt}/receipt",
+                sc.school_id
+            ),
+            &sc.accountant
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    let out = crate::cli::feerecon(&app.db_url, &["verify-audit"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Twice: nothing more.
+    let (s, again) = app
+        .post(
+            &erase,
+            ADMIN,
+            json!({"reason": "Yêu cầu của phụ huynh ngày 01/10/2025"}),
+        )
+        .await;
+    assert_eq!(
+        (
+            s,
+            again["already_erased"].as_bool(),
+            again["erased_at"].clone()
+        ),
+        (StatusCode::OK, Some(true), er["erased_at"].clone()),
+        "{again}"
+    );
+    assert_eq!(app.count("audit_log").await, audit + 1);
+    assert_eq!(held_texts(&app).await, held);
+
+    // The database allows redaction and nothing else.
+    let cash_id = cash["id"].as_i64().expect("cash");
+    let pg = app.backend == crate::helpers::Backend::Postgres;
+    let as_blob = |t: &str| {
+        if pg {
+            format!("convert_to('{t}', 'UTF8')")
+        } else {
+            format!("CAST('{t}' AS BLOB)")
+        }
+    };
+    let live = scalar(
+        &app,
+        "SELECT MIN(id) FROM provider_events WHERE redacted_at IS NULL",
+    )
+    .await;
+    let redacted = scalar(
+        &app,
+        "SELECT MIN(id) FROM provider_events WHERE redacted_at IS NOT NULL",
+    )
+    .await;
+    for sql in [
+        format!("UPDATE payments SET memo = 'something else' WHERE id = {cash_id}"),
+        format!("UPDATE payments SET payer_name = NULL WHERE id = {cash_id}"),
+        format!("UPDATE payments SET amount = amount + 1 WHERE id = {cash_id}"),
+        format!("UPDATE payments SET payer_name = 'HS-12345678', amount = 1 WHERE id = {cash_id}"),
+        format!("UPDATE provider_events SET query = 'x' WHERE id = {live}"),
+        format!("UPDATE provider_events SET body = {} WHERE id = {live}", as_blob("nothing")),
+        format!("UPDATE provider_events SET body = {}, query = '', redacted_at = 'now', redacted_as = 'HS-1234567' WHERE id = {live}", as_blob("HS-1234567")),
+        format!("UPDATE provider_events SET body = {}, query = '', redacted_at = 'again', redacted_as = 'HS-12345678' WHERE id = {redacted}", as_blob("HS-12345678")),
+        "UPDATE statement_lines SET memo = 'something else'".to_string(),
+        "UPDATE statement_lines SET amount = amount + 1".to_string(),
+    ]
+    .iter()
+    {
+        assert!(app.execute_sql(sql).await.is_err(), "allowed: {sql}");
+    }
+    for sql in [
+        format!("UPDATE payments SET payer_name = 'HS-12345678' WHERE id = {cash_id}"),
+        format!("UPDATE provider_events SET body = {}, query = '', redacted_at = 'now', redacted_as = 'HS-12345678' WHERE id = {live}", as_blob("HS-12345678")),
+    ] {
+        app.execute_sql(&sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+}
+on_both_backends!(
+    a_student_s_data_is_exported_and_erased_while_the_books_still_add_up,
+    a_student_s_data_is_exported_and_erased_while_the_books_still_add_up
+);
+
+async fn the_processing_log_is_purged_after_a_year_and_not_before(app: TestApp) {
+    let w = world(&app).await;
+    let recent = app.count("processing_log").await;
+    assert!(recent > 0);
+    let old = (chrono::Utc::now() - chrono::Duration::days(400))
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string();
+    for id in [900_001, 900_002] {
+        app.execute_sql(&format!(
+            "INSERT INTO processing_log (id, at, api_token_id, role, method, route, status, students) VALUES ({id}, '{old}', 1, 'admin', 'GET', '/api/v1/schools/{{school_id}}/students', 200, 1)"
+        ))
+        .await
+        .expect("old read");
+        app.execute_sql(&format!(
+            "INSERT INTO processing_log_students (log_id, student_id, at) VALUES ({id}, {}, '{old}')",
+            w.student
+        ))
+        .await
+        .expect("old read's student");
+    }
+    let n = feerecon::retention::purge_once(&app.state.store, chrono::Duration::days(30))
+        .await
+        .expect("purge");
+    assert_eq!(n, 4, "two reads and their students");
+    assert_eq!(
+        app.count("processing_log").await,
+        recent,
+        "a recent read stays"
+    );
+    assert_eq!(
+        app.count("processing_log_students WHERE log_id >= 900000")
+            .await,
+        0
+    );
+    assert_eq!(
+        app.count(
+            "audit_log WHERE action = 'processing_log.purge' AND details LIKE '%\"deleted\":4%'"
+        )
+        .await,
+        1
+    );
+    // Nothing more is due: nothing deleted, nothing audited.
+    let audit = app.count("audit_log").await;
+    assert_eq!(
+        feerecon::retention::purge_once(&app.state.store, chrono::Duration::days(30))
+            .await
+            .expect("purge"),
+        0
+    );
+    assert_eq!(app.count("audit_log").await, audit);
+    let out = crate::cli::feerecon(&app.db_url, &["verify-audit"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+on_both_backends!(
+    the_processing_log_is_purged_after_a_year_and_not_before,
+    the_processing_log_is_purged_after_a_year_and_not_before
+);

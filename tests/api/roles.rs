@@ -267,6 +267,16 @@ const ACCESS: &[(&str, &str, &[&str])] = &[
         "/api/v1/schools/{school_id}/payments/{payment_id}/open",
         DEPARTMENT,
     ),
+    (
+        "get",
+        "/api/v1/schools/{school_id}/students/{student_id}/personal-data",
+        ADMIN_ONLY,
+    ),
+    (
+        "post",
+        "/api/v1/schools/{school_id}/students/{student_id}/erase",
+        ADMIN_ONLY,
+    ),
     ("get", "/api/v1/tokens", ADMIN_ONLY),
     ("post", "/api/v1/tokens", ADMIN_ONLY),
     ("delete", "/api/v1/tokens/{token_id}", ADMIN_ONLY),
