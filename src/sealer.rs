@@ -13,6 +13,8 @@ pub struct Sealer {
     /// The audit log's MAC key, derived from the same secret so that one key outside the
     /// database protects both (see `audit`).
     audit_mac_key: [u8; 32],
+    /// The key of students' pseudonyms (see `domain::pseudonym`), derived from the same secret.
+    pseudonym_key: [u8; 32],
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,6 +42,7 @@ impl Sealer {
         Ok(Self {
             cipher: ChaCha20Poly1305::new(Key::from_slice(&bytes)),
             audit_mac_key: derive(&bytes, b"feerecon audit-log MAC v1"),
+            pseudonym_key: derive(&bytes, b"feerecon student pseudonym v1"),
         })
     }
 
@@ -54,6 +57,13 @@ impl Sealer {
     /// it is never the encryption key itself and is fixed for as long as that key is.
     pub fn audit_mac_key(&self) -> [u8; 32] {
         self.audit_mac_key
+    }
+
+    /// The key of students' pseudonyms: fixed for as long as the secret key is, so a pseudonym
+    /// is stable, and unknown to anyone without it, so a pseudonym cannot be reversed by
+    /// trying every student id.
+    pub fn pseudonym_key(&self) -> [u8; 32] {
+        self.pseudonym_key
     }
 
     pub fn seal(&self, plain: &[u8]) -> String {

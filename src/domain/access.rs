@@ -38,6 +38,8 @@ pub struct Caller {
     pub token_id: i64,
     pub role: Role,
     pub scope: Scope,
+    /// The cookie session the request came with; `None` for a bearer token.
+    pub session_id: Option<i64>,
 }
 
 /// What a school is, as far as access goes.
@@ -93,16 +95,19 @@ mod tests {
             token_id: 1,
             role: Role::Accountant,
             scope: Scope::School(7),
+            session_id: None,
         };
         let aud = Caller {
             token_id: 2,
             role: Role::Auditor,
             scope: Scope::Department(2),
+            session_id: None,
         };
         let admin = Caller {
             token_id: 3,
             role: Role::Admin,
             scope: Scope::All,
+            session_id: None,
         };
         assert!(acct.can_see_school(school) && !acct.can_see_school(other));
         assert!(aud.can_see_school(school) && !aud.can_see_school(other));

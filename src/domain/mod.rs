@@ -12,6 +12,7 @@ pub mod money;
 pub mod parent_link;
 pub mod period;
 pub mod provider;
+pub mod pseudonym;
 pub mod text;
 pub mod time;
 pub mod vietqr;

@@ -219,29 +219,38 @@ impl FromRequestParts<AppState> for Caller {
     /// A bearer token when the request has an `Authorization` header (as integrations send);
     /// otherwise the session of its cookie, with the CSRF checks of `session::authenticate`.
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Error> {
-        if parts.headers.get(header::AUTHORIZATION).is_none() {
-            if let Some(cookie) = st.sessions.cookie(&parts.headers) {
-                let cookie = cookie.to_string();
-                return Ok(super::session::authenticate(parts, st, &cookie)
-                    .await?
-                    .caller);
-            }
+        let caller = authenticate(parts, st).await?;
+        // For the processing log, which reads it after the handler.
+        if let Some(slot) = parts.extensions.get::<super::privacy::CallerSlot>() {
+            slot.set(caller);
         }
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty() && t.len() <= 256)
-            .ok_or(Error::Unauthenticated)?;
-        st.store
-            .caller_for_token(token)
-            .await?
-            // A parent never holds an API token; were one stored, it would open nothing.
-            .filter(|c| c.role != Role::Parent)
-            .ok_or(Error::Unauthenticated)
+        Ok(caller)
     }
+}
+
+async fn authenticate(parts: &mut Parts, st: &AppState) -> Result<Caller, Error> {
+    if parts.headers.get(header::AUTHORIZATION).is_none() {
+        if let Some(cookie) = st.sessions.cookie(&parts.headers) {
+            let cookie = cookie.to_string();
+            return Ok(super::session::authenticate(parts, st, &cookie)
+                .await?
+                .caller);
+        }
+    }
+    let token = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && t.len() <= 256)
+        .ok_or(Error::Unauthenticated)?;
+    st.store
+        .caller_for_token(token)
+        .await?
+        // A parent never holds an API token; were one stored, it would open nothing.
+        .filter(|c| c.role != Role::Parent)
+        .ok_or(Error::Unauthenticated)
 }
 
 /// 403 unless the caller has one of `roles`.

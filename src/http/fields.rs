@@ -127,6 +127,16 @@ text_type!(
 );
 
 text_type!(
+    /// A reason stated in words, e.g. why an auditor opens a record or a student is erased:
+    /// 10 to `MAX` characters as sent.
+    Reason,
+    "Reason",
+    10,
+    text_pattern(),
+    "A reason in words: 10 to {} characters as sent, not blank; no control characters but whitespace. Stored trimmed, inner whitespace collapsed, composed (NFC)."
+);
+
+text_type!(
     /// A code such as a school, item or student code.
     Code,
     "Code",

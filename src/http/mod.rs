@@ -16,6 +16,7 @@ pub mod openapi;
 pub mod org;
 pub mod parents;
 pub mod payments;
+pub mod privacy;
 pub mod provider_accounts;
 pub mod pulls;
 pub mod recon;
@@ -65,6 +66,8 @@ pub struct AppState {
     pub sessions: session::SessionSettings,
     /// Budgets of failed parent-link attempts.
     pub link_limits: limits::LinkLimits,
+    /// Writes the processing log (reads of personal data).
+    pub processing: privacy::ProcessingLog,
 }
 
 impl AppState {
@@ -73,6 +76,7 @@ impl AppState {
     pub fn new(store: Store, sealer: crate::sealer::Sealer) -> Self {
         crate::audit::install_mac_key(sealer.audit_mac_key());
         Self {
+            processing: privacy::ProcessingLog::new(store.clone()),
             store,
             sealer,
             fixed_now: None,
@@ -152,7 +156,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(tokens::router())
         .merge(session::router())
         .merge(parents::router())
-        .merge(audit::router());
+        .merge(audit::router())
+        .merge(privacy::router());
     let (router, mut doc) = router.split_for_parts();
     openapi::add_shared_responses(&mut doc);
     (router, doc)
@@ -180,6 +185,11 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/openapi.json",
             get(move || async move { Json(doc.as_ref().clone()) }),
         )
+        // On matched routes only, so the route's template is known.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            privacy::layer,
+        ))
         .layer(in_flight);
     Router::new()
         .merge(api)

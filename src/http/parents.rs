@@ -568,6 +568,7 @@ async fn family_payment_options(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ParentReceiptInvoice {
     pub invoice_id: i64,
+    pub student_id: i64,
     pub payment_code: String,
     pub period: String,
     pub student_code: String,
@@ -633,6 +634,7 @@ async fn family_receipt(
         let here = Vnd::new(here).unwrap_or_default();
         invoices.push(ParentReceiptInvoice {
             invoice_id,
+            student_id: inv.student_id,
             payment_code: inv.payment_code,
             period: inv.period,
             student_code: inv.student_code,

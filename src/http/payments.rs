@@ -20,7 +20,7 @@ use crate::store::ledger::{local_text, FeeLine, NewPayment, Payment, PaymentFilt
 use askama::Template;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -614,6 +614,7 @@ async fn request_refund(
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ReceiptInvoice {
     pub invoice_id: i64,
+    pub student_id: i64,
     pub payment_code: String,
     pub period: String,
     pub student_code: String,
@@ -652,6 +653,7 @@ async fn build_receipt(st: &AppState, caller: &Caller, school_id: i64, id: i64) 
         let inv: Invoice = st.store.invoice_in_school(school.id, a.invoice_id).await?;
         invoices.push(ReceiptInvoice {
             invoice_id: inv.id,
+            student_id: inv.student_id,
             payment_code: inv.payment_code,
             period: inv.period,
             student_code: inv.student_code,
@@ -743,7 +745,16 @@ async fn receipt_html(
     caller: Auth<Readers>,
     ApiPath((school_id, id)): ApiPath<(i64, i64)>,
 ) -> Result<Response> {
-    let r = build_receipt(&st, &caller, school_id, id).await?;
+    let mut r = build_receipt(&st, &caller, school_id, id).await?;
+    // The JSON answers are masked for auditors by `privacy::layer`; the page is masked here.
+    if let Some(p) = super::privacy::Pseudonyms::for_caller(&st, &caller) {
+        r.payment.payer_name = None;
+        r.payment.memo = None;
+        for i in &mut r.invoices {
+            i.student_name = p.of(i.student_id);
+            i.student_code = i.student_name.clone();
+        }
+    }
     let channel = match r.payment.channel {
         Channel::Cash => "Tiền mặt",
         Channel::BankTransfer => "Chuyển khoản",
@@ -758,7 +769,9 @@ async fn receipt_html(
     let html = page
         .render()
         .map_err(|e| Error::Internal(format!("receipt template: {e}")))?;
-    Ok(([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response())
+    let students = r.invoices.iter().map(|i| i.student_id);
+    Ok(super::privacy::Disclosed::students(students)
+        .attach(([(header::CACHE_CONTROL, "no-store")], Html(html))))
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

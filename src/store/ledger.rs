@@ -58,6 +58,8 @@ pub struct FeeLine {
 pub struct AllocationView {
     pub id: i64,
     pub invoice_id: i64,
+    /// The invoice's student.
+    pub student_id: i64,
     pub payment_code: String,
     /// Negative when it undoes an earlier allocation (a reversal).
     #[schema(value_type = i64)]
@@ -614,7 +616,7 @@ pub(super) async fn load_payment(
         .fetch_all(&mut *conn)
         .await?;
     let allocs = sqlx::query(
-        "SELECT a.id, a.invoice_id, i.payment_code, a.amount, a.method, a.rule, a.created_at, a.created_by FROM allocations a
+        "SELECT a.id, a.invoice_id, i.student_id, i.payment_code, a.amount, a.method, a.rule, a.created_at, a.created_by FROM allocations a
          JOIN invoices i ON i.id = a.invoice_id WHERE a.payment_id = $1 ORDER BY a.id",
     )
     .bind(id)
@@ -683,6 +685,7 @@ fn complete(v: &mut Payment, fees: &[AnyRow], allocs: &[AnyRow], refunded: i64) 
         v.allocations.push(AllocationView {
             id: a.try_get("id")?,
             invoice_id: a.try_get("invoice_id")?,
+            student_id: a.try_get("student_id")?,
             payment_code: a.try_get("payment_code")?,
             amount: vnd(a, "amount")?,
             method: crate::domain::ledger::AllocationMethod::from_db(

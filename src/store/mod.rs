@@ -12,6 +12,7 @@ pub mod invoices;
 pub mod ledger;
 pub mod org;
 pub mod parents;
+pub mod processing;
 pub mod pulls;
 pub mod recon;
 pub mod record;
@@ -19,6 +20,7 @@ pub mod reports;
 pub mod sessions;
 pub mod statements;
 pub mod students;
+pub mod subject;
 pub mod tokens;
 pub mod webhooks;
 
@@ -208,6 +210,47 @@ impl Store {
             writer: self.intake.clone(),
             ..self.clone()
         }
+    }
+
+    /// The retention job's one way to delete: runs `deletes` (each a DELETE of at most `$2`
+    /// rows due before `$1`) in one transaction and, when any row went, audits how many on the
+    /// system chain as `action`. The database refuses deletions before each table's floor.
+    pub(crate) async fn audited_purge(
+        &self,
+        actor: &str,
+        action: &str,
+        entity: &str,
+        deletes: &[&str],
+        before: chrono::DateTime<chrono::Utc>,
+        limit: i64,
+    ) -> Result<u64> {
+        let before = format_time(before);
+        let mut tx = self.begin().await?;
+        let mut n = 0;
+        for sql in deletes {
+            n += sqlx::query(sql)
+                .bind(&before)
+                .bind(limit)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        if n > 0 {
+            crate::audit::record(
+                &mut tx,
+                &crate::audit::Chain::System,
+                crate::audit::Entry {
+                    actor,
+                    action,
+                    entity,
+                    entity_id: None,
+                    details: serde_json::json!({"deleted": n, "before": before}),
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(n)
     }
 
     pub async fn close(&self) {

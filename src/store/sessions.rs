@@ -7,14 +7,12 @@
 //! revoked API token, or a revoked or expired parent link, ends its sessions at once.
 
 use super::{format_time, Store};
-use crate::audit::{self, Chain, Entry};
 use crate::domain::access::{Caller, Role, Scope};
 use crate::error::{Error, Result};
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use rand::RngCore;
 use serde::Serialize;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -178,6 +176,7 @@ impl Store {
             token_id: api_token.or(parent_link).unwrap_or(0),
             role: info.role,
             scope,
+            session_id: Some(info.id),
         };
         let seen = DateTime::parse_from_rfc3339(&info.last_seen_at)
             .map(|t| t.with_timezone(&Utc))
@@ -216,33 +215,16 @@ impl Store {
         before: DateTime<Utc>,
         limit: i64,
     ) -> Result<u64> {
-        let before = format_time(before);
-        let mut tx = self.begin().await?;
-        let n = sqlx::query(
-            "DELETE FROM sessions WHERE id IN (
+        self.audited_purge(
+            actor,
+            "sessions.purge",
+            "session",
+            &["DELETE FROM sessions WHERE id IN (
                 SELECT id FROM sessions WHERE expires_at < $1 OR (ended_at IS NOT NULL AND ended_at < $1)
-                ORDER BY id LIMIT $2)",
+                ORDER BY id LIMIT $2)"],
+            before,
+            limit,
         )
-        .bind(&before)
-        .bind(limit)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if n > 0 {
-            audit::record(
-                &mut tx,
-                &Chain::System,
-                Entry {
-                    actor,
-                    action: "sessions.purge",
-                    entity: "session",
-                    entity_id: None,
-                    details: json!({"deleted": n, "over_before": before}),
-                },
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(n)
+        .await
     }
 }

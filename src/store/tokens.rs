@@ -149,6 +149,7 @@ impl Store {
             token_id: r.try_get("id")?,
             role,
             scope,
+            session_id: None,
         }))
     }
 

@@ -356,7 +356,6 @@ impl Store {
         before: chrono::DateTime<chrono::Utc>,
         limit: i64,
     ) -> Result<u64> {
-        let before = super::format_time(before);
         let refused: Vec<String> = DeliveryOutcome::REFUSED
             .iter()
             .map(|o| format!("'{}'", o.as_str()))
@@ -368,29 +367,36 @@ impl Store {
                 ORDER BY received_at LIMIT $2)",
             refused.join(", ")
         );
-        let mut tx = self.begin().await?;
-        let n = sqlx::query(&sql)
-            .bind(&before)
-            .bind(limit)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if n > 0 {
-            audit::record(
-                &mut tx,
-                &Chain::System,
-                Entry {
-                    actor,
-                    action: "provider_events.purge",
-                    entity: "provider_event",
-                    entity_id: None,
-                    details: json!({"deleted": n, "received_before": before}),
-                },
-            )
-            .await?;
+        self.audited_purge(
+            actor,
+            "provider_events.purge",
+            "provider_event",
+            &[&sql],
+            before,
+            limit,
+        )
+        .await
+    }
+
+    /// Archived deliveries by id, oldest first.
+    pub async fn provider_events_by_id(&self, ids: &[i64]) -> Result<Vec<ProviderEvent>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
+            let sql = format!(
+                "SELECT id, provider, provider_account_id, received_at, method, query, headers, body, body_size, verified, txn_id, outcome, detail,
+                    payment_id, ack_status, request_sha256, request_size FROM provider_events WHERE id IN ({}) ORDER BY id",
+                marks.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for r in q.fetch_all(self.reader()).await? {
+                out.push(event_row(&r)?);
+            }
         }
-        tx.commit().await?;
-        Ok(n)
+        Ok(out)
     }
 
     pub async fn provider_events(

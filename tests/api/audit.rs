@@ -56,7 +56,7 @@ async fn drop_guards(app: &TestApp) {
             "DROP TRIGGER audit_log_no_update",
             "DROP TRIGGER audit_log_no_delete",
             "DROP TRIGGER audit_chains_never_deleted",
-            "DROP TRIGGER payments_no_update",
+            "DROP TRIGGER payments_only_redacted",
             "DROP TRIGGER allocations_no_delete",
         ],
         Backend::Postgres => &[

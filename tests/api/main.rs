@@ -16,6 +16,7 @@ mod invoices;
 mod ledger;
 mod openapi;
 mod parents;
+mod privacy;
 mod pulls;
 mod recon;
 mod reports;

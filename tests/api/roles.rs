@@ -256,6 +256,27 @@ const ACCESS: &[(&str, &str, &[&str])] = &[
     ("delete", "/api/v1/session", OWN_SESSION),
     ("get", "/p/{token}", ANYONE),
     ("post", "/p/{token}", ANYONE),
+    ("get", "/api/v1/processing-log", ADMIN_ONLY),
+    (
+        "post",
+        "/api/v1/schools/{school_id}/students/{student_id}/open",
+        DEPARTMENT,
+    ),
+    (
+        "post",
+        "/api/v1/schools/{school_id}/payments/{payment_id}/open",
+        DEPARTMENT,
+    ),
+    (
+        "get",
+        "/api/v1/schools/{school_id}/students/{student_id}/personal-data",
+        ADMIN_ONLY,
+    ),
+    (
+        "post",
+        "/api/v1/schools/{school_id}/students/{student_id}/erase",
+        ADMIN_ONLY,
+    ),
     ("get", "/api/v1/tokens", ADMIN_ONLY),
     ("post", "/api/v1/tokens", ADMIN_ONLY),
     ("delete", "/api/v1/tokens/{token_id}", ADMIN_ONLY),
