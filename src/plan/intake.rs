@@ -140,6 +140,44 @@ pub struct Snapshot {
     pub schedules: Vec<ScheduleRow>,
     /// A notification and its statement line are at most this far apart.
     pub match_window: chrono::Duration,
+    /// The exceptions still open of the schools the engine decides for: what they claim is not
+    /// the engine's to allocate to a month written (rule `period_in_review`).
+    pub open_reviews: Vec<OpenReview>,
+}
+
+/// An exception still open, as the engine's rule `period_in_review` reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenReview {
+    pub school_id: i64,
+    pub payment_id: i64,
+    /// The invoices of its top suggestion.
+    pub top: Vec<i64>,
+}
+
+/// The invoices a review claims (rule `period_in_review`): those of its top suggestion.
+pub fn review_claims(review: &Review) -> Vec<i64> {
+    review
+        .suggestions
+        .first()
+        .map(|s| s.allocations.iter().map(|a| a.invoice_id).collect())
+        .unwrap_or_default()
+}
+
+/// (invoice, claiming payment) for each invoice that the open reviews of `school_id` claim
+/// (their top suggestion's),
+/// of payments `before` the given one when it is known (a payment never claims against
+/// itself, nor a later one against it: the decision is the same whatever the order of
+/// reconciling).
+pub fn open_claims(
+    reviews: &[OpenReview],
+    school_id: i64,
+    before: Option<i64>,
+) -> Vec<(i64, Option<i64>)> {
+    reviews
+        .iter()
+        .filter(|r| r.school_id == school_id && before.map_or(true, |b| r.payment_id < b))
+        .flat_map(|r| r.top.iter().map(|&i| (i, Some(r.payment_id))))
+        .collect()
 }
 
 /// One payment of the batch, with its school.
@@ -383,6 +421,9 @@ pub fn plan(
     books: &mut BTreeMap<i64, &mut Index>,
 ) -> Vec<Option<Planned>> {
     let mut balances = snap.balances.clone();
+    for (school_id, index) in books.iter_mut() {
+        index.set_claims(open_claims(&snap.open_reviews, *school_id, None));
+    }
     let mut in_batch: HashMap<(&str, &str), (usize, i64, i64)> = HashMap::new();
     let mut out = Vec::with_capacity(jobs.len());
     for (idx, job) in jobs.iter().enumerate() {
@@ -446,6 +487,10 @@ pub fn plan(
             }
         };
         out.push(Some(planned));
+    }
+    // The claims hold for this batch only: the next reads them again.
+    for index in books.values_mut() {
+        index.set_claims([]);
     }
     out
 }
@@ -521,6 +566,12 @@ fn create(
                 p.payer_name.as_deref(),
                 &|_| false,
             );
+            // What it claims in review, later payments of the batch do not take.
+            if let Some(r) = &d.review {
+                for invoice_id in review_claims(r) {
+                    index.claim(invoice_id, None);
+                }
+            }
             for (id, amount) in &d.allocations {
                 if let Some(b) = balances.get_mut(id) {
                     b.open = b.open.checked_sub(*amount).unwrap_or(Vnd::ZERO);

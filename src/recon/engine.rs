@@ -37,7 +37,10 @@
 //!      [`period`]) decide between the student's invoices. A month with no invoice of the
 //!      student is a review ([`ReviewReason::PeriodNotInvoiced`]); a month already paid is a
 //!      likely duplicate naming the earlier payment ([`ReviewReason::PeriodPaid`]), never
-//!      moved to another month. The amount is allocated to the months written, oldest first,
+//!      moved to another month. A month an earlier payment still in review claims (its top suggestion;
+//!      `period_in_review`, see [`Index::set_claims`]) is a review naming that payment
+//!      ([`ReviewReason::PeriodInReview`]): once the accountant answers, the month's balance
+//!      may no longer be what it is now. The amount is allocated to the months written, oldest first,
 //!      whatever it is (a partial or fee-short transfer leaves the rest open, an overpayment
 //!      leaves credit), unless it is exactly what another open invoice (or all of them) owes:
 //!      then the month and the amount disagree ([`ReviewReason::PeriodAmountConflict`]).
@@ -351,6 +354,9 @@ pub enum ReviewReason {
     PeriodNotInvoiced,
     /// The month written is already paid: a likely duplicate, or money to refund.
     PeriodPaid,
+    /// The month written is what an earlier payment still in the review queue claims (its top
+    /// suggestion): which of them pays it is the accountant's call.
+    PeriodInReview,
     /// The month written and the amount point at different invoices of the student.
     PeriodAmountConflict,
     /// No month written, and several open invoices of the student have this balance.
@@ -377,6 +383,9 @@ impl ReviewReason {
             ReviewReason::PeriodNotInvoiced => "the month written has no invoice of the student",
             ReviewReason::PeriodPaid => {
                 "the month written is already paid: a likely duplicate or a refund"
+            }
+            ReviewReason::PeriodInReview => {
+                "the month written is claimed by an earlier payment still in review"
             }
             ReviewReason::PeriodAmountConflict => {
                 "the month written and the amount point at different invoices"
@@ -433,7 +442,8 @@ pub enum Decision {
         /// Ranked, best first, at most [`MAX_SUGGESTIONS`].
         suggestions: Vec<Suggestion>,
         /// The payment that already paid what the memo names ([`ReviewReason::PeriodPaid`],
-        /// [`ReviewReason::CodeNotOpen`]), when known.
+        /// [`ReviewReason::CodeNotOpen`]), or that claims it in review
+        /// ([`ReviewReason::PeriodInReview`]), when known.
         earlier_payment: Option<i64>,
     },
 }
@@ -510,6 +520,10 @@ pub struct Index {
     /// Every strict beginning of those syllables: a memo ending in one may have been cut inside
     /// a name.
     beginnings: HashSet<String>,
+    /// Invoices that an earlier payment still in review claims by its month written (rule
+    /// `period_in_review`), with that payment (`None`: one earlier in the batch, not yet
+    /// recorded). Set by whoever decides, from what the store loaded; not part of the book.
+    claims: HashMap<i64, Option<i64>>,
     probes: Probes,
 }
 
@@ -630,6 +644,7 @@ impl Index {
             by_family: HashMap::new(),
             vocabulary: HashSet::new(),
             beginnings: HashSet::new(),
+            claims: HashMap::new(),
             probes: Probes::default(),
         };
         for (_, mut invs) in grouped {
@@ -815,6 +830,22 @@ impl Index {
             inv.paid_by = payment;
         }
         true
+    }
+
+    /// Replaces the invoices that earlier payments still in review claim: those of each one's
+    /// top suggestion, the reading an accountant would confirm first (the month its memo
+    /// names, or the pupil's oldest open month when it names none). (invoice, the payment
+    /// claiming it; `None` for one not recorded yet); the first claim of an invoice is kept.
+    pub fn set_claims(&mut self, claims: impl IntoIterator<Item = (i64, Option<i64>)>) {
+        self.claims.clear();
+        for (invoice_id, payment) in claims {
+            self.claim(invoice_id, payment);
+        }
+    }
+
+    /// Adds a claim (see [`Index::set_claims`]), keeping an earlier one of the same invoice.
+    pub fn claim(&mut self, invoice_id: i64, payment: Option<i64>) {
+        self.claims.entry(invoice_id).or_insert(payment);
     }
 
     /// Records that an invoice was voided since the index was built.
@@ -1439,6 +1470,13 @@ impl Ctx<'_> {
         Named { invoices, missing }
     }
 
+    /// The first of `invoices` an earlier payment in review claims: `Some(that payment)`.
+    fn claimed(&self, invoices: &[usize]) -> Option<Option<i64>> {
+        invoices
+            .iter()
+            .find_map(|&i| self.index.claims.get(&self.index.invoices[i].id).copied())
+    }
+
     fn periods(&self, invoices: &[usize]) -> String {
         invoices
             .iter()
@@ -1652,6 +1690,9 @@ impl Ctx<'_> {
                 let earlier = paid.iter().find_map(|&i| index.invoices[i].paid_by);
                 return review_earlier(ReviewReason::PeriodPaid, suggestions, earlier);
             }
+            if let Some(claimant) = self.claimed(&named.invoices) {
+                return review_earlier(ReviewReason::PeriodInReview, suggestions, claimant);
+            }
             let targets = named.invoices;
             let owed = self.owed(&targets);
             evidence.push(Evidence::PeriodStated);
@@ -1758,6 +1799,9 @@ impl Ctx<'_> {
             {
                 let earlier = index.invoices[i].paid_by;
                 return review_earlier(ReviewReason::PeriodPaid, suggestions, earlier);
+            }
+            if let Some(claimant) = self.claimed(&named.invoices) {
+                return review_earlier(ReviewReason::PeriodInReview, suggestions, claimant);
             }
             invoices.extend(named.invoices);
         }
@@ -3051,6 +3095,90 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn period_in_review() {
+        // (memo, amount, claims, expected: Ok(allocations) or Err(claimant)).
+        type Want = Result<&'static [(i64, i64)], Option<i64>>;
+        type Claims = &'static [(i64, Option<i64>)];
+        let cases: &[(&str, i64, Claims, Want)] = &[
+            // October is claimed by payment 91, still in review: not allocated, whatever the
+            // amount, and the review names 91.
+            (
+                "HP thang 10 va 11 Le Bao Tuan",
+                1_870_000,
+                &[(2002, Some(91))],
+                Err(Some(91)),
+            ),
+            (
+                "HP T10 Le Bao Tuan",
+                935_000,
+                &[(2002, Some(91))],
+                Err(Some(91)),
+            ),
+            // Claimed by a payment earlier in the same batch, not recorded yet.
+            ("HP T10 Le Bao Tuan", 935_000, &[(2002, None)], Err(None)),
+            // Another month claimed, or another pupil's: the month written decides.
+            (
+                "HP T11 Le Bao Tuan",
+                935_000,
+                &[(2002, Some(91))],
+                Ok(&[(2003, 935_000)]),
+            ),
+            (
+                "HP T10 Le Bao Tuan",
+                935_000,
+                &[(2101, Some(91))],
+                Ok(&[(2002, 935_000)]),
+            ),
+            // No month written: a claim by month does not stand in the amount's way.
+            (
+                "Le Bao Tuan",
+                2_805_000,
+                &[(2002, Some(91))],
+                Ok(&[(2001, 935_000), (2002, 935_000), (2003, 935_000)]),
+            ),
+            // Siblings: one of the months written claimed is a review.
+            (
+                "HP T11 Vo Thi Mai 7A4 va Vo Minh Quan 9A3",
+                1_870_000,
+                &[(2201, Some(92))],
+                Err(Some(92)),
+            ),
+        ];
+        for (memo, amount, claims, want) in cases {
+            let mut ix = period_index();
+            ix.set_claims(claims.iter().copied());
+            let d = run(&ix, *amount, memo);
+            match want {
+                Ok(allocations) => assert_auto(&d, allocations),
+                Err(claimant) => {
+                    assert_review(&d, ReviewReason::PeriodInReview);
+                    let Decision::Review {
+                        earlier_payment, ..
+                    } = &d
+                    else {
+                        unreachable!()
+                    };
+                    assert_eq!(earlier_payment, claimant, "{memo}");
+                }
+            }
+            // Claims replaced: nothing claimed decides as before.
+            ix.set_claims([]);
+            assert!(!matches!(
+                run(&ix, *amount, memo),
+                Decision::Review {
+                    reason: ReviewReason::PeriodInReview,
+                    ..
+                }
+            ));
+        }
+        // A code names its invoice whatever a review claims.
+        let mut ix = period_index();
+        ix.set_claims([(2002, Some(91))]);
+        let memo = format!("{} T10", code(2002).as_str());
+        assert_auto(&run(&ix, 935_000, &memo), &[(2002, 935_000)]);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::domain::code::SchoolPrefix;
 use crate::domain::ledger::AllocationMethod;
 use crate::domain::money::Vnd;
 use crate::error::{Error, Result};
-use crate::plan::intake::decide_credit;
+use crate::plan::intake::{decide_credit, open_claims, OpenReview};
 use crate::plan::queue::{views, ExceptionKind, ExceptionStatus, LedgerIssue};
 use crate::recon::duplicates::{self, Arrival, Booked, Twin, DUPLICATE_WINDOW_DAYS};
 use crate::recon::Index;
@@ -443,6 +443,41 @@ pub(super) async fn to_reconcile(
     Ok(out)
 }
 
+/// The exceptions still open of `school_ids`, with the invoices of their top suggestion, for
+/// the engine's rule `period_in_review`.
+pub(super) async fn open_reviews(
+    tx: &mut Tx,
+    school_ids: &BTreeSet<i64>,
+) -> Result<Vec<OpenReview>> {
+    let mut out = Vec::new();
+    let ids: Vec<i64> = school_ids.iter().copied().collect();
+    for chunk in ids.chunks(500) {
+        let list: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT school_id, payment_id, suggestions FROM exceptions
+             WHERE status = 'open' AND school_id IN ({}) ORDER BY payment_id",
+            list.join(",")
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for r in q.fetch_all(&mut **tx).await? {
+            let suggestions: String = r.try_get("suggestions")?;
+            let views: Vec<SuggestionView> = serde_json::from_str(&suggestions).unwrap_or_default();
+            out.push(OpenReview {
+                school_id: r.try_get("school_id")?,
+                payment_id: r.try_get("payment_id")?,
+                top: views
+                    .first()
+                    .map(|v| v.allocations.iter().map(|a| a.invoice_id).collect())
+                    .unwrap_or_default(),
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// (payment id → something) for every payment of `ids`, from `sql` selecting `payment_id` and
 /// `value` with `payment_id IN (…)` as its last condition.
 async fn by_payment(tx: &mut Tx, sql: &str, ids: &[i64]) -> Result<Vec<(i64, i64)>> {
@@ -503,9 +538,14 @@ pub(super) async fn reconcile_in(
     let mut reviews: Vec<(i64, ExceptionKind, String, Vec<SuggestionView>)> = Vec::new();
     let mut decided: HashMap<i64, Reconciled> = HashMap::new();
     let none = HashSet::new();
+    // What each payment still in review claims by its month written (rule `period_in_review`),
+    // as it stands after each decision of this run.
+    let mut in_review = open_reviews(tx, &BTreeSet::from([school.id])).await?;
     for p in &todo {
         let memo = p.memo.clone().unwrap_or_default();
         let gone = dismissed.get(&p.id).unwrap_or(&none);
+        index.set_claims(open_claims(&in_review, school.id, Some(p.id)));
+        in_review.retain(|r| r.payment_id != p.id);
         let d = decide_credit(
             index,
             p.credit,
@@ -533,9 +573,21 @@ pub(super) async fn reconcile_in(
                     },
                 );
             }
-            Some(r) => reviews.push((p.id, r.kind, r.reason, r.suggestions)),
+            Some(r) => {
+                in_review.push(OpenReview {
+                    school_id: school.id,
+                    payment_id: p.id,
+                    top: r
+                        .suggestions
+                        .first()
+                        .map(|v| v.allocations.iter().map(|a| a.invoice_id).collect())
+                        .unwrap_or_default(),
+                });
+                reviews.push((p.id, r.kind, r.reason, r.suggestions))
+            }
         }
     }
+    index.set_claims([]);
     // A transfer in review that repeats one already booked is a refund candidate.
     if !reviews.is_empty() {
         let arriving: Vec<&ToReconcile> = reviews

@@ -421,12 +421,15 @@ pub(super) async fn record_batch_in(
         .collect();
     let schedules: Vec<ScheduleRow> =
         super::ledger::schedules_for(tx, &cashless, &school_ids).await?;
+    // The schools whose payments the engine decides: their open reviews may claim a month.
+    let engine_schools: BTreeSet<i64> = books.keys().copied().collect();
     let snapshot = Snapshot {
         booked,
         statement_credits,
         balances,
         schedules,
         match_window: chrono::Duration::hours(super::statements::MATCH_WINDOW_HOURS),
+        open_reviews: super::recon::open_reviews(tx, &engine_schools).await?,
     };
     let plan_jobs: Vec<Option<PlanJob>> = items
         .iter()

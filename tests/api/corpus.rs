@@ -76,7 +76,8 @@ fn incoming(item: &labelled::Item) -> Incoming<'_> {
 }
 
 /// The pure engine on the batch: `live` settles each transfer's labelled answer right after it
-/// (the webhook path's accountant); otherwise only what the engine allocated (a statement).
+/// (the webhook path's accountant); otherwise only what the engine allocated (a statement),
+/// and a review left in the queue claims its top suggestion for the lines after it.
 fn reference(batch: &labelled::Batch, live: bool) -> Vec<Outcome> {
     let corpus = shared();
     let mut index = Index::build(&corpus.prefix, batch.open.clone());
@@ -91,7 +92,13 @@ fn reference(batch: &labelled::Batch, live: bool) -> Vec<Outcome> {
         let settle = match (&o, live) {
             (Outcome::Auto(a), _) => a.clone(),
             (Outcome::Review(_), true) => item.expected.clone(),
-            (Outcome::Review(_), false) => vec![],
+            (Outcome::Review(top), false) => {
+                // Still in the queue: what its top suggestion names is claimed.
+                for (id, _) in top.iter().flatten() {
+                    index.claim(*id, Some(item.id));
+                }
+                vec![]
+            }
         };
         for (id, a) in settle {
             index.settle_by(id, a, Some(item.id));
