@@ -13,6 +13,7 @@ mod import;
 mod intake;
 mod invariant;
 mod invoices;
+mod isolation;
 mod ledger;
 mod openapi;
 mod parents;
