@@ -1399,3 +1399,62 @@ walks! {
     an_auditor_sees_nothing_of_another_department: "auditor",
     a_parent_sees_nothing_of_another_family: "parent",
 }
+
+/// A transfer into one school's account whose memo gives another school's payment code and
+/// pupil: nothing of the other school is allocated, suggested or shown.
+async fn a_memo_naming_another_school_s_invoice_books_nothing_there(app: TestApp) {
+    let world = world(&app).await;
+    let b = &world.foreign[SCHOOL];
+    let a = &world.a;
+    let before = crate::privacy::scalar(
+        &app,
+        &format!(
+            "SELECT COUNT(*) FROM allocations WHERE invoice_id = {}",
+            b.invoice_id
+        ),
+    )
+    .await;
+    let (_, list) = app
+        .get(
+            &format!("/api/v1/schools/{}/provider-accounts", a.school_id),
+            ADMIN,
+        )
+        .await;
+    let path = list[0]["webhook_path"].as_str().expect("path").to_string();
+    let memo = format!("{} hoc phi {}", b.payment_code, b.strings[1]);
+    let (payment, exception) =
+        unmatched_transfer(&app, &path, "6868111111111", 777_001, &memo, 100_000).await;
+    let after = crate::privacy::scalar(
+        &app,
+        &format!(
+            "SELECT COUNT(*) FROM allocations WHERE invoice_id = {}",
+            b.invoice_id
+        ),
+    )
+    .await;
+    assert_eq!(
+        after, before,
+        "nothing allocated to the other school's invoice"
+    );
+    let (s, e) = app
+        .get(
+            &format!("/api/v1/schools/{}/exceptions/{exception}", a.school_id),
+            &a.accountant,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{e}");
+    assert_eq!(e["payment_id"].as_i64(), Some(payment));
+    let suggestions = e["suggestions"].to_string();
+    assert!(
+        !suggestions.contains(&format!("\"invoice_id\":{}", b.invoice_id)),
+        "{suggestions}"
+    );
+    for text in &b.strings[..2] {
+        assert!(!suggestions.contains(text.as_str()), "{suggestions}");
+    }
+}
+
+crate::on_both_backends!(
+    a_memo_naming_another_school_s_invoice,
+    a_memo_naming_another_school_s_invoice_books_nothing_there
+);
