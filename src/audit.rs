@@ -122,7 +122,8 @@ fn link_hash(
 /// Appends `entry` to `chain` inside `tx`. Incrementing the chain head locks it until commit, so
 /// records are chained in commit order.
 pub async fn record(tx: &mut Tx, chain: &Chain, entry: Entry<'_>) -> Result<()> {
-    record_many(tx, vec![(chain.clone(), entry)]).await
+    record_many(tx, vec![(chain.clone(), entry)]).await?;
+    Ok(())
 }
 
 /// Appends `entry`, committing it to the ledger rows of `units` as they are now in `tx` (so
@@ -216,9 +217,13 @@ pub(crate) fn link<'a>(
 /// Appends several records, in order, in three statements whatever their number: the chain heads
 /// move first (locked in key order, so concurrent writers never deadlock), then the records go
 /// in, then the heads take their new hashes.
-pub async fn record_many(tx: &mut Tx, entries: Vec<(Chain, Entry<'_>)>) -> Result<()> {
+/// Returns each chain's length once they are written (chain key → last sequence number).
+pub async fn record_many(
+    tx: &mut Tx,
+    entries: Vec<(Chain, Entry<'_>)>,
+) -> Result<HashMap<String, i64>> {
     if entries.is_empty() {
-        return Ok(());
+        return Ok(HashMap::new());
     }
     let counts = chain_counts(&entries);
     // One statement takes each chain's sequence numbers and previous hash, creating a chain on
@@ -226,7 +231,7 @@ pub async fn record_many(tx: &mut Tx, entries: Vec<(Chain, Entry<'_>)>) -> Resul
     let sql = format!(
         "INSERT INTO audit_chains (chain, seq, head) VALUES {}
          ON CONFLICT (chain) DO UPDATE SET seq = audit_chains.seq + excluded.seq RETURNING chain, seq, head",
-        crate::store::values_placeholders(counts.len(), 3)
+        crate::store::values_rows(tx, counts.len(), 3)
     );
     let mut q = sqlx::query(&sql);
     for (key, (_, n)) in &counts {
@@ -234,18 +239,20 @@ pub async fn record_many(tx: &mut Tx, entries: Vec<(Chain, Entry<'_>)>) -> Resul
     }
     // chain → (next sequence number, previous hash)
     let mut heads: HashMap<String, (i64, String)> = HashMap::new();
+    let mut lengths: HashMap<String, i64> = HashMap::new();
     for r in q.fetch_all(&mut **tx).await? {
         let key: String = r.try_get("chain")?;
         let last: i64 = r.try_get("seq")?;
         let n = counts.get(&key).map(|c| c.1).unwrap_or(0);
-        heads.insert(key, (last - n + 1, r.try_get("head")?));
+        heads.insert(key.clone(), (last - n + 1, r.try_get("head")?));
+        lengths.insert(key, last);
     }
     let at = now();
     let rows = link(&entries, &mut heads, &at)?;
     for chunk in rows.chunks(crate::store::rows_per_insert(tx)) {
         let sql = format!(
             "INSERT INTO audit_log (chain, seq, school_id, at, actor, action, entity, entity_id, details, prev_hash, hash, mac) VALUES {}",
-            crate::store::values_placeholders(chunk.len(), 12)
+            crate::store::values_rows(tx, chunk.len(), 12)
         );
         let mut q = sqlx::query(&sql);
         for r in chunk {
@@ -281,7 +288,7 @@ pub async fn record_many(tx: &mut Tx, entries: Vec<(Chain, Entry<'_>)>) -> Resul
         q = q.bind(key).bind(head);
     }
     q.execute(&mut **tx).await?;
-    Ok(())
+    Ok(lengths)
 }
 
 /// What a verification found wrong, each named for what was done to the log.

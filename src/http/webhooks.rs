@@ -461,7 +461,7 @@ async fn deliver(State(st): State<AppState>, req: Request) -> Response {
         Outcome::Paid => match prepare(sender, &context, &n) {
             Ok((job, info)) => {
                 let mut event = event;
-                event.acks = AckTable::new(|o| sender.answer(o.answer()).status);
+                event.acks = providers::ack_table(sender);
                 st.intake.record(&st.store, sender, event, job, info).await
             }
             Err(e) => {

@@ -39,6 +39,20 @@ pub fn sender(id: ProviderId) -> Option<&'static dyn Sender> {
     SENDERS.iter().copied().find(|s| s.id() == id)
 }
 
+/// The reply status `sender` gives each delivery outcome. A sender's answers depend on the
+/// outcome alone, so each table is worked out once, not per delivery.
+pub fn ack_table(sender: &dyn Sender) -> crate::domain::provider::AckTable {
+    use crate::domain::provider::AckTable;
+    static TABLES: std::sync::OnceLock<Vec<AckTable>> = std::sync::OnceLock::new();
+    let of = |s: &dyn Sender| AckTable::new(|o| s.answer(o.answer()).status);
+    let tables = TABLES.get_or_init(|| SENDERS.iter().map(|s| of(*s)).collect());
+    SENDERS
+        .iter()
+        .position(|s| s.id() == sender.id())
+        .and_then(|i| tables.get(i).copied())
+        .unwrap_or_else(|| of(sender))
+}
+
 /// The sender named `name` (as in a webhook path or a request), if feerecon knows it.
 pub fn by_name(name: &str) -> Option<&'static dyn Sender> {
     ProviderId::parse(name).ok().and_then(sender)

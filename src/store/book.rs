@@ -247,20 +247,6 @@ pub(super) async fn catch_up_all(
     Ok(())
 }
 
-/// [`written`] for several schools, in one query.
-pub(super) async fn written_all(
-    tx: &mut Tx,
-    books: &mut [(&School, &mut Option<Book>)],
-) -> Result<()> {
-    let seqs = chain_seqs(tx, books.iter().map(|(s, _)| s.id)).await?;
-    for (school, book) in books.iter_mut() {
-        if let Some(b) = book.as_mut() {
-            b.seq = seqs.get(&school.id).copied().unwrap_or(0);
-        }
-    }
-    Ok(())
-}
-
 /// Each school's chain length, in one query.
 async fn chain_seqs(
     conn: &mut sqlx::AnyConnection,

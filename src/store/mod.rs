@@ -196,6 +196,17 @@ impl Store {
         Ok(self.writer.begin().await?)
     }
 
+    /// A transaction that writes from its first statement on. On SQLite it takes the database's
+    /// write lock at once (`BEGIN IMMEDIATE`), which orders it after every other writer as a
+    /// ledger lock would; PostgreSQL gets a plain transaction, and the caller locks what it
+    /// writes.
+    pub(crate) async fn begin_writing(&self) -> Result<Tx> {
+        Ok(match self.backend() {
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.writer.begin().await?,
+        })
+    }
+
     pub(crate) fn reader(&self) -> &AnyPool {
         &self.reader
     }
@@ -327,13 +338,37 @@ pub(crate) fn chunk_size(backend: Backend) -> usize {
     }
 }
 
-/// `chunk_size` for the backend a connection (or transaction) talks to.
+/// Rows per multi-row INSERT written with [`values_rows`]: on SQLite its unnumbered `?` cost
+/// the same per row whatever the statement's size (SQLite looks a numbered parameter up by a
+/// scan of all of them, so `$N` rows cost more the more there are), so a batch of deliveries
+/// goes in one statement per table.
 pub(crate) fn rows_per_insert(conn: &sqlx::AnyConnection) -> usize {
-    if conn.backend_name().eq_ignore_ascii_case("sqlite") {
-        chunk_size(Backend::Sqlite)
-    } else {
-        chunk_size(Backend::Postgres)
+    match backend_of(conn) {
+        Backend::Sqlite => 64,
+        Backend::Postgres => chunk_size(Backend::Postgres),
     }
+}
+
+pub(crate) fn backend_of(conn: &sqlx::AnyConnection) -> Backend {
+    if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+        Backend::Sqlite
+    } else {
+        Backend::Postgres
+    }
+}
+
+/// The VALUES rows of a statement that has no other parameters: `(?,?),(?,?)` on SQLite,
+/// `($1,$2),($3,$4)` on PostgreSQL (which accepts only numbered ones).
+pub(crate) fn values_rows(conn: &sqlx::AnyConnection, rows: usize, cols: usize) -> String {
+    match backend_of(conn) {
+        Backend::Sqlite => unnumbered_rows(rows, cols),
+        Backend::Postgres => values_placeholders(rows, cols),
+    }
+}
+
+fn unnumbered_rows(rows: usize, cols: usize) -> String {
+    let row = format!("({})", vec!["?"; cols].join(","));
+    vec![row; rows].join(",")
 }
 
 pub(crate) fn values_placeholders(rows: usize, cols: usize) -> String {
@@ -410,6 +445,7 @@ mod tests {
     #[test]
     fn placeholders_number_across_rows() {
         assert_eq!(values_placeholders(2, 3), "($1,$2,$3),($4,$5,$6)");
+        assert_eq!(unnumbered_rows(2, 3), "(?,?,?),(?,?,?)");
     }
 
     #[test]

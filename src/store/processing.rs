@@ -125,7 +125,7 @@ impl Store {
         for chunk in students.chunks(super::rows_per_insert(&tx)) {
             let sql = format!(
                 "INSERT INTO processing_log_students (log_id, student_id, at) VALUES {} ON CONFLICT DO NOTHING",
-                super::values_placeholders(chunk.len(), 3)
+                super::values_rows(&tx, chunk.len(), 3)
             );
             let mut q = sqlx::query(&sql);
             for (log, student, at) in chunk {

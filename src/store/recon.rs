@@ -6,7 +6,7 @@
 
 use super::book::{catch_up, written};
 use super::ledger::{insert_allocations, load_payment, lock_ledger};
-use super::{now, paginate, rows_per_insert, values_placeholders, Page, Store, Tx};
+use super::{now, paginate, rows_per_insert, values_rows, Page, Store, Tx};
 use crate::audit::{self, Chain, Entry};
 use crate::coverage::{Unit, ALLOCATIONS, DECISIONS, DISMISSED_PAIRS, REFUNDS};
 use crate::domain::code::SchoolPrefix;
@@ -608,7 +608,7 @@ pub(super) async fn reconcile_in(
     for chunk in allocations.chunks(rows_per_insert(tx)) {
         let sql = format!(
             "INSERT INTO allocations (school_id, payment_id, invoice_id, amount, method, created_at, created_by, rule) VALUES {}",
-            values_placeholders(chunk.len(), 8)
+            values_rows(tx, chunk.len(), 8)
         );
         let mut q = sqlx::query(&sql);
         for (payment_id, invoice_id, amount, method, rule) in chunk {
@@ -650,7 +650,7 @@ pub(super) async fn reconcile_in(
     for chunk in fresh.chunks(rows_per_insert(tx)) {
         let sql = format!(
             "INSERT INTO exceptions (school_id, payment_id, kind, reason, suggestions, status, created_at) VALUES {} RETURNING id, payment_id",
-            values_placeholders(chunk.len(), 7)
+            values_rows(tx, chunk.len(), 7)
         );
         let mut q = sqlx::query(&sql);
         for (payment_id, kind, reason, stored) in chunk {

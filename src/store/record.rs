@@ -8,10 +8,10 @@
 //! the school's book (`book.rs`), so no payment is ever written without either its
 //! allocations or its exception.
 
-use super::book::{catch_up_all, written_all, Book};
+use super::book::{catch_up_all, Book};
 use super::recon::{twins, ToReconcile};
 use super::webhooks::{insert_events, NewEvent};
-use super::{format_time, now, rows_per_insert, values_placeholders, Store, Tx};
+use super::{format_time, now, rows_per_insert, values_rows, Store, Tx};
 use crate::audit::{self, Chain, Entry};
 use crate::domain::ledger::receipt_number;
 use crate::domain::money::Vnd;
@@ -77,7 +77,7 @@ pub(crate) fn refusal_error(r: &Refusal) -> Error {
     }
 }
 
-/// Locks the ledgers of `school_ids` (ascending, so concurrent batches never deadlock) until
+/// PostgreSQL: locks the ledgers of `school_ids` (ascending, so concurrent batches never deadlock) until
 /// commit, in one statement.
 async fn lock_ledgers(tx: &mut Tx, school_ids: &BTreeSet<i64>) -> Result<()> {
     if school_ids.is_empty() {
@@ -113,7 +113,7 @@ async fn take_receipts(
         "INSERT INTO counters (school_id, name, value) VALUES {}
          ON CONFLICT (school_id, name) DO UPDATE SET value = counters.value + excluded.value
          RETURNING school_id, value",
-        values_placeholders(counts.len(), 3)
+        values_rows(tx, counts.len(), 3)
     );
     let name = format!("receipt:{year}");
     let mut q = sqlx::query(&sql);
@@ -365,31 +365,36 @@ impl Store {
             guards.push((school, slot.lock().await));
         }
         let result = async {
-            let mut tx = self.begin().await?;
-            let schools: BTreeSet<i64> = items
-                .iter()
-                .filter_map(|i| i.job.as_ref().map(|j| j.school.id))
-                .collect();
-            lock_ledgers(&mut tx, &schools).await?;
+            let mut tx = self.begin_writing().await?;
+            if self.backend() == super::Backend::Postgres {
+                let schools: BTreeSet<i64> = items
+                    .iter()
+                    .filter_map(|i| i.job.as_ref().map(|j| j.school.id))
+                    .collect();
+                lock_ledgers(&mut tx, &schools).await?;
+            }
             {
                 let mut books: Vec<(&School, &mut Option<Book>)> =
                     guards.iter_mut().map(|(s, g)| (*s, &mut **g)).collect();
                 catch_up_all(&mut tx, &mut books).await?;
             }
-            let results = {
+            let recorded = {
                 let mut books: BTreeMap<i64, &mut Index> = guards
                     .iter_mut()
                     .filter_map(|(s, g)| g.as_mut().map(|b: &mut Book| (s.id, &mut b.index)))
                     .collect();
                 record_batch_in(&mut tx, items, &mut books).await?
             };
-            {
-                let mut books: Vec<(&School, &mut Option<Book>)> =
-                    guards.iter_mut().map(|(s, g)| (*s, &mut **g)).collect();
-                written_all(&mut tx, &mut books).await?;
+            // The books now hold what the batch wrote: their position is the chains' new
+            // length (a school that got no record keeps the position it was caught up to).
+            for (school, book) in guards.iter_mut() {
+                if let (Some(b), Some(n)) = (book.as_mut(), recorded.chain_lengths.get(&school.id))
+                {
+                    b.seq = *n;
+                }
             }
             tx.commit().await?;
-            Ok(results)
+            Ok(recorded.outcomes)
         }
         .await;
         if result.is_err() {
@@ -409,7 +414,7 @@ pub(super) async fn record_batch_in(
     tx: &mut Tx,
     items: &mut [BatchItem],
     books: &mut BTreeMap<i64, &mut Index>,
-) -> Result<Vec<Option<Outcome>>> {
+) -> Result<BatchWritten> {
     let jobs: Vec<&Job> = items.iter().filter_map(|i| i.job.as_ref()).collect();
     let school_ids: BTreeSet<i64> = jobs.iter().map(|j| j.school.id).collect();
     let (booked, statement_credits) = recorded_before(tx, &jobs).await?;
@@ -554,8 +559,15 @@ pub(super) async fn record_batch_in(
     }
 
     let events: Vec<&NewEvent> = items.iter().filter_map(|i| i.event.as_ref()).collect();
+    // Each school's chain length once this batch's records are on it.
+    let mut chain_lengths: BTreeMap<i64, i64> = BTreeMap::new();
     let exception_ids = match heads {
         Some(mut heads) => {
+            for (school_id, n) in &entry_counts {
+                if let Some((first, _)) = heads.get(&Chain::School(*school_id).key()) {
+                    chain_lengths.insert(*school_id, first + n - 1);
+                }
+            }
             // A big import goes in a few statements, so no parameter grows without bound.
             let statements = creates.len().div_ceil(PAYMENTS_PER_STATEMENT).max(1);
             let mut exception_ids = HashMap::new();
@@ -601,12 +613,17 @@ pub(super) async fn record_batch_in(
             insert_fees_and_allocations(tx, &fees, &allocations, &recorded_at).await?;
             let exception_ids = insert_exceptions(tx, &exceptions, &recorded_at).await?;
             cover_payments(tx, &mut entries).await?;
-            audit::record_many(tx, entries).await?;
+            let lengths = audit::record_many(tx, entries).await?;
+            for school_id in entry_counts.keys() {
+                if let Some(n) = lengths.get(&Chain::School(*school_id).key()) {
+                    chain_lengths.insert(*school_id, *n);
+                }
+            }
             insert_events(tx, &events).await?;
             exception_ids
         }
     };
-    Ok(plans
+    let outcomes = plans
         .into_iter()
         .enumerate()
         .map(|(idx, plan)| {
@@ -619,7 +636,19 @@ pub(super) async fn record_batch_in(
                 }
             })
         })
-        .collect())
+        .collect();
+    Ok(BatchWritten {
+        outcomes,
+        chain_lengths,
+    })
+}
+
+/// What [`record_batch_in`] did.
+pub(super) struct BatchWritten {
+    /// What became of each item's job.
+    pub outcomes: Vec<Option<Outcome>>,
+    /// school id → its chain's length after the batch, for each school it wrote records of.
+    pub chain_lengths: BTreeMap<i64, i64>,
 }
 
 /// Turns the reviews of payments that repeat a transfer already booked into refund candidates
@@ -739,7 +768,7 @@ async fn insert_payments(
         let sql = format!(
                 "INSERT INTO payments (school_id, channel, provider, provider_ref, payer_name, memo, amount, received_at, recorded_at,
                     recorded_by, receipt_no, receipt_year, receipt_seq, bank_ref) VALUES {} RETURNING id, school_id, receipt_no",
-                values_placeholders(chunk.len(), 14)
+                values_rows(tx, chunk.len(), 14)
             );
         let mut q = sqlx::query(&sql);
         for (idx, receipt_no, seq) in chunk {
@@ -793,7 +822,7 @@ async fn insert_fees_and_allocations(
         let sql = format!(
                 "INSERT INTO payment_fees (payment_id, school_id, charged_by, kind, basis, amount, borne_by, predicted_amount, reported_amount,
                     schedule_id, needs_review) VALUES {}",
-                values_placeholders(chunk.len(), 11)
+                values_rows(tx, chunk.len(), 11)
             );
         let mut q = sqlx::query(&sql);
         for (id, school_id, f) in chunk {
@@ -815,7 +844,7 @@ async fn insert_fees_and_allocations(
     for chunk in allocations.chunks(per_insert) {
         let sql = format!(
                 "INSERT INTO allocations (school_id, payment_id, invoice_id, amount, method, created_at, created_by, rule) VALUES {}",
-                values_placeholders(chunk.len(), 8)
+                values_rows(tx, chunk.len(), 8)
             );
         let mut q = sqlx::query(&sql);
         for (id, job, invoice_id, amount, method, rule) in chunk {
@@ -844,7 +873,7 @@ async fn insert_exceptions(
     for chunk in exceptions.chunks(rows_per_insert(tx)) {
         let sql = format!(
             "INSERT INTO exceptions (school_id, payment_id, kind, reason, suggestions, status, created_at) VALUES {} RETURNING id, payment_id",
-            values_placeholders(chunk.len(), 7)
+            values_rows(tx, chunk.len(), 7)
         );
         let mut q = sqlx::query(&sql);
         for (payment_id, school_id, r) in chunk {

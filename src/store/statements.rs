@@ -7,7 +7,7 @@ use super::book::{catch_up, written};
 use super::ledger::{lock_ledger, NewPayment, PLAIN_TRANSFER};
 use super::recon::open_exception;
 use super::record::{record_batch_in, BatchItem, Job};
-use super::{format_time, now, rows_per_insert, values_placeholders, Store, Tx};
+use super::{format_time, now, rows_per_insert, values_rows, Store, Tx};
 use crate::audit::{self, Chain, Entry};
 use crate::coverage::{Unit, STATEMENTS, STATEMENT_LINES};
 use crate::domain::fee::Channel;
@@ -378,7 +378,7 @@ async fn import_lines_in(
         .collect();
     let results = {
         let mut books = std::collections::BTreeMap::from([(school.id, &mut *index)]);
-        record_batch_in(tx, &mut items, &mut books).await?
+        record_batch_in(tx, &mut items, &mut books).await?.outcomes
     };
     // line index → (allocations, rule, exception) of a credit that became a payment.
     type Decided = (Vec<(i64, Vnd)>, Option<String>, Option<i64>);
@@ -426,7 +426,7 @@ async fn import_lines_in(
         let sql = format!(
             "INSERT INTO statement_lines (statement_id, school_id, account_id, line_key, booked_at, amount, direction, bank_ref, memo,
                 counterparty, payment_id, matched_by) VALUES {}",
-            values_placeholders(chunk.len(), 12)
+            values_rows(tx, chunk.len(), 12)
         );
         let mut q = sqlx::query(&sql);
         for (i, l, key) in chunk {

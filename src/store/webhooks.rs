@@ -71,7 +71,7 @@ pub(super) async fn insert_events(
         let sql = format!(
             "INSERT INTO provider_events (provider, provider_account_id, school_id, received_at, method, query, headers, body, body_size, verified,
                 txn_id, outcome, detail, payment_id, ack_status, request_sha256, request_size) VALUES {}",
-            super::values_placeholders(chunk.len(), 17)
+            super::values_rows(conn, chunk.len(), 17)
         );
         let mut q = sqlx::query(&sql);
         for e in chunk {
