@@ -122,7 +122,12 @@ impl Ctx<'_> {
 impl Ctx<'_> {
     /// Allocates the amount over invoices in order, each up to its balance.
     pub(super) fn fill(&self, invoices: &[usize]) -> Vec<(i64, Vnd)> {
-        let mut left = self.amount;
+        self.fill_with(self.amount, invoices)
+    }
+
+    /// [`Ctx::fill`] with `amount` instead of the whole amount (a sibling's share).
+    pub(super) fn fill_with(&self, amount: Vnd, invoices: &[usize]) -> Vec<(i64, Vnd)> {
+        let mut left = amount;
         let mut out = Vec::new();
         for &i in invoices {
             if left <= Vnd::ZERO {

@@ -1,8 +1,8 @@
 //! The rules in their order: codes first (rules 1 to 4), then student codes and names.
 
 use super::candidates::Ctx;
-use super::reading::read_people;
-use super::siblings::sibling_readings;
+use super::reading::{read_people, Mention};
+use super::siblings::{shares_written, sibling_readings};
 use super::student::given_name_and_class;
 use super::suggestions::{auto, review, review_earlier, suggestion};
 use super::{Decision, Evidence, Incoming, Index, ReviewReason, Rule, Suggestion};
@@ -226,6 +226,8 @@ pub(super) fn decide_read(
         return review(ReviewReason::MaybeTruncated, suggestions);
     }
     let mut students: Vec<usize> = Vec::new();
+    // Where each mention stands, with the student it names: siblings' shares are read beside.
+    let mut named_at: Vec<(usize, &Mention)> = Vec::new();
     let mut evidence: Vec<Evidence> = Vec::new();
     for (k, m) in people.mentions.iter().enumerate() {
         let chosen: Vec<usize> = if m.students.len() == 1 {
@@ -245,6 +247,7 @@ pub(super) fn decide_read(
         if !students.contains(s) {
             students.push(*s);
         }
+        named_at.push((*s, m));
         evidence.push(m.evidence);
     }
     evidence.sort();
@@ -263,6 +266,9 @@ pub(super) fn decide_read(
     }
     match students.as_slice() {
         [s] => ctx.decide_student(*s, evidence, suggestions),
-        _ => ctx.decide_siblings(&students, evidence, suggestions),
+        _ => {
+            let shares = shares_written(&memo, incoming, &named_at, &students);
+            ctx.decide_siblings(&students, &shares, evidence, suggestions)
+        }
     }
 }

@@ -49,7 +49,16 @@
 //!      open invoice; several of that balance are a review ([`ReviewReason::EqualBalances`]).
 //! 6. `siblings_by_name`: two or more students of one family named in the memo are allocated
 //!    automatically when the amount equals what the months written owe for all of them (or,
-//!    with no month written, the sum of their open balances).
+//!    with no month written, the sum of their open balances), or when each child's share is
+//!    written beside its name ("T11 Nguyen Van An 1.500.000 Nguyen Thi Binh 1.200.000", "An
+//!    1tr5 Binh 1tr2"; see [`amounts`] for what is read as an amount) and the shares add up to
+//!    the amount exactly (`siblings_by_name_shares_stated`). Each share then goes to that
+//!    child's invoices of the months written, oldest first, or with no month written to all
+//!    its open invoices when it is their total, else to the one whose balance it is (or the
+//!    only one open): less than they owe is a partial payment. Shares that do not add up, a
+//!    share above what the child owes or that is exactly another open month's balance, and a
+//!    child with no such invoice are a review, even when the amount is what all of them owe:
+//!    the parent's split then says something else than the balances.
 //! 7. `sender_is_not_the_student`: a name that is the sender's own (equal to `payer_name`, or
 //!    the bank's default memo `<NAME> CHUYEN TIEN` at the start) never names the student,
 //!    unless a pupil marker ("HS", "con", "be", "hoc sinh") stands before it or its class after
@@ -103,6 +112,7 @@
 //! Deterministic: hash maps are only looked up, never iterated into a result; ties are broken by
 //! memo order, then period, then invoice id.
 //!
+//! [`amounts`]: crate::recon::amounts
 //! [`codes`]: crate::recon::codes
 //! [`period`]: crate::recon::period
 
@@ -235,6 +245,8 @@ pub enum Evidence {
     OldestOpen,
     /// The memo ends inside the name: what is left is the beginning of this student's name.
     NameCut,
+    /// Each sibling's share is written beside its name, and the shares add up to the amount.
+    SharesStated,
 }
 
 impl Evidence {
@@ -264,6 +276,7 @@ impl Evidence {
             Evidence::GivenNameInClass => "given name unique in the class written",
             Evidence::OldestOpen => "oldest open invoice",
             Evidence::NameCut => "the memo is cut inside the name: its beginning matches",
+            Evidence::SharesStated => "each child's share written beside the name",
         }
     }
 
@@ -281,7 +294,8 @@ impl Evidence {
             Evidence::AmountEqualsBalance
             | Evidence::AmountEqualsStudentTotal
             | Evidence::AmountEqualsSiblingsTotal
-            | Evidence::AmountEqualsPeriodsTotal => 30,
+            | Evidence::AmountEqualsPeriodsTotal
+            | Evidence::SharesStated => 30,
             Evidence::CodeCorrected => 20,
             Evidence::GivenNameInClass => 15,
             Evidence::OldestOpen => 1,

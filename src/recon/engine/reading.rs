@@ -25,7 +25,7 @@ fn rank(typo: bool, syllables: usize, ordered: bool) -> Rank {
 /// A student named by student code or full name.
 #[derive(Debug, Clone)]
 pub(super) struct Mention {
-    span: Range<usize>,
+    pub(super) span: Range<usize>,
     /// See [`RawHit::rank`].
     rank: Rank,
     pub(super) students: Vec<usize>,
