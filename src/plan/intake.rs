@@ -401,7 +401,12 @@ pub fn decide_credit(
             evidence: None,
             review: Some(Review {
                 kind: ExceptionKind::Review(reason),
-                reason: reason.words().to_string(),
+                // The earlier payment that paid or claims what the memo names, so that the
+                // accountant sees which one.
+                reason: match earlier_payment {
+                    Some(p) => format!("{} (payment {p})", reason.words()),
+                    None => reason.words().to_string(),
+                },
                 suggestions: suggestions
                     .iter()
                     .map(|s| suggestion_view(s, index))
@@ -871,6 +876,40 @@ mod tests {
             .detail()
             .unwrap_or_default()
             .starts_with("in the review queue"));
+    }
+
+    /// A review names the earlier payment that claims (or paid) what the memo names, in its
+    /// words too, so that the queue shows which one.
+    #[test]
+    fn a_review_names_the_earlier_payment() {
+        let mut index = book();
+        let snap = Snapshot {
+            open_reviews: vec![OpenReview {
+                school_id: SCHOOL,
+                payment_id: 40,
+                top: vec![1],
+            }],
+            ..snapshot()
+        };
+        let out = run(
+            &[transfer("C:1", 935_000, "hoc phi T9 Nguyen Van An")],
+            &snap,
+            &mut index,
+        );
+        let review = created(&out[0]).review.clone().expect("review");
+        assert_eq!(
+            review.kind,
+            ExceptionKind::Review(crate::recon::ReviewReason::PeriodInReview)
+        );
+        assert_eq!(review.earlier_payment, Some(40));
+        assert!(review.reason.ends_with("(payment 40)"), "{}", review.reason);
+        // Without a claim, the month written decides.
+        let out = run(
+            &[transfer("C:2", 935_000, "hoc phi T9 Nguyen Van An")],
+            &snapshot(),
+            &mut book(),
+        );
+        assert_eq!(created(&out[0]).allocations, vec![(1, vnd(935_000))]);
     }
 
     #[test]
