@@ -765,3 +765,131 @@ async fn duplicate_flow(app: TestApp) {
 }
 
 crate::on_both_backends!(duplicates, duplicate_flow);
+
+/// The open exception of a payment.
+fn exception_of(queue: &[Value], payment_id: i64) -> Value {
+    queue
+        .iter()
+        .find(|e| e["payment_id"].as_i64() == Some(payment_id))
+        .unwrap_or_else(|| panic!("no open exception for payment {payment_id}: {queue:?}"))
+        .clone()
+}
+
+/// Rule `period_in_review` through the API: a month an earlier payment still in review claims
+/// (its top suggestion) is not given to a later transfer naming that month, on intake or when
+/// reconciling again; once the accountant answers the earlier review, reconciling again
+/// decides on what the month then owes.
+async fn period_in_review_flow(app: TestApp) {
+    let (sc, key, path) = sepay_school(&app, "6868123456789").await;
+    let (huy, huy_code) = invoice_of(&app, &sc, "HS0005").await;
+    let balance = 1_385_000;
+    assert_eq!(
+        invoice_status(&app, &sc, &huy_code).await,
+        ("open".to_string(), 0)
+    );
+
+    // Read from the memo, the pupil is clear but the amount is not the balance: in review, its
+    // top suggestion Huy's September invoice.
+    let first = transfer(&app, &path, &key, 31, "nop tien hoc Pham Gia Huy", 500_000).await;
+    let queue = open_exceptions(&app, &sc).await;
+    let e1 = exception_of(&queue, first);
+    assert_eq!(e1["kind"], "amount_mismatch", "{e1}");
+    let top = &e1["suggestions"][0];
+    assert_eq!(
+        top["allocations"][0]["invoice_id"].as_i64(),
+        Some(huy),
+        "{e1}"
+    );
+    assert!(
+        top["evidence"]
+            .as_str()
+            .expect("evidence")
+            .contains("2025-09"),
+        "{top}"
+    );
+
+    // September written, the whole balance: without the review above it would be allocated;
+    // it waits in the queue naming the first payment instead.
+    let memo = "hoc phi T9 Pham Gia Huy 6A2";
+    let second = transfer(&app, &path, &key, 32, memo, balance).await;
+    let allocated_to_second = format!("allocations WHERE payment_id = {second}");
+    assert_eq!(app.count(&allocated_to_second).await, 0);
+    assert_eq!(
+        invoice_status(&app, &sc, &huy_code).await,
+        ("open".to_string(), 0)
+    );
+    let e2 = exception_of(&open_exceptions(&app, &sc).await, second);
+    assert_eq!(e2["kind"], "period_in_review", "{e2}");
+    let reason = e2["reason"].as_str().expect("reason");
+    assert!(reason.ends_with(&format!("(payment {first})")), "{reason}");
+    assert_eq!(
+        app.count(&format!(
+            "audit_log WHERE action = 'exception.open' AND entity_id = {second} AND details LIKE '%\"earlier_payment\":{first}%'"
+        ))
+        .await,
+        1
+    );
+
+    // Reconciling the second again decides the same: the same exception, as it was.
+    let reconcile = format!(
+        "/api/v1/schools/{}/payments/{second}/reconcile",
+        sc.school_id
+    );
+    let (s, r) = app.post(&reconcile, &sc.accountant, json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(
+        (r["result"].as_str(), r["exception_id"].as_i64()),
+        (Some("review"), e2["id"].as_i64()),
+        "{r}"
+    );
+    let again = exception_of(&open_exceptions(&app, &sc).await, second);
+    for field in ["id", "kind", "reason", "suggestions", "status"] {
+        assert_eq!(again[field], e2[field], "{field}: {again}");
+    }
+    assert_eq!(app.count(&allocated_to_second).await, 0);
+
+    // The accountant answers the first review: its 500,000 go to September.
+    let (s, b) = app
+        .post(
+            &format!(
+                "/api/v1/schools/{}/exceptions/{}/match",
+                sc.school_id, e1["id"]
+            ),
+            &sc.accountant,
+            json!({"allocations": [{"invoice_id": huy, "amount": 500_000}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(invoice_status(&app, &sc, &huy_code).await.1, 500_000);
+
+    // Nothing claims September now, and it owes less than the second transfer: reconciling
+    // again allocates what it owes, the rest stays on the payment as credit.
+    let (s, r) = app.post(&reconcile, &sc.accountant, json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(
+        (r["result"].as_str(), r["rule"].as_str()),
+        (Some("allocated"), Some("period_stated")),
+        "{r}"
+    );
+    assert_eq!(
+        r["allocations"],
+        json!([{"invoice_id": huy, "payment_code": huy_code, "amount": balance - 500_000}]),
+        "{r}"
+    );
+    assert_eq!(
+        invoice_status(&app, &sc, &huy_code).await,
+        ("paid".to_string(), balance)
+    );
+    assert_eq!(app.count(&allocated_to_second).await, 1);
+    let (s, closed) = app
+        .get(
+            &format!("/api/v1/schools/{}/exceptions/{}", sc.school_id, e2["id"]),
+            &sc.accountant,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{closed}");
+    assert_eq!(closed["status"], "matched", "{closed}");
+    assert!(open_exceptions(&app, &sc).await.is_empty());
+}
+
+crate::on_both_backends!(period_in_review, period_in_review_flow);
