@@ -893,3 +893,88 @@ async fn period_in_review_flow(app: TestApp) {
 }
 
 crate::on_both_backends!(period_in_review, period_in_review_flow);
+
+/// Rule `period_in_review` inside one batch: a statement's line in review claims its month for
+/// the lines booked after it, and the review it sends a later line to names its payment,
+/// recorded in the same transaction.
+async fn in_batch_claim_flow(app: TestApp) {
+    let sc = crate::webhooks::school_with_invoices(&app).await;
+    let (huy, huy_code) = invoice_of(&app, &sc, "HS0005").await;
+    let acct = app
+        .approved_account(&sc, "970436", "0071000123456", "TRUONG THCS LE QUY DON")
+        .await;
+    let csv = "\
+NGÂN HÀNG TMCP NGOẠI THƯƠNG VIỆT NAM,,,,,,
+SAO KÊ TÀI KHOẢN,,,,,,
+Số tài khoản: 0071000123456,,,,,,
+Tên tài khoản: TRUONG THCS LE QUY DON,,,,,,
+Loại tiền: VND,,,,,,
+Từ ngày: 01/09/2025 Đến ngày: 10/09/2025,,,,,,
+Số dư đầu kỳ: 52.340.000,,,,,,
+STT,Ngày giao dịch,Số tham chiếu,Số tiền ghi nợ,Số tiền ghi có,Số dư,Mô tả
+1,03/09/2025,5213 - 20001,,500.000,52.840.000,\"nop tien hoc Pham Gia Huy\"
+2,04/09/2025,5214 - 20002,,1.385.000,54.225.000,\"hoc phi T9 Pham Gia Huy 6A2\"
+Tổng số,,,0,1.885.000,,
+Số dư cuối kỳ,,,,,54.225.000,
+";
+    let (s, b) = app
+        .post_raw(
+            &format!(
+                "/api/v1/schools/{}/accounts/{}/statements",
+                sc.school_id, acct["id"]
+            ),
+            &sc.accountant,
+            "text/csv",
+            csv.as_bytes().to_vec(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    // Booked in order: the first line's payment, then the second's.
+    let outcome = |k: usize| b["outcomes"][k]["payment_id"].as_i64().expect("payment");
+    let (first, second) = (outcome(0), outcome(1));
+
+    let queue = open_exceptions(&app, &sc).await;
+    let e1 = exception_of(&queue, first);
+    assert_eq!(e1["kind"], "amount_mismatch", "{e1}");
+    assert_eq!(
+        e1["suggestions"][0]["allocations"][0]["invoice_id"].as_i64(),
+        Some(huy),
+        "{e1}"
+    );
+    let e2 = exception_of(&queue, second);
+    assert_eq!(e2["kind"], "period_in_review", "{e2}");
+    let reason = e2["reason"].as_str().expect("reason");
+    assert!(reason.ends_with(&format!("(payment {first})")), "{reason}");
+    assert_eq!(
+        app.count(&format!(
+            "audit_log WHERE action = 'exception.open' AND entity_id = {second} AND details LIKE '%\"earlier_payment\":{first}%'"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        invoice_status(&app, &sc, &huy_code).await,
+        ("open".to_string(), 0)
+    );
+
+    // Reconciling the second again decides the same, now naming the recorded payment.
+    let (s, r) = app
+        .post(
+            &format!(
+                "/api/v1/schools/{}/payments/{second}/reconcile",
+                sc.school_id
+            ),
+            &sc.accountant,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["exception_id"].as_i64(), e2["id"].as_i64(), "{r}");
+    let again = exception_of(&open_exceptions(&app, &sc).await, second);
+    assert_eq!(
+        (&again["kind"], &again["reason"]),
+        (&e2["kind"], &e2["reason"])
+    );
+}
+
+crate::on_both_backends!(in_batch_claims, in_batch_claim_flow);

@@ -76,8 +76,9 @@ pub struct Index {
     /// a name.
     pub(super) beginnings: HashSet<String>,
     /// Invoices that an earlier payment still in review claims by its month written (rule
-    /// `period_in_review`), with that payment (`None`: one earlier in the batch, not yet
-    /// recorded). Set by whoever decides, from what the store loaded; not part of the book.
+    /// `period_in_review`), with that payment (`None` when not known; the batch planner names
+    /// one not recorded yet by a stand-in, see `plan::intake`). Set by whoever decides, from
+    /// what the store loaded; not part of the book.
     pub(super) claims: HashMap<i64, Option<i64>>,
     pub(super) probes: Probes,
 }
@@ -390,7 +391,8 @@ impl Index {
     /// Replaces the invoices that earlier payments still in review claim: those of each one's
     /// top suggestion, the reading an accountant would confirm first (the month its memo
     /// names, or the pupil's oldest open month when it names none). (invoice, the payment
-    /// claiming it; `None` for one not recorded yet); the first claim of an invoice is kept.
+    /// claiming it, as the review will name it; `None` when not known); the first claim of an
+    /// invoice is kept.
     pub fn set_claims(&mut self, claims: impl IntoIterator<Item = (i64, Option<i64>)>) {
         self.claims.clear();
         for (invoice_id, payment) in claims {
