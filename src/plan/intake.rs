@@ -220,6 +220,48 @@ pub struct Review {
     pub suggestions: Vec<SuggestionView>,
     /// The payment that already paid what the memo names, when the engine knows one.
     pub earlier_payment: Option<i64>,
+    /// The job earlier in the same batch whose review claims what the memo names (rule
+    /// `period_in_review`): it has no payment id yet; the store names it once recorded (see
+    /// [`name_batch_claimants`]).
+    pub earlier_in_batch: Option<usize>,
+}
+
+impl Review {
+    /// Names the earlier payment that paid or claims what the memo names, in the reason too,
+    /// so that the accountant sees which one.
+    pub fn name_earlier(&mut self, payment: i64) {
+        self.earlier_payment = Some(payment);
+        self.earlier_in_batch = None;
+        self.reason = format!("{} (payment {payment})", self.reason);
+    }
+}
+
+/// How the engine carries a claim by job `idx` of the batch, whose payment has no id yet:
+/// payment ids are positive, so a negative stand-in never names a real payment.
+fn batch_claimant(idx: usize) -> i64 {
+    -1 - i64::try_from(idx).unwrap_or(i64::MAX - 1)
+}
+
+/// The batch job a stand-in of [`batch_claimant`] names.
+fn batch_job(claimant: i64) -> Option<usize> {
+    (claimant < 0)
+        .then(|| usize::try_from(-1 - claimant).ok())
+        .flatten()
+}
+
+/// Once the batch's payments have ids (`ids`: job index → payment id), the reviews that a
+/// review earlier in the batch claims against name its payment.
+pub fn name_batch_claimants(plans: &mut [Option<Planned>], ids: &HashMap<usize, i64>) {
+    for plan in plans.iter_mut() {
+        if let Some(Planned::Create(Create {
+            review: Some(r), ..
+        })) = plan
+        {
+            if let Some(id) = r.earlier_in_batch.and_then(|j| ids.get(&j)) {
+                r.name_earlier(*id);
+            }
+        }
+    }
 }
 
 impl Planned {
@@ -394,21 +436,31 @@ pub fn decide_credit(
             reason,
             suggestions,
             earlier_payment,
-        } => Decided {
-            allocations: vec![],
-            method: AllocationMethod::Recon,
-            rule: None,
-            evidence: None,
-            review: Some(Review {
+        } => {
+            let mut review = Review {
                 kind: ExceptionKind::Review(reason),
                 reason: reason.words().to_string(),
                 suggestions: suggestions
                     .iter()
                     .map(|s| suggestion_view(s, index))
                     .collect(),
-                earlier_payment,
-            }),
-        },
+                earlier_payment: None,
+                earlier_in_batch: None,
+            };
+            if let Some(p) = earlier_payment {
+                match batch_job(p) {
+                    Some(job) => review.earlier_in_batch = Some(job),
+                    None => review.name_earlier(p),
+                }
+            }
+            Decided {
+                allocations: vec![],
+                method: AllocationMethod::Recon,
+                rule: None,
+                evidence: None,
+                review: Some(review),
+            }
+        }
     }
 }
 
@@ -475,7 +527,7 @@ pub fn plan(
                 ))
             }
         } else {
-            match create(p, school_id, snap, &mut balances, books) {
+            match create(idx, p, school_id, snap, &mut balances, books) {
                 Ok(c) => {
                     if let Some(r) = reference {
                         in_batch
@@ -496,6 +548,7 @@ pub fn plan(
 }
 
 fn create(
+    idx: usize,
     p: &NewPayment,
     school_id: i64,
     snap: &Snapshot,
@@ -535,6 +588,7 @@ fn create(
                 reason: "recorded for no invoice: allocate it to one, or refund it".into(),
                 suggestions: vec![],
                 earlier_payment: None,
+                earlier_in_batch: None,
             });
             Create {
                 allocations: allocations.clone(),
@@ -566,10 +620,11 @@ fn create(
                 p.payer_name.as_deref(),
                 &|_| false,
             );
-            // What it claims in review, later payments of the batch do not take.
+            // What it claims in review, later payments of the batch do not take; their
+            // reviews name this one once it is recorded.
             if let Some(r) = &d.review {
                 for invoice_id in review_claims(r) {
-                    index.claim(invoice_id, None);
+                    index.claim(invoice_id, Some(batch_claimant(idx)));
                 }
             }
             for (id, amount) in &d.allocations {
@@ -871,6 +926,85 @@ mod tests {
             .detail()
             .unwrap_or_default()
             .starts_with("in the review queue"));
+    }
+
+    /// A review names the earlier payment that claims (or paid) what the memo names, in its
+    /// words too, so that the queue shows which one.
+    #[test]
+    fn a_review_names_the_earlier_payment() {
+        let mut index = book();
+        let snap = Snapshot {
+            open_reviews: vec![OpenReview {
+                school_id: SCHOOL,
+                payment_id: 40,
+                top: vec![1],
+            }],
+            ..snapshot()
+        };
+        let out = run(
+            &[transfer("C:1", 935_000, "hoc phi T9 Nguyen Van An")],
+            &snap,
+            &mut index,
+        );
+        let review = created(&out[0]).review.clone().expect("review");
+        assert_eq!(
+            review.kind,
+            ExceptionKind::Review(crate::recon::ReviewReason::PeriodInReview)
+        );
+        assert_eq!(review.earlier_payment, Some(40));
+        assert!(review.reason.ends_with("(payment 40)"), "{}", review.reason);
+        // Without a claim, the month written decides.
+        let out = run(
+            &[transfer("C:2", 935_000, "hoc phi T9 Nguyen Van An")],
+            &snapshot(),
+            &mut book(),
+        );
+        assert_eq!(created(&out[0]).allocations, vec![(1, vnd(935_000))]);
+    }
+
+    /// A review opened earlier in the same batch claims its month for the lines after it, and
+    /// their reviews name its payment once the batch has ids.
+    #[test]
+    fn a_review_earlier_in_the_batch_is_named_once_recorded() {
+        let mut index = book();
+        let jobs = [
+            transfer("C:1", 100_000, "nop tien hoc Nguyen Van An"),
+            transfer("C:2", 935_000, "hoc phi T9 Nguyen Van An"),
+        ];
+        let mut plans: Vec<Option<Planned>> = run(&jobs, &snapshot(), &mut index)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let first = plans[0].as_ref().map(created).expect("first");
+        assert_eq!(review_claims(first.review.as_ref().expect("review")), [1]);
+        let review = |plans: &[Option<Planned>]| {
+            plans[1]
+                .as_ref()
+                .map(created)
+                .and_then(|c| c.review.clone())
+                .expect("review")
+        };
+        let second = review(&plans);
+        assert_eq!(
+            second.kind,
+            ExceptionKind::Review(crate::recon::ReviewReason::PeriodInReview)
+        );
+        assert_eq!(
+            (second.earlier_payment, second.earlier_in_batch),
+            (None, Some(0))
+        );
+        assert!(!second.reason.contains("payment -"), "{}", second.reason);
+        name_batch_claimants(&mut plans, &HashMap::from([(0, 501), (1, 502)]));
+        let second = review(&plans);
+        assert_eq!(
+            (second.earlier_payment, second.earlier_in_batch),
+            (Some(501), None)
+        );
+        assert!(
+            second.reason.ends_with("(payment 501)"),
+            "{}",
+            second.reason
+        );
     }
 
     #[test]

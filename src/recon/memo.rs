@@ -106,6 +106,10 @@ pub struct Memo {
     pub tokens: Vec<Token>,
     /// Long digit runs taken out of the words (account numbers, but maybe a student's ID).
     pub numbers: Vec<String>,
+    /// For each token, the word of [`Memo::folded`] it comes from.
+    pub at: Vec<usize>,
+    /// The bank's wrapping, as ranges of words of [`Memo::folded`].
+    pub wrapping: Vec<std::ops::Range<usize>>,
 }
 
 impl Memo {
@@ -206,11 +210,14 @@ pub fn normalise(raw: &str) -> Memo {
     let folded = fold(raw);
     let words: Vec<&str> = folded.split(' ').filter(|w| !w.is_empty()).collect();
     let mut kept: Vec<&str> = Vec::with_capacity(words.len());
+    let mut at: Vec<usize> = Vec::with_capacity(words.len());
     let mut numbers = Vec::new();
+    let mut wrapping = Vec::new();
     let mut i = 0;
     while i < words.len() {
         let skip = noise_at(&words, i);
         if skip > 0 {
+            wrapping.push(i..i + skip);
             i += skip;
             continue;
         }
@@ -220,8 +227,10 @@ pub fn normalise(raw: &str) -> Memo {
         } else if let Some((word, month)) = glued_month(w) {
             kept.push(word);
             kept.push(month);
+            at.extend([i, i]);
         } else {
             kept.push(w);
+            at.push(i);
         }
         i += 1;
     }
@@ -245,6 +254,8 @@ pub fn normalise(raw: &str) -> Memo {
         folded,
         tokens,
         numbers,
+        at,
+        wrapping,
     }
 }
 

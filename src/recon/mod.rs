@@ -5,8 +5,10 @@
 //! - [`codes`]: payment codes in a memo, valid or mistyped;
 //! - [`names`]: students' names and classes in a memo;
 //! - [`period`]: the months a memo names;
+//! - [`amounts`]: the amounts a memo states (siblings' shares);
 //! - [`engine`]: the per-school [`Index`] and [`decide`].
 
+pub mod amounts;
 pub mod codes;
 pub mod duplicates;
 pub mod engine;

@@ -84,7 +84,7 @@ pub fn school_order(month: u8) -> u8 {
 
 /// Diacritics removed, upper-case ASCII letters and digits, the separators that carry meaning
 /// in a period (`/ - + , . & :`) kept, any other run of characters one space.
-fn prepare(raw: &str) -> Vec<u8> {
+pub(crate) fn prepare(raw: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(raw.len());
     for c in raw.nfd() {
         if is_combining_mark(c) {
@@ -108,16 +108,16 @@ fn prepare(raw: &str) -> Vec<u8> {
 
 /// A run of letters and digits, and what stands between it and the next one.
 #[derive(Debug)]
-struct Run<'a> {
-    text: &'a [u8],
+pub(crate) struct Run<'a> {
+    pub(crate) text: &'a [u8],
     /// The separators after it, spaces left out (`b""` for spaces only or the end).
-    gap: Vec<u8>,
+    pub(crate) gap: Vec<u8>,
     /// Where it starts and ends in the prepared text.
-    start: usize,
-    end: usize,
+    pub(crate) start: usize,
+    pub(crate) end: usize,
 }
 
-fn runs(s: &[u8]) -> Vec<Run<'_>> {
+pub(crate) fn runs(s: &[u8]) -> Vec<Run<'_>> {
     let mut out: Vec<Run> = Vec::new();
     let mut i = 0;
     while i < s.len() {

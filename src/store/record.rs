@@ -498,6 +498,8 @@ pub(super) async fn record_batch_in(
         ),
     };
 
+    // A review that one earlier in the batch claims against names its payment.
+    intake::name_batch_claimants(&mut plans, &ids);
     // A payment in review that repeats one already booked is a refund candidate.
     refine_reviews(tx, items, &mut plans, &ids, books).await?;
 

@@ -765,3 +765,216 @@ async fn duplicate_flow(app: TestApp) {
 }
 
 crate::on_both_backends!(duplicates, duplicate_flow);
+
+/// The open exception of a payment.
+fn exception_of(queue: &[Value], payment_id: i64) -> Value {
+    queue
+        .iter()
+        .find(|e| e["payment_id"].as_i64() == Some(payment_id))
+        .unwrap_or_else(|| panic!("no open exception for payment {payment_id}: {queue:?}"))
+        .clone()
+}
+
+/// Rule `period_in_review` through the API: a month an earlier payment still in review claims
+/// (its top suggestion) is not given to a later transfer naming that month, on intake or when
+/// reconciling again; once the accountant answers the earlier review, reconciling again
+/// decides on what the month then owes.
+async fn period_in_review_flow(app: TestApp) {
+    let (sc, key, path) = sepay_school(&app, "6868123456789").await;
+    let (huy, huy_code) = invoice_of(&app, &sc, "HS0005").await;
+    let balance = 1_385_000;
+    assert_eq!(
+        invoice_status(&app, &sc, &huy_code).await,
+        ("open".to_string(), 0)
+    );
+
+    // Read from the memo, the pupil is clear but the amount is not the balance: in review, its
+    // top suggestion Huy's September invoice.
+    let first = transfer(&app, &path, &key, 31, "nop tien hoc Pham Gia Huy", 500_000).await;
+    let queue = open_exceptions(&app, &sc).await;
+    let e1 = exception_of(&queue, first);
+    assert_eq!(e1["kind"], "amount_mismatch", "{e1}");
+    let top = &e1["suggestions"][0];
+    assert_eq!(
+        top["allocations"][0]["invoice_id"].as_i64(),
+        Some(huy),
+        "{e1}"
+    );
+    assert!(
+        top["evidence"]
+            .as_str()
+            .expect("evidence")
+            .contains("2025-09"),
+        "{top}"
+    );
+
+    // September written, the whole balance: without the review above it would be allocated;
+    // it waits in the queue naming the first payment instead.
+    let memo = "hoc phi T9 Pham Gia Huy 6A2";
+    let second = transfer(&app, &path, &key, 32, memo, balance).await;
+    let allocated_to_second = format!("allocations WHERE payment_id = {second}");
+    assert_eq!(app.count(&allocated_to_second).await, 0);
+    assert_eq!(
+        invoice_status(&app, &sc, &huy_code).await,
+        ("open".to_string(), 0)
+    );
+    let e2 = exception_of(&open_exceptions(&app, &sc).await, second);
+    assert_eq!(e2["kind"], "period_in_review", "{e2}");
+    let reason = e2["reason"].as_str().expect("reason");
+    assert!(reason.ends_with(&format!("(payment {first})")), "{reason}");
+    assert_eq!(
+        app.count(&format!(
+            "audit_log WHERE action = 'exception.open' AND entity_id = {second} AND details LIKE '%\"earlier_payment\":{first}%'"
+        ))
+        .await,
+        1
+    );
+
+    // Reconciling the second again decides the same: the same exception, as it was.
+    let reconcile = format!(
+        "/api/v1/schools/{}/payments/{second}/reconcile",
+        sc.school_id
+    );
+    let (s, r) = app.post(&reconcile, &sc.accountant, json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(
+        (r["result"].as_str(), r["exception_id"].as_i64()),
+        (Some("review"), e2["id"].as_i64()),
+        "{r}"
+    );
+    let again = exception_of(&open_exceptions(&app, &sc).await, second);
+    for field in ["id", "kind", "reason", "suggestions", "status"] {
+        assert_eq!(again[field], e2[field], "{field}: {again}");
+    }
+    assert_eq!(app.count(&allocated_to_second).await, 0);
+
+    // The accountant answers the first review: its 500,000 go to September.
+    let (s, b) = app
+        .post(
+            &format!(
+                "/api/v1/schools/{}/exceptions/{}/match",
+                sc.school_id, e1["id"]
+            ),
+            &sc.accountant,
+            json!({"allocations": [{"invoice_id": huy, "amount": 500_000}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(invoice_status(&app, &sc, &huy_code).await.1, 500_000);
+
+    // Nothing claims September now, and it owes less than the second transfer: reconciling
+    // again allocates what it owes, the rest stays on the payment as credit.
+    let (s, r) = app.post(&reconcile, &sc.accountant, json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(
+        (r["result"].as_str(), r["rule"].as_str()),
+        (Some("allocated"), Some("period_stated")),
+        "{r}"
+    );
+    assert_eq!(
+        r["allocations"],
+        json!([{"invoice_id": huy, "payment_code": huy_code, "amount": balance - 500_000}]),
+        "{r}"
+    );
+    assert_eq!(
+        invoice_status(&app, &sc, &huy_code).await,
+        ("paid".to_string(), balance)
+    );
+    assert_eq!(app.count(&allocated_to_second).await, 1);
+    let (s, closed) = app
+        .get(
+            &format!("/api/v1/schools/{}/exceptions/{}", sc.school_id, e2["id"]),
+            &sc.accountant,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{closed}");
+    assert_eq!(closed["status"], "matched", "{closed}");
+    assert!(open_exceptions(&app, &sc).await.is_empty());
+}
+
+crate::on_both_backends!(period_in_review, period_in_review_flow);
+
+/// Rule `period_in_review` inside one batch: a statement's line in review claims its month for
+/// the lines booked after it, and the review it sends a later line to names its payment,
+/// recorded in the same transaction.
+async fn in_batch_claim_flow(app: TestApp) {
+    let sc = crate::webhooks::school_with_invoices(&app).await;
+    let (huy, huy_code) = invoice_of(&app, &sc, "HS0005").await;
+    let acct = app
+        .approved_account(&sc, "970436", "0071000123456", "TRUONG THCS LE QUY DON")
+        .await;
+    let csv = "\
+NGÂN HÀNG TMCP NGOẠI THƯƠNG VIỆT NAM,,,,,,
+SAO KÊ TÀI KHOẢN,,,,,,
+Số tài khoản: 0071000123456,,,,,,
+Tên tài khoản: TRUONG THCS LE QUY DON,,,,,,
+Loại tiền: VND,,,,,,
+Từ ngày: 01/09/2025 Đến ngày: 10/09/2025,,,,,,
+Số dư đầu kỳ: 52.340.000,,,,,,
+STT,Ngày giao dịch,Số tham chiếu,Số tiền ghi nợ,Số tiền ghi có,Số dư,Mô tả
+1,03/09/2025,5213 - 20001,,500.000,52.840.000,\"nop tien hoc Pham Gia Huy\"
+2,04/09/2025,5214 - 20002,,1.385.000,54.225.000,\"hoc phi T9 Pham Gia Huy 6A2\"
+Tổng số,,,0,1.885.000,,
+Số dư cuối kỳ,,,,,54.225.000,
+";
+    let (s, b) = app
+        .post_raw(
+            &format!(
+                "/api/v1/schools/{}/accounts/{}/statements",
+                sc.school_id, acct["id"]
+            ),
+            &sc.accountant,
+            "text/csv",
+            csv.as_bytes().to_vec(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    // Booked in order: the first line's payment, then the second's.
+    let outcome = |k: usize| b["outcomes"][k]["payment_id"].as_i64().expect("payment");
+    let (first, second) = (outcome(0), outcome(1));
+
+    let queue = open_exceptions(&app, &sc).await;
+    let e1 = exception_of(&queue, first);
+    assert_eq!(e1["kind"], "amount_mismatch", "{e1}");
+    assert_eq!(
+        e1["suggestions"][0]["allocations"][0]["invoice_id"].as_i64(),
+        Some(huy),
+        "{e1}"
+    );
+    let e2 = exception_of(&queue, second);
+    assert_eq!(e2["kind"], "period_in_review", "{e2}");
+    let reason = e2["reason"].as_str().expect("reason");
+    assert!(reason.ends_with(&format!("(payment {first})")), "{reason}");
+    assert_eq!(
+        app.count(&format!(
+            "audit_log WHERE action = 'exception.open' AND entity_id = {second} AND details LIKE '%\"earlier_payment\":{first}%'"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        invoice_status(&app, &sc, &huy_code).await,
+        ("open".to_string(), 0)
+    );
+
+    // Reconciling the second again decides the same, now naming the recorded payment.
+    let (s, r) = app
+        .post(
+            &format!(
+                "/api/v1/schools/{}/payments/{second}/reconcile",
+                sc.school_id
+            ),
+            &sc.accountant,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["exception_id"].as_i64(), e2["id"].as_i64(), "{r}");
+    let again = exception_of(&open_exceptions(&app, &sc).await, second);
+    assert_eq!(
+        (&again["kind"], &again["reason"]),
+        (&e2["kind"], &e2["reason"])
+    );
+}
+
+crate::on_both_backends!(in_batch_claims, in_batch_claim_flow);
