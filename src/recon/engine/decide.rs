@@ -78,59 +78,65 @@ pub(super) fn decide_read(
         .map(|&(i, _)| index.invoices[i].student)
         .collect();
 
-    // Suggestions from everything read, for any review.
-    let mut suggestions: Vec<Suggestion> = Vec::new();
-    for &(i, from_ref) in &coded {
-        let mut ev = vec![Evidence::CodeValid];
-        if from_ref {
-            ev.push(Evidence::OrderRef);
-        }
-        suggestions.push(ctx.invoice_suggestion(i, ev));
-    }
-    for (_, open) in &mistyped {
-        for &i in open {
-            let mut ev = vec![Evidence::CodeWrongCheck];
-            let s = index.invoices[i].student;
-            if let Some(m) = people.mentions.iter().find(|m| m.students.contains(&s)) {
-                ev.push(m.evidence);
+    // Suggestions from everything read, for any review: built only when one is opened, since
+    // most transfers are decided without one.
+    let suggest = || -> Vec<Suggestion> {
+        let mut suggestions: Vec<Suggestion> = Vec::new();
+        for &(i, from_ref) in &coded {
+            let mut ev = vec![Evidence::CodeValid];
+            if from_ref {
+                ev.push(Evidence::OrderRef);
             }
             suggestions.push(ctx.invoice_suggestion(i, ev));
         }
-    }
-    let mut mentioned: Vec<usize> = Vec::new();
-    for m in &people.mentions {
-        for &s in &m.students {
-            suggestions.extend(ctx.student_suggestions(s, vec![m.evidence]));
-            if !mentioned.contains(&s) {
-                mentioned.push(s);
+        for (_, open) in &mistyped {
+            for &i in open {
+                let mut ev = vec![Evidence::CodeWrongCheck];
+                let s = index.invoices[i].student;
+                if let Some(m) = people.mentions.iter().find(|m| m.students.contains(&s)) {
+                    ev.push(m.evidence);
+                }
+                suggestions.push(ctx.invoice_suggestion(i, ev));
             }
         }
-    }
-    // The siblings' reading rests on their names as much as each one's does: it carries the
-    // weakest of them, so that it ranks beside (and, fitting the amount, above) them. Names
-    // that several pupils carry are read as the siblings among them: one family with a pupil
-    // under every name.
-    let weakest = people
-        .mentions
-        .iter()
-        .map(|m| m.evidence)
-        .min_by_key(|e| e.score())
-        .unwrap_or(Evidence::SiblingsNamed);
-    for group in sibling_readings(index, &people.mentions, &mentioned) {
-        suggestions.extend(ctx.students_suggestion(&group, vec![Evidence::SiblingsNamed, weakest]));
-    }
-    for &s in &mentioned {
-        if let Some(f) = &index.students[s].family {
-            let family: Vec<usize> = index.get(&index.by_family, f).cloned().unwrap_or_default();
-            let total: i64 = family.iter().map(|&m| index.total(m)).sum();
-            if family.len() > 1 && total == incoming.amount.dong() {
-                suggestions.extend(ctx.students_suggestion(&family, vec![]));
+        let mut mentioned: Vec<usize> = Vec::new();
+        for m in &people.mentions {
+            for &s in &m.students {
+                suggestions.extend(ctx.student_suggestions(s, vec![m.evidence]));
+                if !mentioned.contains(&s) {
+                    mentioned.push(s);
+                }
             }
         }
-    }
-    for &(s, e) in &people.weak {
-        suggestions.extend(ctx.student_suggestions(s, vec![e]));
-    }
+        // The siblings' reading rests on their names as much as each one's does: it carries the
+        // weakest of them, so that it ranks beside (and, fitting the amount, above) them. Names
+        // that several pupils carry are read as the siblings among them: one family with a pupil
+        // under every name.
+        let weakest = people
+            .mentions
+            .iter()
+            .map(|m| m.evidence)
+            .min_by_key(|e| e.score())
+            .unwrap_or(Evidence::SiblingsNamed);
+        for group in sibling_readings(index, &people.mentions, &mentioned) {
+            suggestions
+                .extend(ctx.students_suggestion(&group, vec![Evidence::SiblingsNamed, weakest]));
+        }
+        for &s in &mentioned {
+            if let Some(f) = &index.students[s].family {
+                let family: Vec<usize> =
+                    index.get(&index.by_family, f).cloned().unwrap_or_default();
+                let total: i64 = family.iter().map(|&m| index.total(m)).sum();
+                if family.len() > 1 && total == incoming.amount.dong() {
+                    suggestions.extend(ctx.students_suggestion(&family, vec![]));
+                }
+            }
+        }
+        for &(s, e) in &people.weak {
+            suggestions.extend(ctx.student_suggestions(s, vec![e]));
+        }
+        suggestions
+    };
 
     // Rule 7: a mistyped code with one correction, confirmed by the amount or the name.
     if !mistyped.is_empty() {
@@ -160,21 +166,21 @@ pub(super) fn decide_read(
                 }
             }
         }
-        return review(ReviewReason::WrongCheckCharacter, suggestions);
+        return review(ReviewReason::WrongCheckCharacter, suggest());
     }
 
     // Rules 1 to 3 of codes: valid codes decide, whatever month the memo also names (the code
     // was printed on one invoice; parents write the month they pay in).
     if !coded.is_empty() {
         if dismissed_codes > 0 || closed_codes > 0 {
-            return review(ReviewReason::Ambiguous, suggestions);
+            return review(ReviewReason::Ambiguous, suggest());
         }
         let conflict = people
             .mentions
             .iter()
             .any(|m| !m.students.iter().any(|s| coded_students.contains(s)));
         if conflict {
-            return review(ReviewReason::CodeNameConflict, suggestions);
+            return review(ReviewReason::CodeNameConflict, suggest());
         }
         let mut evidence = vec![Evidence::CodeValid];
         if coded.iter().any(|&(_, r)| r) {
@@ -200,18 +206,20 @@ pub(super) fn decide_read(
             });
             return auto(Rule::CodesOfOneFamily, ctx.fill(&invoices), evidence, words);
         }
+        let mut suggestions = suggest();
         suggestions.push(ctx.fitted(suggestion(ctx.fill(&invoices), evidence), total));
         return review(ReviewReason::Ambiguous, suggestions);
     }
     if dismissed_codes > 0 {
-        return review(ReviewReason::Dismissed, suggestions);
+        return review(ReviewReason::Dismissed, suggest());
     }
     if closed_codes > 0 {
-        return review_earlier(ReviewReason::CodeNotOpen, suggestions, earlier);
+        return review_earlier(ReviewReason::CodeNotOpen, suggest(), earlier);
     }
 
     // Rules 5, 6 and 8: student codes and names.
     if people.mentions.is_empty() {
+        let suggestions = suggest();
         if let Some(d) = given_name_and_class(&ctx, &people, &suggestions) {
             return d;
         }
@@ -223,7 +231,7 @@ pub(super) fn decide_read(
         return review(reason, suggestions);
     }
     if people.maybe_cut {
-        return review(ReviewReason::MaybeTruncated, suggestions);
+        return review(ReviewReason::MaybeTruncated, suggest());
     }
     let mut students: Vec<usize> = Vec::new();
     // Where each mention stands, with the student it names: siblings' shares are read beside.
@@ -242,7 +250,7 @@ pub(super) fn decide_read(
                 .collect()
         };
         let [s] = chosen.as_slice() else {
-            return review(ReviewReason::Ambiguous, suggestions);
+            return review(ReviewReason::Ambiguous, suggest());
         };
         if !students.contains(s) {
             students.push(*s);
@@ -252,23 +260,23 @@ pub(super) fn decide_read(
     }
     evidence.sort();
     if students.len() > 1 && !index.same_family(&students) {
-        return review(ReviewReason::Ambiguous, suggestions);
+        return review(ReviewReason::Ambiguous, suggest());
     }
     let foreign_class = ctx
         .classes
         .iter()
         .any(|c| !students.iter().any(|&s| index.students[s].class == *c));
     if foreign_class {
-        return review(ReviewReason::ClassMismatch, suggestions);
+        return review(ReviewReason::ClassMismatch, suggest());
     }
     if !ctx.classes.is_empty() {
         evidence.push(Evidence::ClassMatches);
     }
     match students.as_slice() {
-        [s] => ctx.decide_student(*s, evidence, suggestions),
+        [s] => ctx.decide_student(*s, evidence, &suggest),
         _ => {
             let shares = shares_written(&memo, incoming, &named_at, &students);
-            ctx.decide_siblings(&students, &shares, evidence, suggestions)
+            ctx.decide_siblings(&students, &shares, evidence, &suggest)
         }
     }
 }

@@ -168,7 +168,7 @@ impl Ctx<'_> {
         students: &[usize],
         shares: &Shares,
         mut evidence: Vec<Evidence>,
-        suggestions: Vec<Suggestion>,
+        suggestions: &dyn Fn() -> Vec<Suggestion>,
     ) -> Decision {
         let index = self.index;
         let mut invoices: Vec<usize> = Vec::new();
@@ -176,7 +176,7 @@ impl Ctx<'_> {
         let mut each: Vec<Vec<usize>> = Vec::with_capacity(students.len());
         for &s in students {
             let Some(open) = self.all_usable(s) else {
-                return review(ReviewReason::Dismissed, suggestions);
+                return review(ReviewReason::Dismissed, suggestions());
             };
             if self.stated.is_empty() {
                 invoices.extend(open.iter().copied());
@@ -185,7 +185,7 @@ impl Ctx<'_> {
             }
             let named = self.named(s);
             if named.missing > 0 || named.invoices.is_empty() {
-                return review(ReviewReason::PeriodNotInvoiced, suggestions);
+                return review(ReviewReason::PeriodNotInvoiced, suggestions());
             }
             if let Some(&i) = named
                 .invoices
@@ -193,10 +193,10 @@ impl Ctx<'_> {
                 .find(|&&i| index.invoices[i].is_paid())
             {
                 let earlier = index.invoices[i].paid_by;
-                return review_earlier(ReviewReason::PeriodPaid, suggestions, earlier);
+                return review_earlier(ReviewReason::PeriodPaid, suggestions(), earlier);
             }
             if let Some(claimant) = self.claimed(&named.invoices) {
-                return review_earlier(ReviewReason::PeriodInReview, suggestions, claimant);
+                return review_earlier(ReviewReason::PeriodInReview, suggestions(), claimant);
             }
             invoices.extend(named.invoices.iter().copied());
             each.push(named.invoices);
@@ -205,11 +205,11 @@ impl Ctx<'_> {
             Shares::Stated(shares) => {
                 return self.decide_shares(students, &each, shares, evidence, suggestions)
             }
-            Shares::Wrong => return review(ReviewReason::AmountMismatch, suggestions),
+            Shares::Wrong => return review(ReviewReason::AmountMismatch, suggestions()),
             Shares::None => {}
         }
         if invoices.is_empty() || self.amount.dong() != self.owed(&invoices) {
-            return review(ReviewReason::AmountMismatch, suggestions);
+            return review(ReviewReason::AmountMismatch, suggestions());
         }
         evidence.insert(0, Evidence::SiblingsNamed);
         let words = if self.stated.is_empty() {
@@ -240,7 +240,7 @@ impl Ctx<'_> {
         each: &[Vec<usize>],
         shares: &[Vnd],
         mut evidence: Vec<Evidence>,
-        suggestions: Vec<Suggestion>,
+        suggestions: &dyn Fn() -> Vec<Suggestion>,
     ) -> Decision {
         let index = self.index;
         let mut allocations: Vec<(i64, Vnd)> = Vec::new();
@@ -257,13 +257,13 @@ impl Ctx<'_> {
                     .collect();
                 match fits.as_slice() {
                     [_] => targets = fits,
-                    [] => return review(ReviewReason::AmountMismatch, suggestions),
-                    _ => return review(ReviewReason::EqualBalances, suggestions),
+                    [] => return review(ReviewReason::AmountMismatch, suggestions()),
+                    _ => return review(ReviewReason::EqualBalances, suggestions()),
                 }
             }
             let owed = self.owed(&targets);
             if targets.is_empty() || share.dong() > owed {
-                return review(ReviewReason::AmountMismatch, suggestions);
+                return review(ReviewReason::AmountMismatch, suggestions());
             }
             if share.dong() < owed {
                 exact = false;
@@ -275,7 +275,7 @@ impl Ctx<'_> {
                 let contradicts = others.iter().any(|&i| index.invoices[i].open == share)
                     || (!others.is_empty() && share.dong() == self.owed(&open));
                 if contradicts {
-                    return review(ReviewReason::PeriodAmountConflict, suggestions);
+                    return review(ReviewReason::PeriodAmountConflict, suggestions());
                 }
             }
             allocations.extend(self.fill_with(share, &targets));

@@ -13,17 +13,17 @@ impl Ctx<'_> {
         &self,
         s: usize,
         mut evidence: Vec<Evidence>,
-        suggestions: Vec<Suggestion>,
+        suggestions: &dyn Fn() -> Vec<Suggestion>,
     ) -> Decision {
         let index = self.index;
         let Some(open) = self.all_usable(s) else {
-            return review(ReviewReason::Dismissed, suggestions);
+            return review(ReviewReason::Dismissed, suggestions());
         };
         let amount = self.amount.dong();
         if !self.stated.is_empty() {
             let named = self.named(s);
             if named.missing > 0 || named.invoices.is_empty() {
-                return review(ReviewReason::PeriodNotInvoiced, suggestions);
+                return review(ReviewReason::PeriodNotInvoiced, suggestions());
             }
             let paid: Vec<usize> = named
                 .invoices
@@ -33,10 +33,10 @@ impl Ctx<'_> {
                 .collect();
             if !paid.is_empty() {
                 let earlier = paid.iter().find_map(|&i| index.invoices[i].paid_by);
-                return review_earlier(ReviewReason::PeriodPaid, suggestions, earlier);
+                return review_earlier(ReviewReason::PeriodPaid, suggestions(), earlier);
             }
             if let Some(claimant) = self.claimed(&named.invoices) {
-                return review_earlier(ReviewReason::PeriodInReview, suggestions, claimant);
+                return review_earlier(ReviewReason::PeriodInReview, suggestions(), claimant);
             }
             let targets = named.invoices;
             let owed = self.owed(&targets);
@@ -67,7 +67,7 @@ impl Ctx<'_> {
                 .any(|&i| index.invoices[i].open.dong() == amount)
                 || (!others.is_empty() && amount == self.owed(&open));
             if contradicts {
-                return review(ReviewReason::PeriodAmountConflict, suggestions);
+                return review(ReviewReason::PeriodAmountConflict, suggestions());
             }
             evidence.push(self.amount_evidence(owed));
             let words = self.read_from(&targets);
@@ -84,7 +84,7 @@ impl Ctx<'_> {
                 .iter()
                 .rev()
                 .find_map(|&i| index.invoices[i].paid_by);
-            return review_earlier(ReviewReason::AmountMismatch, suggestions, earlier);
+            return review_earlier(ReviewReason::AmountMismatch, suggestions(), earlier);
         }
         if amount == self.owed(&open) {
             evidence.push(if open.len() > 1 {
@@ -111,8 +111,8 @@ impl Ctx<'_> {
                     Some(words),
                 )
             }
-            [] => review(ReviewReason::AmountMismatch, suggestions),
-            _ => review(ReviewReason::EqualBalances, suggestions),
+            [] => review(ReviewReason::AmountMismatch, suggestions()),
+            _ => review(ReviewReason::EqualBalances, suggestions()),
         }
     }
 }
@@ -171,7 +171,7 @@ pub(super) fn given_name_and_class(
         return None;
     }
     let evidence = vec![Evidence::GivenNameOnly, Evidence::GivenNameInClass];
-    match ctx.decide_student(*s, evidence, suggestions.to_vec()) {
+    match ctx.decide_student(*s, evidence, &|| suggestions.to_vec()) {
         Decision::Auto {
             allocations,
             evidence,
