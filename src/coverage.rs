@@ -112,6 +112,42 @@ fn content_sql(c: &Covered) -> String {
         .join(&format!(" || '{SEP}' || "))
 }
 
+/// One cell of a row as written, for [`content`].
+#[derive(Debug, Clone, Copy)]
+pub enum Cell<'a> {
+    Int(Option<i64>),
+    Text(Option<&'a str>),
+    /// A boolean, rendered 0/1 as the `CASE` columns render it.
+    Bool(bool),
+}
+
+/// A row's canonical content from the values just written, exactly as [`content_sql`] renders
+/// it in the database: a writer that knows its rows commits to them without reading them back.
+/// `cells` follow the order of the table's `columns`.
+pub fn content(cells: &[Cell<'_>]) -> String {
+    let mut out = String::new();
+    for (k, cell) in cells.iter().enumerate() {
+        if k > 0 {
+            out.push_str(SEP);
+        }
+        match cell {
+            Cell::Int(Some(v)) => out.push_str(&v.to_string()),
+            Cell::Text(Some(t)) => out.push_str(t),
+            Cell::Int(None) | Cell::Text(None) => out.push_str(NULL),
+            Cell::Bool(b) => out.push(if *b { '1' } else { '0' }),
+        }
+    }
+    out
+}
+
+/// Each unit's digest from the rows written to it ([`content`] of each; a unit with no rows
+/// has an empty list): what [`digests`] would read back.
+pub fn digests_of(
+    rows: HashMap<(&'static str, i64), Vec<String>>,
+) -> HashMap<(&'static str, i64), String> {
+    rows.into_iter().map(|(k, r)| (k, digest(r))).collect()
+}
+
 /// The digest of a unit's rows (their canonical contents, in any order): 128 bits, hex.
 fn digest(mut rows: Vec<String>) -> String {
     rows.sort_unstable();

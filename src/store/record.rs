@@ -614,7 +614,20 @@ pub(super) async fn record_batch_in(
             let (fees, allocations, exceptions) = lines_of(&creates, &plans, items, &ids);
             insert_fees_and_allocations(tx, &fees, &allocations, &recorded_at).await?;
             let exception_ids = insert_exceptions(tx, &exceptions, &recorded_at).await?;
-            cover_payments(tx, &mut entries).await?;
+            cover_payments(
+                &mut entries,
+                &Rows {
+                    creates: &creates,
+                    items,
+                    ids: &ids,
+                    recorded_year,
+                    recorded_at: &recorded_at,
+                    fees: &fees,
+                    allocations: &allocations,
+                    exceptions: &exceptions,
+                    events: &[],
+                },
+            );
             let lengths = audit::record_many(tx, entries).await?;
             for school_id in entry_counts.keys() {
                 if let Some(n) = lengths.get(&Chain::School(*school_id).key()) {
@@ -1222,9 +1235,8 @@ async fn write_postgres(
     .iter()
     .map(|r| Ok((r.try_get("payment_id")?, r.try_get("id")?)))
     .collect::<Result<HashMap<i64, i64>>>()?;
-    // The records commit to the rows as written, so they go in after them, in one more
-    // statement.
-    cover_payments(tx, entries).await?;
+    // The records commit to the rows as written, and go in after them, in one more statement.
+    cover_payments(entries, &rows);
     let at = now();
     let audit = audit::link(entries, heads, &at)?;
     let new_heads: Vec<Head> = heads
@@ -1246,37 +1258,80 @@ async fn write_postgres(
     Ok(exception_ids)
 }
 
-/// Each payment's record commits to the payment, its fee lines and its allocations, read back
-/// after they were written (see [`crate::coverage`]).
-async fn cover_payments(tx: &mut Tx, entries: &mut [(Chain, Entry<'_>)]) -> Result<()> {
-    use crate::coverage::{Unit, ALLOCATIONS, PAYMENTS, PAYMENT_FEES};
-    let units = |id: i64| {
-        [
-            Unit::new(PAYMENTS, id),
-            Unit::new(PAYMENT_FEES, id),
-            Unit::new(ALLOCATIONS, id),
-        ]
-    };
-    let recorded = |e: &Entry<'_>| e.action == "payment.record";
-    let all: Vec<Unit> = entries
-        .iter()
-        .filter(|(_, e)| recorded(e))
-        .filter_map(|(_, e)| e.entity_id)
-        .flat_map(units)
-        .collect();
-    if all.is_empty() {
-        return Ok(());
+/// Each payment's record commits to the payment, its fee lines and its allocations (see
+/// [`crate::coverage`]), computed from the rows as this batch wrote them: a read-back would cost
+/// every batch a query over three tables. Cells in the order of each table's covered columns;
+/// verification reads the same content back from the database.
+fn cover_payments(entries: &mut [(Chain, Entry<'_>)], rows: &Rows<'_>) {
+    use crate::coverage::{content, Cell, Unit, ALLOCATIONS, PAYMENTS, PAYMENT_FEES};
+    let mut written: HashMap<(&'static str, i64), Vec<String>> = HashMap::new();
+    for (idx, receipt_no, _) in rows.creates {
+        let (Some(job), Some(&id)) = (&rows.items[*idx].job, rows.ids.get(idx)) else {
+            continue;
+        };
+        let p = &job.payment;
+        let received_at = format_time(p.received_at);
+        written.insert(
+            (PAYMENTS.table, id),
+            vec![content(&[
+                Cell::Int(Some(job.school.id)),
+                Cell::Text(Some(p.channel.as_str())),
+                Cell::Text(Some(&p.provider)),
+                Cell::Text(p.provider_ref.as_deref()),
+                Cell::Text(p.bank_ref.as_deref()),
+                Cell::Int(Some(p.amount.dong())),
+                Cell::Text(Some(&received_at)),
+                Cell::Text(Some(rows.recorded_at)),
+                Cell::Text(Some(&job.actor)),
+                Cell::Text(Some(receipt_no)),
+                Cell::Int(None),
+            ])],
+        );
+        written.insert((PAYMENT_FEES.table, id), Vec::new());
+        written.insert((ALLOCATIONS.table, id), Vec::new());
     }
-    let digests = crate::coverage::digests(tx, &all).await?;
-    for (_, e) in entries.iter_mut().filter(|(_, e)| recorded(e)) {
-        if let Some(id) = e.entity_id {
-            crate::coverage::attach(
-                &mut e.details,
-                crate::coverage::rows_for(&digests, &units(id)),
-            );
+    for (id, school_id, f) in rows.fees {
+        if let Some(lines) = written.get_mut(&(PAYMENT_FEES.table, *id)) {
+            lines.push(content(&[
+                Cell::Int(Some(*school_id)),
+                Cell::Text(Some(&f.charged_by)),
+                Cell::Text(Some(f.kind)),
+                Cell::Text(Some(&f.basis)),
+                Cell::Int(Some(f.amount.dong())),
+                Cell::Text(Some(f.borne_by.as_str())),
+                Cell::Int(f.predicted.map(Vnd::dong)),
+                Cell::Int(f.reported.map(Vnd::dong)),
+                Cell::Int(f.schedule_id),
+                Cell::Bool(f.needs_review),
+            ]));
         }
     }
-    Ok(())
+    for (id, job, invoice_id, amount, method, _) in rows.allocations {
+        if let Some(lines) = written.get_mut(&(ALLOCATIONS.table, *id)) {
+            lines.push(content(&[
+                Cell::Int(Some(job.school.id)),
+                Cell::Int(Some(*invoice_id)),
+                Cell::Int(Some(amount.dong())),
+                Cell::Text(Some(method)),
+                Cell::Text(Some(rows.recorded_at)),
+                Cell::Text(Some(&job.actor)),
+            ]));
+        }
+    }
+    let digests = crate::coverage::digests_of(written);
+    for (_, e) in entries
+        .iter_mut()
+        .filter(|(_, e)| e.action == "payment.record")
+    {
+        if let Some(id) = e.entity_id {
+            let units = [
+                Unit::new(PAYMENTS, id),
+                Unit::new(PAYMENT_FEES, id),
+                Unit::new(ALLOCATIONS, id),
+            ];
+            crate::coverage::attach(&mut e.details, crate::coverage::rows_for(&digests, &units));
+        }
+    }
 }
 
 fn json_text<T: serde::Serialize>(rows: &T) -> Result<String> {
