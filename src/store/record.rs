@@ -1188,6 +1188,15 @@ async fn write_postgres(
             request_size: e.request_digest.as_ref().map(|d| d.1 as i64),
         })
         .collect();
+    // The records commit to the rows as written (known before they are), so they go in with
+    // them, and the chains' heads move, in the same statement.
+    cover_payments(entries, &rows);
+    let at = now();
+    let audit = audit::link(entries, heads, &at)?;
+    let new_heads: Vec<Head> = heads
+        .iter()
+        .map(|(chain, (_, head))| Head { chain, head })
+        .collect();
     let exception_ids = sqlx::query(
         "WITH p AS (
             INSERT INTO payments (id, school_id, channel, provider, provider_ref, payer_name, memo, amount, received_at, recorded_at,
@@ -1220,7 +1229,14 @@ async fn write_postgres(
                 x.body_size, x.verified, x.txn_id, x.outcome, x.detail, x.payment_id, x.ack_status, x.request_sha256, x.request_size
             FROM json_to_recordset($4::json) AS x(provider TEXT, provider_account_id BIGINT, school_id BIGINT, method TEXT,
                 query TEXT, headers TEXT, body TEXT, body_size BIGINT, verified BOOLEAN, txn_id TEXT, outcome TEXT, detail TEXT,
-                payment_id BIGINT, ack_status BIGINT, request_sha256 TEXT, request_size BIGINT))
+                payment_id BIGINT, ack_status BIGINT, request_sha256 TEXT, request_size BIGINT)),
+         a AS (
+            INSERT INTO audit_log (chain, seq, school_id, at, actor, action, entity, entity_id, details, prev_hash, hash, mac)
+            SELECT * FROM json_to_recordset($8::json) AS x(chain TEXT, seq BIGINT, school_id BIGINT, at TEXT, actor TEXT,
+                action TEXT, entity TEXT, entity_id BIGINT, details TEXT, prev_hash TEXT, hash TEXT, mac TEXT)),
+         h AS (
+            UPDATE audit_chains c SET head = x.head
+            FROM json_to_recordset($9::json) AS x(chain TEXT, head TEXT) WHERE c.chain = x.chain)
          SELECT id, payment_id FROM x",
     )
     .bind(json_text(&payments)?)
@@ -1230,31 +1246,13 @@ async fn write_postgres(
     .bind(rows.recorded_at)
     .bind(i64::from(rows.recorded_year))
     .bind(json_text(&exceptions)?)
+    .bind(json_text(&audit)?)
+    .bind(json_text(&new_heads)?)
     .fetch_all(&mut **tx)
     .await?
     .iter()
     .map(|r| Ok((r.try_get("payment_id")?, r.try_get("id")?)))
     .collect::<Result<HashMap<i64, i64>>>()?;
-    // The records commit to the rows as written, and go in after them, in one more statement.
-    cover_payments(entries, &rows);
-    let at = now();
-    let audit = audit::link(entries, heads, &at)?;
-    let new_heads: Vec<Head> = heads
-        .iter()
-        .map(|(chain, (_, head))| Head { chain, head })
-        .collect();
-    sqlx::query(
-        "WITH a AS (
-            INSERT INTO audit_log (chain, seq, school_id, at, actor, action, entity, entity_id, details, prev_hash, hash, mac)
-            SELECT * FROM json_to_recordset($1::json) AS x(chain TEXT, seq BIGINT, school_id BIGINT, at TEXT, actor TEXT,
-                action TEXT, entity TEXT, entity_id BIGINT, details TEXT, prev_hash TEXT, hash TEXT, mac TEXT))
-         UPDATE audit_chains c SET head = x.head
-         FROM json_to_recordset($2::json) AS x(chain TEXT, head TEXT) WHERE c.chain = x.chain",
-    )
-    .bind(json_text(&audit)?)
-    .bind(json_text(&new_heads)?)
-    .execute(&mut **tx)
-    .await?;
     Ok(exception_ids)
 }
 
