@@ -5,7 +5,8 @@
 //! A **unit** is what one digest covers: the rows of a table with one key (`payments` by id,
 //! `allocations` by payment, `invoice_lines` by invoice, `day_closes` by school). Each record
 //! that writes to a unit carries `"covers": {"<table>": {"<key>": "<digest>"}}` in its details,
-//! the digest read back from the database in the same transaction after the write; the latest
+//! the digest read back from the database in the same transaction after the write (or, where the
+//! writer knows every value it wrote, computed from them with [`content`]); the latest
 //! record (by time) that names a unit is what the unit must match.
 //!
 //! The digest covers only columns without personal data (no payer names, memos, free-text
