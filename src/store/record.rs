@@ -561,6 +561,12 @@ pub(super) async fn record_batch_in(
     }
 
     let events: Vec<&NewEvent> = items.iter().filter_map(|i| i.event.as_ref()).collect();
+    let written = Written {
+        items,
+        ids: &ids,
+        recorded_year,
+        recorded_at: &recorded_at,
+    };
     // Each school's chain length once this batch's records are on it.
     let mut chain_lengths: BTreeMap<i64, i64> = BTreeMap::new();
     let exception_ids = match heads {
@@ -577,8 +583,7 @@ pub(super) async fn record_batch_in(
             for k in 0..statements {
                 let range = k * PAYMENTS_PER_STATEMENT
                     ..((k + 1) * PAYMENTS_PER_STATEMENT).min(creates.len());
-                let (fees, allocations, exceptions) =
-                    lines_of(&creates[range.clone()], &plans, items, &ids);
+                let lines = lines_of(&creates[range.clone()], &plans, items, &ids);
                 let n_entries: usize = creates[range.clone()]
                     .iter()
                     .map(|(idx, ..)| match &plans[*idx] {
@@ -586,17 +591,12 @@ pub(super) async fn record_batch_in(
                         _ => 0,
                     })
                     .sum();
-                let rows = Rows {
-                    creates: &creates[range],
-                    items,
-                    ids: &ids,
-                    recorded_year,
-                    recorded_at: &recorded_at,
-                    fees: &fees,
-                    allocations: &allocations,
-                    exceptions: &exceptions,
-                    events: if k + 1 == statements { &events } else { &[] },
+                let events = if k + 1 == statements {
+                    &events[..]
+                } else {
+                    &[]
                 };
+                let rows = Rows::new(&creates[range], &lines, &written, events);
                 exception_ids.extend(
                     write_postgres(
                         tx,
@@ -611,23 +611,11 @@ pub(super) async fn record_batch_in(
             exception_ids
         }
         None => {
-            let (fees, allocations, exceptions) = lines_of(&creates, &plans, items, &ids);
-            insert_fees_and_allocations(tx, &fees, &allocations, &recorded_at).await?;
-            let exception_ids = insert_exceptions(tx, &exceptions, &recorded_at).await?;
-            cover_payments(
-                &mut entries,
-                &Rows {
-                    creates: &creates,
-                    items,
-                    ids: &ids,
-                    recorded_year,
-                    recorded_at: &recorded_at,
-                    fees: &fees,
-                    allocations: &allocations,
-                    exceptions: &exceptions,
-                    events: &[],
-                },
-            );
+            let lines = lines_of(&creates, &plans, items, &ids);
+            let (fees, allocations, exceptions) = &lines;
+            insert_fees_and_allocations(tx, fees, allocations, &recorded_at).await?;
+            let exception_ids = insert_exceptions(tx, exceptions, &recorded_at).await?;
+            cover_payments(&mut entries, &Rows::new(&creates, &lines, &written, &[]));
             let lengths = audit::record_many(tx, entries).await?;
             for school_id in entry_counts.keys() {
                 if let Some(n) = lengths.get(&Chain::School(*school_id).key()) {
@@ -739,17 +727,20 @@ type AllocationLine<'a> = (i64, &'a Job, i64, Vnd, &'static str, Option<&'a str>
 /// An exception to open: (payment id, school id, review).
 type ExceptionLine<'a> = (i64, i64, &'a intake::Review);
 
+/// The fee lines, allocations and exceptions of some payments.
+type Lines<'a> = (
+    Vec<FeeLine<'a>>,
+    Vec<AllocationLine<'a>>,
+    Vec<ExceptionLine<'a>>,
+);
+
 /// The fee lines, allocations and exceptions of the payments `creates` makes, in its order.
 fn lines_of<'a>(
     creates: &[(usize, String, i64)],
     plans: &'a [Option<Planned>],
     items: &'a [BatchItem],
     ids: &HashMap<usize, i64>,
-) -> (
-    Vec<FeeLine<'a>>,
-    Vec<AllocationLine<'a>>,
-    Vec<ExceptionLine<'a>>,
-) {
+) -> Lines<'a> {
     let (mut fee_lines, mut allocation_lines, mut exception_lines) =
         (Vec::new(), Vec::new(), Vec::new());
     for (idx, ..) in creates {
@@ -1019,6 +1010,35 @@ struct Rows<'a> {
     allocations: &'a [AllocationLine<'a>],
     exceptions: &'a [ExceptionLine<'a>],
     events: &'a [&'a NewEvent],
+}
+
+/// What every statement of a batch shares: its items, their payment ids, when it was recorded.
+struct Written<'a> {
+    items: &'a [BatchItem],
+    ids: &'a HashMap<usize, i64>,
+    recorded_year: i32,
+    recorded_at: &'a str,
+}
+
+impl<'a> Rows<'a> {
+    fn new(
+        creates: &'a [(usize, String, i64)],
+        lines: &'a Lines<'a>,
+        written: &Written<'a>,
+        events: &'a [&'a NewEvent],
+    ) -> Self {
+        Self {
+            creates,
+            items: written.items,
+            ids: written.ids,
+            recorded_year: written.recorded_year,
+            recorded_at: written.recorded_at,
+            fees: &lines.0,
+            allocations: &lines.1,
+            exceptions: &lines.2,
+            events,
+        }
+    }
 }
 
 /// PostgreSQL: payments, fee lines, allocations, exceptions, audit records, the chains' new
