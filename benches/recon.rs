@@ -300,13 +300,12 @@ async fn run(label: &str, url: &str, invoices: usize, requests: usize) {
     // The big school's one account takes more than the default budget of 1,000 deliveries a
     // second; an operator raises it for such a school (FEERECON_WEBHOOK_ACCOUNT_PER_SECOND).
     let mut state = AppState::new(store.clone(), sealer);
-    state.webhook_limits = feerecon::http::limits::WebhookLimits::new(
-        feerecon::http::limits::WebhookRates {
+    state.webhook_limits =
+        feerecon::http::limits::WebhookLimits::new(feerecon::http::limits::WebhookRates {
             account_burst: 200_000,
             account_per_second: 100_000,
             ..Default::default()
-        },
-    );
+        });
     let router = app(state);
     let listener = listener.into_std().expect("listener");
     std::thread::spawn(move || {

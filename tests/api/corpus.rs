@@ -460,12 +460,10 @@ async fn through_statement(app: &TestApp) -> Vec<Outcome> {
         .await;
     let items = &corpus.batches[BATCH].items;
     let (s, r) = app
-        .post_raw(
-            &format!(
-                "/api/v1/schools/{}/accounts/{}/statements?format=camt053",
-                sc.school_id, account["id"]
-            ),
-            &sc.accountant,
+        .upload_statement(
+            &sc,
+            &account,
+            "?format=camt053",
             "application/xml",
             camt053(items).into_bytes(),
         )

@@ -73,12 +73,10 @@ async fn books(app: &TestApp) -> School {
     let csv = "STT,Ngày giao dịch,Số tham chiếu,Số tiền ghi nợ,Số tiền ghi có,Số dư,Mô tả\n\
         1,05/09/2025,FT259100,,489.000,60.000.000,\"ung ho quy lop 6A1\"\n";
     let (s, b) = app
-        .post_raw(
-            &format!(
-                "/api/v1/schools/{}/accounts/{}/statements?format=vietcombank",
-                sc.school_id, acct["id"]
-            ),
-            &sc.accountant,
+        .upload_statement(
+            &sc,
+            &acct,
+            "?format=vietcombank",
             "text/csv",
             csv.as_bytes().to_vec(),
         )

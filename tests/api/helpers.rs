@@ -380,6 +380,28 @@ impl TestApp {
         a
     }
 
+    /// Uploads a bank statement of `account` (an id) as the school's accountant; `query` is
+    /// appended to the route (`"?format=…"` or `""`).
+    pub async fn upload_statement(
+        &self,
+        school: &School,
+        account: &Value,
+        query: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        self.post_raw(
+            &format!(
+                "/api/v1/schools/{}/accounts/{}/statements{query}",
+                school.school_id, account["id"]
+            ),
+            &school.accountant,
+            content_type,
+            body,
+        )
+        .await
+    }
+
     pub async fn import_fixture(&self, school: &School, file: &str) -> (StatusCode, Value) {
         let bytes = std::fs::read(format!(
             "{}/fixtures/invoices/{file}",

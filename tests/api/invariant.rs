@@ -84,12 +84,10 @@ async fn every_path_flow(app: TestApp) {
     let csv = "STT,Ngày giao dịch,Số tham chiếu,Số tiền ghi nợ,Số tiền ghi có,Số dư,Mô tả\n\
         1,11/09/2025,FT990001,,300.000,60.000.000,\"ung ho quy lop\"\n";
     let (s, b) = app
-        .post_raw(
-            &format!(
-                "/api/v1/schools/{}/accounts/{}/statements?format=vietcombank",
-                sc.school_id, acct["id"]
-            ),
-            &sc.accountant,
+        .upload_statement(
+            &sc,
+            &acct,
+            "?format=vietcombank",
             "text/csv",
             csv.as_bytes().to_vec(),
         )

@@ -829,12 +829,10 @@ async fn a_student_s_data_is_exported_and_erased_while_the_books_still_add_up(ap
     )
     .await;
     let (s, b) = app
-        .post_raw(
-            &format!(
-                "/api/v1/schools/{}/accounts/{}/statements",
-                sc.school_id, acct["id"]
-            ),
-            &sc.accountant,
+        .upload_statement(
+            &sc,
+            &acct,
+            "",
             "text/csv",
             std::fs::read(format!(
                 "{}/fixtures/statements/vietcombank-2025-09.csv",

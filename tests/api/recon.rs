@@ -441,12 +441,10 @@ async fn statement_flow(app: TestApp) {
         .approved_account(&sc, "970436", "0071000999999", "TRUONG THCS LE QUY DON")
         .await;
     let (s, b) = app
-        .post_raw(
-            &format!(
-                "/api/v1/schools/{}/accounts/{}/statements",
-                sc.school_id, other["id"]
-            ),
-            &sc.accountant,
+        .upload_statement(
+            &sc,
+            &other,
+            "",
             "text/csv",
             statement("vietcombank-2025-09.csv"),
         )
@@ -918,15 +916,7 @@ Tổng số,,,0,1.885.000,,
 Số dư cuối kỳ,,,,,54.225.000,
 ";
     let (s, b) = app
-        .post_raw(
-            &format!(
-                "/api/v1/schools/{}/accounts/{}/statements",
-                sc.school_id, acct["id"]
-            ),
-            &sc.accountant,
-            "text/csv",
-            csv.as_bytes().to_vec(),
-        )
+        .upload_statement(&sc, &acct, "", "text/csv", csv.as_bytes().to_vec())
         .await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     // Booked in order: the first line's payment, then the second's.
