@@ -65,6 +65,24 @@ pub async fn issue(app: &TestApp, sc: &School, body: Value) -> Value {
     b
 }
 
+/// Issues a link by `body` and revokes it at once: a link that must answer 410.
+pub async fn revoked(app: &TestApp, sc: &School, body: Value) -> Value {
+    let link = issue(app, sc, body).await;
+    let (s, b) = app
+        .call(
+            Method::DELETE,
+            &format!(
+                "/api/v1/schools/{}/parent-links/{}",
+                sc.school_id, link["id"]
+            ),
+            Some(&sc.accountant),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    link
+}
+
 /// Opens a link as a parent's browser does: POST, a 303 and a cookie. Returns the cookie.
 pub async fn open(app: &TestApp, token: &str) -> String {
     let (s, h, b) = post_link(app, token, &[]).await;
@@ -423,24 +441,12 @@ async fn wrong_expired_and_revoked_tokens_answer_in_the_same_time() {
     .expect("sqlite");
     let sc = school_with_families(&app, "TM", "QD").await;
     let anh = student_id(&app, &sc, "HS0001").await;
-    let revoked = issue(
+    let revoked = revoked(
         &app,
         &sc,
         json!({"for": "student", "student_id": anh, "label": "Mẹ"}),
     )
     .await;
-    let (s, _) = app
-        .call(
-            Method::DELETE,
-            &format!(
-                "/api/v1/schools/{}/parent-links/{}",
-                sc.school_id, revoked["id"]
-            ),
-            Some(&sc.accountant),
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK);
     let expired = "E".repeat(43);
     expired_link(&app, &sc, anh, &expired).await;
     let revoked = revoked["token"].as_str().unwrap().to_string();
