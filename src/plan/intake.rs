@@ -156,11 +156,7 @@ pub struct OpenReview {
 
 /// The invoices a review claims (rule `period_in_review`): those of its top suggestion.
 pub fn review_claims(review: &Review) -> Vec<i64> {
-    review
-        .suggestions
-        .first()
-        .map(|s| s.allocations.iter().map(|a| a.invoice_id).collect())
-        .unwrap_or_default()
+    super::queue::top_invoices(&review.suggestions)
 }
 
 /// (invoice, claiming payment) for each invoice that the open reviews of `school_id` claim

@@ -94,6 +94,34 @@ pub struct SuggestionView {
     pub strength: String,
 }
 
+/// The invoices of a review's top suggestion: what an open review claims (rule
+/// `period_in_review`).
+pub fn top_invoices(views: &[SuggestionView]) -> Vec<i64> {
+    views
+        .first()
+        .map(|v| v.allocations.iter().map(|a| a.invoice_id).collect())
+        .unwrap_or_default()
+}
+
+/// [`top_invoices`] as stored beside the suggestions (`exceptions.claims`): the ids joined by
+/// commas, so that reading every open review's claims, which each batch of deliveries does,
+/// parses no JSON.
+pub fn claims_text(views: &[SuggestionView]) -> String {
+    top_invoices(views)
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// What [`claims_text`] wrote; `None` if it is not that.
+pub fn parse_claims(text: &str) -> Option<Vec<i64>> {
+    if text.is_empty() {
+        return Some(Vec::new());
+    }
+    text.split(',').map(|id| id.parse().ok()).collect()
+}
+
 /// `allocations` as shown, with each invoice's payment code.
 pub fn views(allocations: &[(i64, Vnd)], index: &Index) -> Vec<SuggestedAllocation> {
     allocations
@@ -137,5 +165,41 @@ mod tests {
             assert_eq!(serde_json::to_value(kind).unwrap(), text.as_str());
         }
         assert_eq!(ExceptionKind::from_db("no_such_kind"), None);
+    }
+}
+
+#[cfg(test)]
+mod claims_tests {
+    use super::*;
+
+    fn view(ids: &[i64]) -> SuggestionView {
+        SuggestionView {
+            allocations: ids
+                .iter()
+                .map(|&invoice_id| SuggestedAllocation {
+                    invoice_id,
+                    payment_code: format!("QD{invoice_id}"),
+                    amount: Vnd::new(1_000).unwrap(),
+                })
+                .collect(),
+            evidence: "name matches".into(),
+            strength: "strong".into(),
+        }
+    }
+
+    #[test]
+    fn claims_are_the_top_suggestions_invoices_and_read_back_as_written() {
+        for views in [
+            vec![],
+            vec![view(&[])],
+            vec![view(&[7])],
+            vec![view(&[7, 12, 900_000_001]), view(&[3])],
+        ] {
+            let text = claims_text(&views);
+            assert_eq!(parse_claims(&text), Some(top_invoices(&views)), "{text}");
+        }
+        assert_eq!(claims_text(&[view(&[7, 12]), view(&[3])]), "7,12");
+        assert_eq!(parse_claims("7,x"), None);
+        assert_eq!(parse_claims(",7"), None);
     }
 }

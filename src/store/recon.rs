@@ -14,6 +14,7 @@ use crate::domain::ledger::AllocationMethod;
 use crate::domain::money::Vnd;
 use crate::error::{Error, Result};
 use crate::plan::intake::{decide_credit, open_claims, OpenReview};
+use crate::plan::queue;
 use crate::plan::queue::{views, ExceptionKind, ExceptionStatus, LedgerIssue};
 use crate::recon::duplicates::{self, Arrival, Booked, Twin, DUPLICATE_WINDOW_DAYS};
 use crate::recon::Index;
@@ -454,8 +455,8 @@ pub(super) async fn open_reviews(
     for chunk in ids.chunks(500) {
         let list: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
-            "SELECT school_id, payment_id, suggestions FROM exceptions
-             WHERE status = 'open' AND school_id IN ({}) ORDER BY payment_id",
+            "SELECT school_id, payment_id, claims, CASE WHEN claims IS NULL THEN suggestions END AS suggestions
+             FROM exceptions WHERE status = 'open' AND school_id IN ({}) ORDER BY payment_id",
             list.join(",")
         );
         let mut q = sqlx::query(&sql);
@@ -463,15 +464,21 @@ pub(super) async fn open_reviews(
             q = q.bind(*id);
         }
         for r in q.fetch_all(&mut **tx).await? {
-            let suggestions: String = r.try_get("suggestions")?;
-            let views: Vec<SuggestionView> = serde_json::from_str(&suggestions).unwrap_or_default();
+            let claims: Option<String> = r.try_get("claims")?;
+            let top = match claims.as_deref().and_then(queue::parse_claims) {
+                Some(top) => top,
+                None => {
+                    let suggestions: Option<String> = r.try_get("suggestions")?;
+                    let views: Vec<SuggestionView> = suggestions
+                        .and_then(|s| serde_json::from_str(&s).ok())
+                        .unwrap_or_default();
+                    queue::top_invoices(&views)
+                }
+            };
             out.push(OpenReview {
                 school_id: r.try_get("school_id")?,
                 payment_id: r.try_get("payment_id")?,
-                top: views
-                    .first()
-                    .map(|v| v.allocations.iter().map(|a| a.invoice_id).collect())
-                    .unwrap_or_default(),
+                top,
             });
         }
     }
@@ -634,26 +641,33 @@ pub(super) async fn reconcile_in(
         match open_exceptions.get(payment_id) {
             Some(id) => {
                 sqlx::query(
-                    "UPDATE exceptions SET kind = $1, reason = $2, suggestions = $3 WHERE id = $4",
+                    "UPDATE exceptions SET kind = $1, reason = $2, suggestions = $3, claims = $5 WHERE id = $4",
                 )
                 .bind(kind.as_str())
                 .bind(reason)
                 .bind(&stored)
                 .bind(*id)
+                .bind(queue::claims_text(shown))
                 .execute(&mut **tx)
                 .await?;
                 decided.insert(*payment_id, Reconciled::Review { exception_id: *id });
             }
-            None => fresh.push((*payment_id, kind.as_str(), reason.as_str(), stored)),
+            None => fresh.push((
+                *payment_id,
+                kind.as_str(),
+                reason.as_str(),
+                stored,
+                queue::claims_text(shown),
+            )),
         }
     }
     for chunk in fresh.chunks(rows_per_insert(tx)) {
         let sql = format!(
-            "INSERT INTO exceptions (school_id, payment_id, kind, reason, suggestions, status, created_at) VALUES {} RETURNING id, payment_id",
-            values_rows(tx, chunk.len(), 7)
+            "INSERT INTO exceptions (school_id, payment_id, kind, reason, suggestions, status, created_at, claims) VALUES {} RETURNING id, payment_id",
+            values_rows(tx, chunk.len(), 8)
         );
         let mut q = sqlx::query(&sql);
-        for (payment_id, kind, reason, stored) in chunk {
+        for (payment_id, kind, reason, stored, claims) in chunk {
             q = q
                 .bind(school.id)
                 .bind(*payment_id)
@@ -661,7 +675,8 @@ pub(super) async fn reconcile_in(
                 .bind(*reason)
                 .bind(stored)
                 .bind("open")
-                .bind(&at);
+                .bind(&at)
+                .bind(claims);
         }
         for r in q.fetch_all(&mut **tx).await? {
             decided.insert(
@@ -742,19 +757,20 @@ pub(super) async fn open_exception(
     let stored = serde_json::to_string(shown).map_err(|e| Error::Internal(e.to_string()))?;
     let id = match open_exception_id(tx, payment_id).await? {
         Some(id) => {
-            sqlx::query("UPDATE exceptions SET kind = $1, reason = $2, suggestions = $3 WHERE id = $4")
+            sqlx::query("UPDATE exceptions SET kind = $1, reason = $2, suggestions = $3, claims = $5 WHERE id = $4")
                 .bind(kind)
                 .bind(reason)
                 .bind(&stored)
                 .bind(id)
+                .bind(queue::claims_text(shown))
                 .execute(&mut **tx)
                 .await?;
             id
         }
         None => {
             sqlx::query_scalar(
-                "INSERT INTO exceptions (school_id, payment_id, kind, reason, suggestions, status, created_at)
-                 VALUES ($1, $2, $3, $4, $5, 'open', $6) RETURNING id",
+                "INSERT INTO exceptions (school_id, payment_id, kind, reason, suggestions, status, created_at, claims)
+                 VALUES ($1, $2, $3, $4, $5, 'open', $6, $7) RETURNING id",
             )
             .bind(school.id)
             .bind(payment_id)
@@ -762,6 +778,7 @@ pub(super) async fn open_exception(
             .bind(reason)
             .bind(&stored)
             .bind(now())
+            .bind(queue::claims_text(shown))
             .fetch_one(&mut **tx)
             .await?
         }

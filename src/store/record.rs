@@ -878,8 +878,8 @@ async fn insert_exceptions(
     let mut out = HashMap::new();
     for chunk in exceptions.chunks(rows_per_insert(tx)) {
         let sql = format!(
-            "INSERT INTO exceptions (school_id, payment_id, kind, reason, suggestions, status, created_at) VALUES {} RETURNING id, payment_id",
-            values_rows(tx, chunk.len(), 7)
+            "INSERT INTO exceptions (school_id, payment_id, kind, reason, suggestions, status, created_at, claims) VALUES {} RETURNING id, payment_id",
+            values_rows(tx, chunk.len(), 8)
         );
         let mut q = sqlx::query(&sql);
         for (payment_id, school_id, r) in chunk {
@@ -890,7 +890,8 @@ async fn insert_exceptions(
                 .bind(&r.reason)
                 .bind(suggestions_text(r)?)
                 .bind("open")
-                .bind(at);
+                .bind(at)
+                .bind(crate::plan::queue::claims_text(&r.suggestions));
         }
         for row in q.fetch_all(&mut **tx).await? {
             out.insert(row.try_get("payment_id")?, row.try_get("id")?);
@@ -1097,6 +1098,7 @@ async fn write_postgres(
         kind: String,
         reason: &'a str,
         suggestions: String,
+        claims: String,
     }
     #[derive(serde::Serialize)]
     struct Head<'a> {
@@ -1184,6 +1186,7 @@ async fn write_postgres(
             kind: r.kind.as_str(),
             reason: &r.reason,
             suggestions: suggestions_text(r)?,
+            claims: crate::plan::queue::claims_text(&r.suggestions),
         });
     }
     let events: Vec<Event> = rows
@@ -1238,9 +1241,10 @@ async fn write_postgres(
             FROM json_to_recordset($3::json) AS x(school_id BIGINT, payment_id BIGINT, invoice_id BIGINT, amount BIGINT,
                 method TEXT, created_by TEXT, rule TEXT)),
          x AS (
-            INSERT INTO exceptions (school_id, payment_id, kind, reason, suggestions, status, created_at)
-            SELECT x.school_id, x.payment_id, x.kind, x.reason, x.suggestions, 'open', $5
-            FROM json_to_recordset($7::json) AS x(school_id BIGINT, payment_id BIGINT, kind TEXT, reason TEXT, suggestions TEXT)
+            INSERT INTO exceptions (school_id, payment_id, kind, reason, suggestions, status, created_at, claims)
+            SELECT x.school_id, x.payment_id, x.kind, x.reason, x.suggestions, 'open', $5, x.claims
+            FROM json_to_recordset($7::json) AS x(school_id BIGINT, payment_id BIGINT, kind TEXT, reason TEXT, suggestions TEXT,
+                claims TEXT)
             RETURNING id, payment_id),
          e AS (
             INSERT INTO provider_events (provider, provider_account_id, school_id, received_at, method, query, headers, body,

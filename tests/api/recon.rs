@@ -892,6 +892,47 @@ async fn period_in_review_flow(app: TestApp) {
 
 crate::on_both_backends!(period_in_review, period_in_review_flow);
 
+/// An open review's claim is stored beside its suggestions (the top suggestion's invoices), and
+/// a review opened before that column existed still claims, from its suggestions.
+async fn claims_stored_or_read_from_suggestions_flow(app: TestApp) {
+    let (sc, key, path) = sepay_school(&app, "6868123456789").await;
+    let (huy, _) = invoice_of(&app, &sc, "HS0005").await;
+    let first = transfer(&app, &path, &key, 41, "nop tien hoc Pham Gia Huy", 500_000).await;
+    assert_eq!(
+        app.count(&format!(
+            "exceptions WHERE payment_id = {first} AND status = 'open' AND claims = '{huy}'"
+        ))
+        .await,
+        1
+    );
+    app.execute_sql(&format!(
+        "UPDATE exceptions SET claims = NULL WHERE payment_id = {first}"
+    ))
+    .await
+    .expect("an exception as stored before claims");
+    let second = transfer(
+        &app,
+        &path,
+        &key,
+        42,
+        "hoc phi T9 Pham Gia Huy 6A2",
+        1_385_000,
+    )
+    .await;
+    let e2 = exception_of(&open_exceptions(&app, &sc).await, second);
+    assert_eq!(e2["kind"], "period_in_review", "{e2}");
+    assert_eq!(
+        app.count(&format!("allocations WHERE payment_id = {second}"))
+            .await,
+        0
+    );
+}
+
+crate::on_both_backends!(
+    claims_stored_or_read_from_suggestions,
+    claims_stored_or_read_from_suggestions_flow
+);
+
 /// Rule `period_in_review` inside one batch: a statement's line in review claims its month for
 /// the lines booked after it, and the review it sends a later line to names its payment,
 /// recorded in the same transaction.
