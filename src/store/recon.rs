@@ -902,22 +902,29 @@ pub(super) async fn twins(
         let amounts: BTreeSet<i64> = repeatable.iter().map(|p| p.amount.dong()).collect();
         // Allocated after they were received: the partial index on allocations not made by a
         // code finds the few candidates without reading the window's payments.
-        let rows = sqlx::query(
-            "SELECT p.id, p.received_at, p.amount, p.memo, p.payer_name FROM payments p
-             WHERE p.id IN (SELECT a.payment_id FROM allocations a
-                            WHERE a.school_id = $1 AND a.method <> 'payment_code' AND a.created_at >= $2)
-               AND p.received_at >= $2 AND p.received_at <= $3",
-        )
-        .bind(school.id)
-        .bind(super::format_time(lo - window))
-        .bind(super::format_time(hi + window))
-        .fetch_all(&mut **tx)
-        .await?;
+        // Of the arriving amounts only (a repeat has the same amount), at most 500 at a time.
+        let mut rows = Vec::new();
+        let amounts: Vec<i64> = amounts.into_iter().collect();
+        for chunk in amounts.chunks(500) {
+            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 4)).collect();
+            let sql = format!(
+                "SELECT p.id, p.received_at, p.amount, p.memo, p.payer_name FROM payments p
+                 WHERE p.id IN (SELECT a.payment_id FROM allocations a
+                                WHERE a.school_id = $1 AND a.method <> 'payment_code' AND a.created_at >= $2)
+                   AND p.received_at >= $2 AND p.received_at <= $3 AND p.amount IN ({})",
+                list.join(",")
+            );
+            let mut q = sqlx::query(&sql)
+                .bind(school.id)
+                .bind(super::format_time(lo - window))
+                .bind(super::format_time(hi + window));
+            for a in chunk {
+                q = q.bind(*a);
+            }
+            rows.extend(q.fetch_all(&mut **tx).await?);
+        }
         for r in rows {
             let amount: i64 = r.try_get("amount")?;
-            if !amounts.contains(&amount) {
-                continue;
-            }
             let id: i64 = r.try_get("id")?;
             let at: String = r.try_get("received_at")?;
             let b = booked_entry(&mut booked, id, &at)?;
