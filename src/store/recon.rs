@@ -14,8 +14,7 @@ use crate::domain::ledger::AllocationMethod;
 use crate::domain::money::Vnd;
 use crate::error::{Error, Result};
 use crate::plan::intake::{decide_credit, open_claims, OpenReview};
-use crate::plan::queue;
-use crate::plan::queue::{views, ExceptionKind, ExceptionStatus, LedgerIssue};
+use crate::plan::queue::{self, views, ExceptionKind, ExceptionStatus, LedgerIssue};
 use crate::recon::duplicates::{self, Arrival, Booked, Twin, DUPLICATE_WINDOW_DAYS};
 use crate::recon::Index;
 use crate::store::org::School;
@@ -637,28 +636,13 @@ pub(super) async fn reconcile_in(
     // Reviews: refresh the exceptions already open, open the others in multi-row statements.
     let mut fresh = Vec::new();
     for (payment_id, kind, reason, shown) in &reviews {
-        let stored = serde_json::to_string(shown).map_err(|e| Error::Internal(e.to_string()))?;
+        let stored = StoredSuggestions::of(shown)?;
         match open_exceptions.get(payment_id) {
             Some(id) => {
-                sqlx::query(
-                    "UPDATE exceptions SET kind = $1, reason = $2, suggestions = $3, claims = $5 WHERE id = $4",
-                )
-                .bind(kind.as_str())
-                .bind(reason)
-                .bind(&stored)
-                .bind(*id)
-                .bind(queue::claims_text(shown))
-                .execute(&mut **tx)
-                .await?;
+                refresh_exception(tx, *id, &kind.as_str(), reason, &stored).await?;
                 decided.insert(*payment_id, Reconciled::Review { exception_id: *id });
             }
-            None => fresh.push((
-                *payment_id,
-                kind.as_str(),
-                reason.as_str(),
-                stored,
-                queue::claims_text(shown),
-            )),
+            None => fresh.push((*payment_id, kind.as_str(), reason.as_str(), stored)),
         }
     }
     for chunk in fresh.chunks(rows_per_insert(tx)) {
@@ -667,16 +651,16 @@ pub(super) async fn reconcile_in(
             values_rows(tx, chunk.len(), 8)
         );
         let mut q = sqlx::query(&sql);
-        for (payment_id, kind, reason, stored, claims) in chunk {
+        for (payment_id, kind, reason, stored) in chunk {
             q = q
                 .bind(school.id)
                 .bind(*payment_id)
                 .bind(kind)
                 .bind(*reason)
-                .bind(stored)
+                .bind(&stored.json)
                 .bind("open")
                 .bind(&at)
-                .bind(claims);
+                .bind(&stored.claims);
         }
         for r in q.fetch_all(&mut **tx).await? {
             decided.insert(
@@ -744,6 +728,43 @@ pub(super) async fn reconcile_in(
         .collect())
 }
 
+/// A review's suggestions as an `exceptions` row keeps them: the JSON the accountant is shown,
+/// and beside it the invoices the review claims ([`queue::claims_text`]).
+pub(super) struct StoredSuggestions {
+    pub json: String,
+    pub claims: String,
+}
+
+impl StoredSuggestions {
+    pub(super) fn of(shown: &[SuggestionView]) -> Result<Self> {
+        Ok(Self {
+            json: serde_json::to_string(shown).map_err(|e| Error::Internal(e.to_string()))?,
+            claims: queue::claims_text(shown),
+        })
+    }
+}
+
+/// Gives the open exception `id` a new kind, reason and suggestions.
+async fn refresh_exception(
+    tx: &mut Tx,
+    id: i64,
+    kind: &str,
+    reason: &str,
+    stored: &StoredSuggestions,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE exceptions SET kind = $1, reason = $2, suggestions = $3, claims = $4 WHERE id = $5",
+    )
+    .bind(kind)
+    .bind(reason)
+    .bind(&stored.json)
+    .bind(&stored.claims)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Opens the payment's exception, or refreshes the one already open, and audits it.
 pub(super) async fn open_exception(
     tx: &mut Tx,
@@ -754,17 +775,10 @@ pub(super) async fn open_exception(
     reason: &str,
     shown: &[SuggestionView],
 ) -> Result<i64> {
-    let stored = serde_json::to_string(shown).map_err(|e| Error::Internal(e.to_string()))?;
+    let stored = StoredSuggestions::of(shown)?;
     let id = match open_exception_id(tx, payment_id).await? {
         Some(id) => {
-            sqlx::query("UPDATE exceptions SET kind = $1, reason = $2, suggestions = $3, claims = $5 WHERE id = $4")
-                .bind(kind)
-                .bind(reason)
-                .bind(&stored)
-                .bind(id)
-                .bind(queue::claims_text(shown))
-                .execute(&mut **tx)
-                .await?;
+            refresh_exception(tx, id, kind, reason, &stored).await?;
             id
         }
         None => {
@@ -776,9 +790,9 @@ pub(super) async fn open_exception(
             .bind(payment_id)
             .bind(kind)
             .bind(reason)
-            .bind(&stored)
+            .bind(&stored.json)
             .bind(now())
-            .bind(queue::claims_text(shown))
+            .bind(&stored.claims)
             .fetch_one(&mut **tx)
             .await?
         }

@@ -9,7 +9,7 @@
 //! allocations or its exception.
 
 use super::book::{catch_up_all, Book};
-use super::recon::{twins, ToReconcile};
+use super::recon::{twins, StoredSuggestions, ToReconcile};
 use super::webhooks::{insert_events, NewEvent};
 use super::{format_time, now, rows_per_insert, values_rows, Store, Tx};
 use crate::audit::{self, Chain, Entry};
@@ -883,25 +883,22 @@ async fn insert_exceptions(
         );
         let mut q = sqlx::query(&sql);
         for (payment_id, school_id, r) in chunk {
+            let stored = StoredSuggestions::of(&r.suggestions)?;
             q = q
                 .bind(*school_id)
                 .bind(*payment_id)
                 .bind(r.kind.as_str())
                 .bind(&r.reason)
-                .bind(suggestions_text(r)?)
+                .bind(stored.json)
                 .bind("open")
                 .bind(at)
-                .bind(crate::plan::queue::claims_text(&r.suggestions));
+                .bind(stored.claims);
         }
         for row in q.fetch_all(&mut **tx).await? {
             out.insert(row.try_get("payment_id")?, row.try_get("id")?);
         }
     }
     Ok(out)
-}
-
-fn suggestions_text(r: &intake::Review) -> Result<String> {
-    serde_json::to_string(&r.suggestions).map_err(|e| Error::Internal(e.to_string()))
 }
 
 /// Audit chain heads: chain key → (next sequence number, previous hash).
@@ -1003,10 +1000,7 @@ async fn reserve_postgres(
 /// Everything a batch writes once its payments have ids.
 struct Rows<'a> {
     creates: &'a [(usize, String, i64)],
-    items: &'a [BatchItem],
-    ids: &'a HashMap<usize, i64>,
-    recorded_year: i32,
-    recorded_at: &'a str,
+    written: &'a Written<'a>,
     fees: &'a [FeeLine<'a>],
     allocations: &'a [AllocationLine<'a>],
     exceptions: &'a [ExceptionLine<'a>],
@@ -1025,15 +1019,12 @@ impl<'a> Rows<'a> {
     fn new(
         creates: &'a [(usize, String, i64)],
         lines: &'a Lines<'a>,
-        written: &Written<'a>,
+        written: &'a Written<'a>,
         events: &'a [&'a NewEvent],
     ) -> Self {
         Self {
             creates,
-            items: written.items,
-            ids: written.ids,
-            recorded_year: written.recorded_year,
-            recorded_at: written.recorded_at,
+            written,
             fees: &lines.0,
             allocations: &lines.1,
             exceptions: &lines.2,
@@ -1126,7 +1117,8 @@ async fn write_postgres(
     }
     let mut payments = Vec::with_capacity(rows.creates.len());
     for (idx, receipt_no, seq) in rows.creates {
-        let (Some(job), Some(id)) = (&rows.items[*idx].job, rows.ids.get(idx)) else {
+        let (Some(job), Some(id)) = (&rows.written.items[*idx].job, rows.written.ids.get(idx))
+        else {
             return Err(Error::Internal("payment to create is missing".into()));
         };
         let p = &job.payment;
@@ -1180,13 +1172,14 @@ async fn write_postgres(
         .collect();
     let mut exceptions = Vec::with_capacity(rows.exceptions.len());
     for (payment_id, school_id, r) in rows.exceptions {
+        let stored = StoredSuggestions::of(&r.suggestions)?;
         exceptions.push(Exception {
             school_id: *school_id,
             payment_id: *payment_id,
             kind: r.kind.as_str(),
             reason: &r.reason,
-            suggestions: suggestions_text(r)?,
-            claims: crate::plan::queue::claims_text(&r.suggestions),
+            suggestions: stored.json,
+            claims: stored.claims,
         });
     }
     let events: Vec<Event> = rows
@@ -1267,8 +1260,8 @@ async fn write_postgres(
     .bind(json_text(&fees)?)
     .bind(json_text(&allocations)?)
     .bind(json_text(&events)?)
-    .bind(rows.recorded_at)
-    .bind(i64::from(rows.recorded_year))
+    .bind(rows.written.recorded_at)
+    .bind(i64::from(rows.written.recorded_year))
     .bind(json_text(&exceptions)?)
     .bind(json_text(&audit)?)
     .bind(json_text(&new_heads)?)
@@ -1288,7 +1281,8 @@ fn cover_payments(entries: &mut [(Chain, Entry<'_>)], rows: &Rows<'_>) {
     use crate::coverage::{content, Cell, Unit, ALLOCATIONS, PAYMENTS, PAYMENT_FEES};
     let mut written: HashMap<(&'static str, i64), Vec<String>> = HashMap::new();
     for (idx, receipt_no, _) in rows.creates {
-        let (Some(job), Some(&id)) = (&rows.items[*idx].job, rows.ids.get(idx)) else {
+        let (Some(job), Some(&id)) = (&rows.written.items[*idx].job, rows.written.ids.get(idx))
+        else {
             continue;
         };
         let p = &job.payment;
@@ -1303,7 +1297,7 @@ fn cover_payments(entries: &mut [(Chain, Entry<'_>)], rows: &Rows<'_>) {
                 Cell::Text(p.bank_ref.as_deref()),
                 Cell::Int(Some(p.amount.dong())),
                 Cell::Text(Some(&received_at)),
-                Cell::Text(Some(rows.recorded_at)),
+                Cell::Text(Some(rows.written.recorded_at)),
                 Cell::Text(Some(&job.actor)),
                 Cell::Text(Some(receipt_no)),
                 Cell::Int(None),
@@ -1335,7 +1329,7 @@ fn cover_payments(entries: &mut [(Chain, Entry<'_>)], rows: &Rows<'_>) {
                 Cell::Int(Some(*invoice_id)),
                 Cell::Int(Some(amount.dong())),
                 Cell::Text(Some(method)),
-                Cell::Text(Some(rows.recorded_at)),
+                Cell::Text(Some(rows.written.recorded_at)),
                 Cell::Text(Some(&job.actor)),
             ]));
         }
