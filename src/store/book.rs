@@ -235,46 +235,18 @@ pub(super) async fn catch_up(tx: &mut Tx, school: &School, book: &mut Option<Boo
 }
 
 /// [`catch_up`] for several schools, their chain positions read in one query.
+/// Catches each of `books` up to its school's chain length in `seqs` (read under the ledger
+/// lock, with what the batch reads besides: `seen.rs`).
 pub(super) async fn catch_up_all(
     tx: &mut Tx,
     books: &mut [(&School, &mut Option<Book>)],
+    seqs: &HashMap<i64, i64>,
 ) -> Result<()> {
-    let seqs = chain_seqs(tx, books.iter().map(|(s, _)| s.id)).await?;
     for (school, book) in books.iter_mut() {
         let seq = seqs.get(&school.id).copied().unwrap_or(0);
         catch_up_to(tx, school, book, seq).await?;
     }
     Ok(())
-}
-
-/// Each school's chain length, in one query.
-async fn chain_seqs(
-    conn: &mut sqlx::AnyConnection,
-    school_ids: impl Iterator<Item = i64>,
-) -> Result<HashMap<i64, i64>> {
-    let chains: Vec<(String, i64)> = school_ids.map(|id| (Chain::School(id).key(), id)).collect();
-    if chains.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let list = (1..=chains.len())
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let sql = format!("SELECT chain, seq FROM audit_chains WHERE chain IN ({list})");
-    let mut q = sqlx::query(&sql);
-    for (key, _) in &chains {
-        q = q.bind(key.as_str());
-    }
-    let by_key: HashMap<String, i64> = q
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|r| Ok((r.try_get("chain")?, r.try_get("seq")?)))
-        .collect::<Result<_>>()?;
-    Ok(chains
-        .into_iter()
-        .map(|(key, id)| (id, by_key.get(&key).copied().unwrap_or(0)))
-        .collect())
 }
 
 async fn catch_up_to(

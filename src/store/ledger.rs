@@ -304,7 +304,7 @@ pub(super) async fn insert_allocations(
 
 /// Every schedule of `providers` that concerns `schools`, whatever its dates, in one query.
 pub(super) async fn schedules_for(
-    tx: &mut Tx,
+    conn: &mut sqlx::AnyConnection,
     providers: &std::collections::BTreeSet<&str>,
     schools: &std::collections::BTreeSet<i64>,
 ) -> Result<Vec<ScheduleRow>> {
@@ -332,7 +332,7 @@ pub(super) async fn schedules_for(
     for s in schools {
         q = q.bind(*s);
     }
-    q.fetch_all(&mut **tx)
+    q.fetch_all(&mut *conn)
         .await?
         .iter()
         .map(|r| {

@@ -17,6 +17,7 @@ pub mod pulls;
 pub mod recon;
 pub mod record;
 pub mod reports;
+mod seen;
 pub mod sessions;
 pub mod statements;
 pub mod students;

@@ -464,24 +464,40 @@ pub(super) async fn open_reviews(
         }
         for r in q.fetch_all(&mut **tx).await? {
             let claims: Option<String> = r.try_get("claims")?;
-            let top = match claims.as_deref().and_then(queue::parse_claims) {
-                Some(top) => top,
-                None => {
-                    let suggestions: Option<String> = r.try_get("suggestions")?;
-                    let views: Vec<SuggestionView> = suggestions
-                        .and_then(|s| serde_json::from_str(&s).ok())
-                        .unwrap_or_default();
-                    queue::top_invoices(&views)
-                }
-            };
-            out.push(OpenReview {
-                school_id: r.try_get("school_id")?,
-                payment_id: r.try_get("payment_id")?,
-                top,
-            });
+            let suggestions: Option<String> = r.try_get("suggestions")?;
+            out.push(open_review(
+                r.try_get("school_id")?,
+                r.try_get("payment_id")?,
+                claims.as_deref(),
+                suggestions.as_deref(),
+            ));
         }
     }
     Ok(out)
+}
+
+/// An open review as stored: its claims, or for a review opened before claims were stored, the
+/// invoices of its top suggestion.
+pub(super) fn open_review(
+    school_id: i64,
+    payment_id: i64,
+    claims: Option<&str>,
+    suggestions: Option<&str>,
+) -> OpenReview {
+    let top = match claims.and_then(queue::parse_claims) {
+        Some(top) => top,
+        None => {
+            let views: Vec<SuggestionView> = suggestions
+                .and_then(|s| serde_json::from_str(s).ok())
+                .unwrap_or_default();
+            queue::top_invoices(&views)
+        }
+    };
+    OpenReview {
+        school_id,
+        payment_id,
+        top,
+    }
 }
 
 /// (payment id → something) for every payment of `ids`, from `sql` selecting `payment_id` and

@@ -1,7 +1,8 @@
 //! Recording payments, one or many at a time. A batch is one transaction with a fixed number of
-//! statements whatever its size (locks, duplicates, balances, fee terms, receipt numbers, rows,
-//! exceptions, audit records, archived deliveries), so a burst of notifications costs a handful
-//! of round trips instead of a dozen each. The cash desk records a batch of one.
+//! statements whatever its size (the ledger locks; one read of what is already recorded,
+//! `seen.rs`; receipt numbers; rows, exceptions, audit records and archived deliveries), so a
+//! burst of notifications costs a handful of round trips instead of a dozen each. Fee terms are
+//! read beside the transaction's start. The cash desk records a batch of one.
 //!
 //! What each payment becomes is decided by `plan::intake` from what is loaded here, before
 //! anything is written; the reconciliation engine decides inside the same transaction, against
@@ -10,6 +11,7 @@
 
 use super::book::{catch_up_all, Book};
 use super::recon::{twins, StoredSuggestions, ToReconcile};
+use super::seen::{self, Seen};
 use super::webhooks::{insert_events, NewEvent};
 use super::{format_time, now, rows_per_insert, values_rows, Store, Tx};
 use crate::audit::{self, Chain, Entry};
@@ -18,8 +20,7 @@ use crate::domain::money::Vnd;
 use crate::error::{Error, Result};
 use crate::plan::fees::{FeeRow, ScheduleRow};
 use crate::plan::intake::{
-    self, Allocate, Balance, Booked, Create, Job as PlanJob, NewPayment, Planned, Recorded,
-    Refusal, Snapshot, StatementCredit,
+    self, Allocate, Create, Job as PlanJob, NewPayment, Planned, Recorded, Refusal, Snapshot,
 };
 use crate::plan::queue::{ExceptionKind, LedgerIssue};
 use crate::recon::Index;
@@ -132,190 +133,36 @@ async fn take_receipts(
     Ok(first)
 }
 
-/// What the invoices that given allocations name still owe: invoice → (school, balance).
-async fn balances_of(tx: &mut Tx, jobs: &[&Job]) -> Result<HashMap<i64, Balance>> {
-    let ids: Vec<i64> = jobs
+/// The fee schedules that the cashless payments among `jobs` may fall under.
+async fn schedules_of(conn: &mut sqlx::AnyConnection, jobs: &[&Job]) -> Result<Vec<ScheduleRow>> {
+    let cashless: BTreeSet<&str> = jobs
         .iter()
-        .filter_map(|j| match &j.payment.allocate {
-            Allocate::Given { allocations, .. } => Some(allocations.iter().map(|(i, _)| *i)),
-            Allocate::Engine { .. } => None,
-        })
-        .flatten()
-        .collect::<BTreeSet<_>>()
-        .into_iter()
+        .filter(|j| j.payment.channel != crate::domain::fee::Channel::Cash)
+        .map(|j| j.payment.provider.as_str())
         .collect();
-    Ok(super::ledger::open_invoices(tx, &ids)
-        .await?
-        .into_iter()
-        .map(|(id, o)| {
-            (
-                id,
-                Balance {
-                    school_id: o.school_id,
-                    open: o.open,
-                },
-            )
-        })
-        .collect())
+    let schools: BTreeSet<i64> = jobs.iter().map(|j| j.school.id).collect();
+    super::ledger::schedules_for(conn, &cashless, &schools).await
 }
 
-/// What `jobs` may already be: payments recorded under their provider references
-/// ((provider, reference) → (id, school, amount)), and credits of their schools' accounts
-/// booked from statements under the bank references that jobs from account watchers carry (a
-/// notification coming after the statement is the same transfer). One round trip for a
-/// notification batch: each look-up is a branch of one `UNION ALL`.
-async fn recorded_before(
-    tx: &mut Tx,
-    jobs: &[&Job],
-) -> Result<(HashMap<(String, String), Booked>, Vec<StatementCredit>)> {
-    let mut by_provider: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    for j in jobs {
-        if let Some(r) = &j.payment.provider_ref {
-            by_provider
-                .entry(j.payment.provider.as_str())
-                .or_default()
-                .insert(r.as_str());
-        }
-    }
-    let by_provider: Vec<(&str, Vec<&str>)> = by_provider
-        .into_iter()
-        .map(|(p, refs)| (p, refs.into_iter().collect()))
-        .collect();
-    let watched: Vec<&Job> = jobs
-        .iter()
-        .copied()
-        .filter(|j| j.payment.credited_account.is_some() && j.payment.bank_ref.is_some())
-        .collect();
-    let schools: Vec<i64> = watched
-        .iter()
-        .map(|j| j.school.id)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let bank_refs: Vec<String> = watched
-        .iter()
-        .filter_map(|j| j.payment.bank_ref.as_deref())
-        .map(|r| r.trim().to_uppercase())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+/// What [`record_batch_in`] reads before it decides, besides the books.
+pub(super) struct Loaded {
+    pub seen: Seen,
+    pub schedules: Vec<ScheduleRow>,
+}
 
-    enum Branch<'a> {
-        Refs(&'a str, &'a [&'a str]),
-        Credits(&'a [String]),
+impl Loaded {
+    /// Reads, in the caller's transaction that holds the ledger locks, what `items` need to be
+    /// decided against the books of `engine_schools`.
+    pub(super) async fn read(
+        tx: &mut Tx,
+        items: &[BatchItem],
+        engine_schools: &BTreeSet<i64>,
+    ) -> Result<Loaded> {
+        let jobs: Vec<&Job> = items.iter().filter_map(|i| i.job.as_ref()).collect();
+        let seen = seen::read(tx, &jobs, &BTreeSet::new(), engine_schools).await?;
+        let schedules = schedules_of(&mut *tx, &jobs).await?;
+        Ok(Loaded { seen, schedules })
     }
-    let mut branches: Vec<Branch> = Vec::new();
-    for (provider, refs) in &by_provider {
-        branches.extend(refs.chunks(500).map(|c| Branch::Refs(provider, c)));
-    }
-    branches.extend(bank_refs.chunks(500).map(Branch::Credits));
-
-    let mut existing = HashMap::new();
-    let mut credits = Vec::new();
-    // Branches go together up to about 1,000 values per statement.
-    let mut rest = branches.as_slice();
-    while !rest.is_empty() {
-        let mut values = 0;
-        let mut take = 0;
-        for b in rest {
-            let n = match b {
-                Branch::Refs(_, refs) => refs.len() + 1,
-                Branch::Credits(refs) => refs.len() + schools.len(),
-            };
-            if take > 0 && values + n > 1_000 {
-                break;
-            }
-            values += n;
-            take += 1;
-        }
-        let (now, later) = rest.split_at(take);
-        rest = later;
-        let mut next = 0;
-        let mut list = |n: usize| -> String {
-            let l: Vec<String> = (0..n).map(|i| format!("${}", next + i + 1)).collect();
-            next += n;
-            l.join(",")
-        };
-        let mut sql = Vec::new();
-        for b in now {
-            sql.push(match b {
-                Branch::Refs(_, refs) => {
-                    let provider = list(1);
-                    format!(
-                        "SELECT 'ref' AS kind, id, school_id, amount, provider_ref AS reference, CAST(NULL AS TEXT) AS account_number,
-                                CAST(NULL AS TEXT) AS booked_at, provider
-                         FROM payments WHERE provider = {provider} AND provider_ref IN ({})",
-                        list(refs.len())
-                    )
-                }
-                Branch::Credits(refs) => {
-                    let school_list = list(schools.len());
-                    format!(
-                        "SELECT 'statement' AS kind, l.payment_id AS id, l.school_id, l.amount, UPPER(l.bank_ref) AS reference,
-                                a.account_number, l.booked_at, CAST(NULL AS TEXT) AS provider
-                         FROM statement_lines l JOIN school_accounts a ON a.id = l.account_id
-                         WHERE l.account_id IN (SELECT id FROM school_accounts WHERE school_id IN ({school_list}))
-                           AND UPPER(l.bank_ref) IN ({}) AND l.matched_by = 'created' AND l.payment_id IS NOT NULL",
-                        list(refs.len())
-                    )
-                }
-            });
-        }
-        let sql = sql.join(" UNION ALL ");
-        // Planned each time with the values at hand: a plan cached while the table was small
-        // reads every payment of the provider instead of probing both key columns.
-        let mut q = sqlx::query(&sql).persistent(false);
-        for b in now {
-            match b {
-                Branch::Refs(provider, refs) => {
-                    q = q.bind(*provider);
-                    for r in *refs {
-                        q = q.bind(*r);
-                    }
-                }
-                Branch::Credits(refs) => {
-                    for id in &schools {
-                        q = q.bind(*id);
-                    }
-                    for r in *refs {
-                        q = q.bind(r.as_str());
-                    }
-                }
-            }
-        }
-        for row in q.fetch_all(&mut **tx).await? {
-            let kind: String = row.try_get("kind")?;
-            let (id, school_id, amount): (i64, i64, i64) = (
-                row.try_get("id")?,
-                row.try_get("school_id")?,
-                row.try_get("amount")?,
-            );
-            let reference: String = row.try_get("reference")?;
-            if kind == "ref" {
-                existing.insert(
-                    (row.try_get("provider")?, reference),
-                    Booked {
-                        id,
-                        school_id,
-                        amount,
-                    },
-                );
-            } else {
-                let at: String = row.try_get("booked_at")?;
-                credits.push(StatementCredit {
-                    payment_id: id,
-                    school_id,
-                    account_number: row.try_get("account_number")?,
-                    bank_ref: reference,
-                    amount,
-                    booked_at: chrono::DateTime::parse_from_rfc3339(&at)
-                        .map_err(|e| Error::Internal(format!("stored time: {e}")))?
-                        .with_timezone(&Utc),
-                });
-            }
-        }
-    }
-    Ok((existing, credits))
 }
 
 impl Store {
@@ -364,26 +211,33 @@ impl Store {
         for (school, slot) in &slots {
             guards.push((school, slot.lock().await));
         }
+        let engine: BTreeSet<i64> = engine_schools.keys().copied().collect();
         let result = async {
-            let mut tx = self.begin_writing().await?;
+            let jobs: Vec<&Job> = items.iter().filter_map(|i| i.job.as_ref()).collect();
+            // Fee schedules are not ledger state: read beside the transaction's start, which on
+            // PostgreSQL saves the writer a round trip.
+            let (tx, schedules) = tokio::join!(self.begin_writing(), async {
+                let mut conn = self.reader().acquire().await?;
+                schedules_of(&mut conn, &jobs).await
+            });
+            let (mut tx, schedules) = (tx?, schedules?);
             if self.backend() == super::Backend::Postgres {
-                let schools: BTreeSet<i64> = items
-                    .iter()
-                    .filter_map(|i| i.job.as_ref().map(|j| j.school.id))
-                    .collect();
+                let schools: BTreeSet<i64> = jobs.iter().map(|j| j.school.id).collect();
                 lock_ledgers(&mut tx, &schools).await?;
             }
+            let seen = seen::read(&mut tx, &jobs, &engine, &engine).await?;
+            drop(jobs);
             {
                 let mut books: Vec<(&School, &mut Option<Book>)> =
                     guards.iter_mut().map(|(s, g)| (*s, &mut **g)).collect();
-                catch_up_all(&mut tx, &mut books).await?;
+                catch_up_all(&mut tx, &mut books, &seen.chain_seqs).await?;
             }
             let recorded = {
                 let mut books: BTreeMap<i64, &mut Index> = guards
                     .iter_mut()
                     .filter_map(|(s, g)| g.as_mut().map(|b: &mut Book| (s.id, &mut b.index)))
                     .collect();
-                record_batch_in(&mut tx, items, &mut books).await?
+                record_batch_in(&mut tx, items, &mut books, Loaded { seen, schedules }).await?
             };
             // The books now hold what the batch wrote: their position is the chains' new
             // length (a school that got no record keeps the position it was caught up to).
@@ -414,27 +268,16 @@ pub(super) async fn record_batch_in(
     tx: &mut Tx,
     items: &mut [BatchItem],
     books: &mut BTreeMap<i64, &mut Index>,
+    loaded: Loaded,
 ) -> Result<BatchWritten> {
-    let jobs: Vec<&Job> = items.iter().filter_map(|i| i.job.as_ref()).collect();
-    let school_ids: BTreeSet<i64> = jobs.iter().map(|j| j.school.id).collect();
-    let (booked, statement_credits) = recorded_before(tx, &jobs).await?;
-    let balances = balances_of(tx, &jobs).await?;
-    let cashless: BTreeSet<&str> = jobs
-        .iter()
-        .filter(|j| j.payment.channel != crate::domain::fee::Channel::Cash)
-        .map(|j| j.payment.provider.as_str())
-        .collect();
-    let schedules: Vec<ScheduleRow> =
-        super::ledger::schedules_for(tx, &cashless, &school_ids).await?;
-    // The schools whose payments the engine decides: their open reviews may claim a month.
-    let engine_schools: BTreeSet<i64> = books.keys().copied().collect();
+    let Loaded { seen, schedules } = loaded;
     let snapshot = Snapshot {
-        booked,
-        statement_credits,
-        balances,
+        booked: seen.booked,
+        statement_credits: seen.statement_credits,
+        balances: seen.balances,
         schedules,
         match_window: chrono::Duration::hours(super::statements::MATCH_WINDOW_HOURS),
-        open_reviews: super::recon::open_reviews(tx, &engine_schools).await?,
+        open_reviews: seen.open_reviews,
     };
     let plan_jobs: Vec<Option<PlanJob>> = items
         .iter()

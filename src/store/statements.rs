@@ -6,7 +6,7 @@
 use super::book::{catch_up, written};
 use super::ledger::{lock_ledger, NewPayment, PLAIN_TRANSFER};
 use super::recon::open_exception;
-use super::record::{record_batch_in, BatchItem, Job};
+use super::record::{record_batch_in, BatchItem, Job, Loaded};
 use super::{format_time, now, rows_per_insert, values_rows, Store, Tx};
 use crate::audit::{self, Chain, Entry};
 use crate::coverage::{Unit, STATEMENTS, STATEMENT_LINES};
@@ -377,8 +377,11 @@ async fn import_lines_in(
         })
         .collect();
     let results = {
+        let loaded = Loaded::read(tx, &items, &BTreeSet::from([school.id])).await?;
         let mut books = std::collections::BTreeMap::from([(school.id, &mut *index)]);
-        record_batch_in(tx, &mut items, &mut books).await?.outcomes
+        record_batch_in(tx, &mut items, &mut books, loaded)
+            .await?
+            .outcomes
     };
     // line index → (allocations, rule, exception) of a credit that became a payment.
     type Decided = (Vec<(i64, Vnd)>, Option<String>, Option<i64>);
