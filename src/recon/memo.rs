@@ -259,6 +259,103 @@ pub fn normalise(raw: &str) -> Memo {
     }
 }
 
+/// How a character of a memo as delivered takes part in [`fold`]'s words.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CharRole {
+    /// Folds to a letter or digit.
+    Word,
+    /// A combining mark on its own (decomposed input): [`fold`] drops it without a gap.
+    Mark,
+    /// Anything else: a separator between words.
+    Gap,
+}
+
+fn char_role(c: char) -> CharRole {
+    let mut role = CharRole::Mark;
+    for d in std::iter::once(c).nfd() {
+        if is_combining_mark(d) {
+            continue;
+        }
+        if d.is_ascii_alphanumeric() || matches!(d, 'đ' | 'Đ' | 'ð' | 'Ð') {
+            return CharRole::Word;
+        }
+        role = CharRole::Gap;
+    }
+    role
+}
+
+/// Where each of [`fold`]'s words stands in `raw`, in characters.
+fn word_spans(raw: &str) -> Vec<std::ops::Range<usize>> {
+    let mut spans: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut open: Option<usize> = None;
+    let mut end = 0;
+    for (i, c) in raw.chars().enumerate() {
+        match char_role(c) {
+            CharRole::Word => {
+                open.get_or_insert(i);
+                end = i + 1;
+            }
+            CharRole::Mark => {
+                if open.is_some() {
+                    end = i + 1;
+                }
+            }
+            CharRole::Gap => {
+                if let Some(start) = open.take() {
+                    spans.push(start..end);
+                }
+            }
+        }
+    }
+    if let Some(start) = open {
+        spans.push(start..end);
+    }
+    spans
+}
+
+/// How many characters of the memo as delivered (`raw`, whose reading is `memo`) the parent
+/// typed: all of them less the bank's wrapping, each run of it with the separators that join it
+/// to the parent's text. Apps limit what the parent types; the bank adds its wrapping after.
+pub fn typed_chars(raw: &str, memo: &Memo) -> usize {
+    let len = raw.chars().count();
+    if memo.wrapping.is_empty() {
+        return len;
+    }
+    let spans = word_spans(raw);
+    if spans.len() != memo.folded.split(' ').filter(|w| !w.is_empty()).count() {
+        // Not the words fold found (a character fold treats otherwise): count it all, which at
+        // worst suspects a cut the wrapping explains.
+        return len;
+    }
+    // Adjacent runs ("FT2525… Trace 123456") are one.
+    let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
+    for r in memo
+        .wrapping
+        .iter()
+        .filter(|r| r.start < r.end && r.end <= spans.len())
+    {
+        match runs.last_mut() {
+            Some(last) if last.end == r.start => last.end = r.end,
+            _ => runs.push(r.clone()),
+        }
+    }
+    let wrapped: usize = runs
+        .iter()
+        .map(|r| {
+            let after = spans.get(r.end).map_or(len, |s| s.start);
+            let before = if r.start == 0 {
+                0
+            } else if r.end == spans.len() {
+                spans[r.start - 1].end
+            } else {
+                spans[r.start].start
+            };
+            after - before
+        })
+        .sum();
+    len.saturating_sub(wrapped)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -453,6 +550,37 @@ mod tests {
         );
     }
 
+    /// (memo as delivered, what the parent typed in it)
+    const TYPED: &[(&str, &str)] = &[
+        (
+            "MBVCB.3278126542.012345.QD3CFPSA Nguyen Van An 6A1.CT tu 0071000123456 NGUYEN VAN BINH toi 0123456789 TRUONG THCS LE QUY DON",
+            "QD3CFPSA Nguyen Van An 6A1",
+        ),
+        ("MBVCB.123.456.hoc phi thang 9 be Trần Thị Mai lop 7A2", "hoc phi thang 9 be Trần Thị Mai lop 7A2"),
+        ("REM Tfr Ac:12345678 hoc phi con Le Bao Tuan", "hoc phi con Le Bao Tuan"),
+        ("TKThe :123456789, tai VCB. Nop HP T10 Le Bao Tuan", "Nop HP T10 Le Bao Tuan"),
+        ("IBFT dong hoc phi T10 cho HS lê bảo tuấn", "dong hoc phi T10 cho HS lê bảo tuấn"),
+        ("Le Bao Tuan 6A1 HP T10 FT25252123456789 Trace 123456", "Le Bao Tuan 6A1 HP T10"),
+        ("CT DEN:512610198237 hoc phi Pham Gia Huy 6A2", "hoc phi Pham Gia Huy 6A2"),
+        // Decomposed diacritics count as the characters they are.
+        ("MBVCB.1.2.Nguye\u{302}\u{303}n Van An", "Nguye\u{302}\u{303}n Van An"),
+        // No wrapping: all of it, punctuation included.
+        ("  hoc phi... be An!", "  hoc phi... be An!"),
+        // Nothing but wrapping.
+        ("MBVCB.3278126542.012345.", ""),
+    ];
+
+    #[test]
+    fn typed_chars_leave_out_the_wrapping() {
+        for (raw, typed) in TYPED {
+            assert_eq!(
+                typed_chars(raw, &normalise(raw)),
+                typed.chars().count(),
+                "{raw}"
+            );
+        }
+    }
+
     #[test]
     fn head_cuts_at_a_character() {
         assert_eq!(head("Học phí", 3), ("Học", true));
@@ -473,6 +601,27 @@ mod tests {
         fn truncation_never_panics(s in "[A-Za-z0-9 .:/-]{0,160}", cut in 0usize..160) {
             let cut = cut.min(s.len());
             let _ = normalise(&s[..cut]);
+        }
+
+        #[test]
+        fn typed_chars_are_at_most_the_memo(s in "\\PC{0,200}") {
+            prop_assert!(typed_chars(&s, &normalise(&s)) <= s.chars().count());
+        }
+
+        /// Whatever the parent typed, a Vietcombank prefix or a reference behind adds nothing.
+        #[test]
+        fn wrapping_adds_no_typed_chars(
+            words in proptest::collection::vec("(hoc|phi|Lê|bảo|tuấn|6A1|T10|thang|nop)", 1..12),
+            prefix in proptest::bool::ANY,
+            suffix in proptest::bool::ANY,
+        ) {
+            let typed = words.join(" ");
+            let raw = format!(
+                "{}{typed}{}",
+                if prefix { "MBVCB.3278126542.012345." } else { "" },
+                if suffix { " FT25252123456789" } else { "" },
+            );
+            prop_assert_eq!(typed_chars(&raw, &normalise(&raw)), typed.chars().count());
         }
     }
 }

@@ -66,8 +66,9 @@
 //! 8. `truncation_where_it_happened`: a memo is suspected cut ([`ReviewReason::MaybeTruncated`])
 //!    only with a sign of it: it ends inside a word (a last word that is no syllable of any name
 //!    but the beginning of one, "TUA" of "TUAN"), or a name or class ends a memo whose length
-//!    reaches a bank's limit ([`BANK_MEMO_LIMITS`]). A long memo that ends in a whole name is
-//!    not cut.
+//!    reaches a bank's limit ([`BANK_MEMO_LIMITS`]): for an app's limit, what the parent typed
+//!    (the bank's wrapping left out, since the bank adds it after the app cut), for a channel's,
+//!    the memo as delivered. A long memo that ends in a whole name is not cut.
 //! 9. `given_name_and_class`: a given name (or middle and given name) that only one student of
 //!    the class written carries, with no full name in the memo, is allocated when the amount
 //!    equals what the months written owe, or (no month written) the student's total or the
@@ -143,21 +144,35 @@ pub const MAX_NAME_WORDS: usize = 6;
 /// A given name alone is suggested only when at most this many students carry it (in the named
 /// class when the memo names one): beyond that it is noise for the accountant.
 pub const MAX_WEAK_CANDIDATES: usize = 12;
-/// Where banks and apps cut a memo, in characters of the memo as delivered (bank wrapping
-/// included): a memo whose length reaches one of these (within [`LIMIT_SLACK`]) and ends in a
-/// name or class may have been cut there (rule 5). These are the limits we model; a bank that
-/// cuts elsewhere is caught only by a memo ending inside a word.
+/// What a bank's memo limit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoLimit {
+    /// The characters the parent may type in the app's content field; the bank adds its
+    /// wrapping (`MBVCB.…`, `REM Tfr Ac:…`, `FT…`) afterwards, so wrapping never counts
+    /// ([`crate::recon::memo::typed_chars`]).
+    Typed(usize),
+    /// The characters a channel carries, the wrapping added before it included.
+    Delivered(usize),
+}
+
+/// Where banks and apps cut a memo: a memo whose length reaches one of these (within
+/// [`LIMIT_SLACK`]) and whose counted text ends in a name or class may have been cut there
+/// (rule 8). These are the limits we model; a bank that cuts elsewhere is caught only by a memo
+/// ending inside a word.
 ///
 /// VietQR's purpose field (25 characters) is not among them: what a QR carries is the school's
 /// own text with the payment code, which rule 1 reads whole or not at all, while memos typed by
 /// parents of 23 to 25 characters ending in a name are common and whole.
-pub const BANK_MEMO_LIMITS: &[(&str, usize)] = &[
-    // SMS banking and older apps.
-    ("SMS banking, older apps", 70),
-    // Content field of most mobile apps (Techcombank, MB, ACB, VietinBank).
-    ("mobile apps", 140),
-    // NAPAS 247 interbank content, and Vietcombank's MBVCB memos wrapped to it.
-    ("NAPAS 247, Vietcombank", 210),
+pub const BANK_MEMO_LIMITS: &[(&str, MemoLimit)] = &[
+    ("SMS banking, older apps", MemoLimit::Typed(70)),
+    (
+        "content field of most mobile apps (Techcombank, MB, ACB, VietinBank)",
+        MemoLimit::Typed(140),
+    ),
+    (
+        "NAPAS 247 interbank content, Vietcombank's MBVCB memos wrapped to it",
+        MemoLimit::Delivered(210),
+    ),
 ];
 /// A cut memo may lose a trailing space or separator: this many characters below a limit still
 /// reach it.

@@ -4,8 +4,10 @@
 
 use super::index::{bag_key, squeezed_key, squeezed_key_without, word_key, word_key_without};
 use super::MAX_WEAK_CANDIDATES;
-use super::{Evidence, Index, BANK_MEMO_LIMITS, LIMIT_SLACK, MAX_NAME_WORDS, MAX_STUDENT_CODE_LEN};
-use crate::recon::memo::Memo;
+use super::{
+    Evidence, Index, MemoLimit, BANK_MEMO_LIMITS, LIMIT_SLACK, MAX_NAME_WORDS, MAX_STUDENT_CODE_LEN,
+};
+use crate::recon::memo::{typed_chars, Memo};
 use crate::recon::names;
 use crate::recon::period;
 use std::collections::HashSet;
@@ -55,9 +57,6 @@ pub(super) struct People {
     pub(super) classes: Vec<String>,
     /// The same with where each stood.
     class_spans: Vec<(String, Range<usize>)>,
-    /// A name, class or student code ends the memo: if the bank cut the memo there, it may be
-    /// the beginning of another one ("NGUYEN VAN AN" of "NGUYEN VAN ANH", "6A1" of "6A10").
-    at_end: bool,
     /// Rule 5: there is a sign that the bank cut the memo where it matters (see
     /// [`BANK_MEMO_LIMITS`]).
     pub(super) maybe_cut: bool,
@@ -374,13 +373,7 @@ pub(super) fn read_people(index: &Index, memo: &Memo, payer: Option<&str>, raw: 
         people.class_spans.push((class, span));
     }
 
-    let last_word = folded.last().copied();
-    let ends_memo = |r: &Range<usize>| {
-        (n > 0 && r.end == n && last_word == Some(words[n - 1])) || r.end == n + folded.len()
-    };
-    people.at_end = people.mentions.iter().any(|m| ends_memo(&m.span))
-        || people.class_spans.iter().any(|(_, r)| ends_memo(r));
-    // Rule 5: cut only where there is a sign of it. The memo ends inside a word: its last
+    // Rule 8: cut only where there is a sign of it. The memo ends inside a word: its last
     // word is no syllable of any name but the beginning of one ("TUA" of "TUAN", "KH").
     let inside_word = n > 0 && {
         let w = words[n - 1];
@@ -392,15 +385,37 @@ pub(super) fn read_people(index: &Index, memo: &Memo, payer: Option<&str>, raw: 
                 index.beginnings.contains(w)
             }
     };
-    // Or a name or class ends a memo as long as a bank's limit.
-    let len = raw.chars().count();
-    let at_limit = BANK_MEMO_LIMITS
-        .iter()
-        .any(|&(_, limit)| len <= limit && len + LIMIT_SLACK >= limit);
-    // Or the memo is as long as a bank's limit and ends in the parent's words (not in the bank's
-    // own references after them): the end of what the parent wrote may be lost.
-    let ends_in_words = n > 0 && last_word == Some(words[n - 1]);
-    people.maybe_cut = inside_word || (at_limit && ends_in_words);
+    // Or a name, class or student code ends a memo as long as a bank's limit: if the bank cut
+    // it there, it may be the beginning of another one ("NGUYEN VAN AN" of "NGUYEN VAN ANH",
+    // "6A1" of "6A10"). Student codes' spans lie past the words, at `n` + their word of
+    // `folded`.
+    let last_typed = memo.at.last().copied();
+    let ends_typed = |r: &Range<usize>| {
+        if r.start >= n {
+            last_typed.map_or(true, |a| a < r.end - n)
+        } else {
+            n > 0 && r.end == n
+        }
+    };
+    let ends_delivered = |r: &Range<usize>| {
+        if r.start >= n {
+            r.end == n + folded.len()
+        } else {
+            ends_typed(r) && last_typed.is_some_and(|a| a + 1 == folded.len())
+        }
+    };
+    let ending = |ends: &dyn Fn(&Range<usize>) -> bool| {
+        people.mentions.iter().any(|m| ends(&m.span))
+            || people.class_spans.iter().any(|(_, r)| ends(r))
+    };
+    let reaches = |len: usize, limit: usize| len <= limit && len + LIMIT_SLACK >= limit;
+    let typed = typed_chars(raw, memo);
+    let delivered = raw.chars().count();
+    let at_limit = BANK_MEMO_LIMITS.iter().any(|&(_, limit)| match limit {
+        MemoLimit::Typed(limit) => reaches(typed, limit) && ending(&ends_typed),
+        MemoLimit::Delivered(limit) => reaches(delivered, limit) && ending(&ends_delivered),
+    });
+    people.maybe_cut = inside_word || at_limit;
     // Cut inside the given name ("... be NGUYEN BAO V"): the students whose name begins with
     // the words before it, in any order, and whose given name begins with what is left.
     let mut cut_names: Vec<usize> = Vec::new();

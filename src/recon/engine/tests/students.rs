@@ -184,19 +184,48 @@ fn truncation_where_it_happened() {
     // A long memo ending in a whole name, at no bank's limit, is not cut.
     let long = "MBVCB.3278126542.012345.Kinh gui nha truong, phu huynh xin nop hoc phi thang 10 cho chau Le Bao Tuan";
     let len = long.chars().count();
-    assert!(BANK_MEMO_LIMITS
-        .iter()
-        .all(|&(_, l)| len > l || len + LIMIT_SLACK < l));
+    assert!(BANK_MEMO_LIMITS.iter().all(|&(_, l)| {
+        let l = match l {
+            MemoLimit::Typed(l) | MemoLimit::Delivered(l) => l,
+        };
+        len > l || len + LIMIT_SLACK < l
+    }));
     assert_auto(&run(&ix, 935_000, long), &[(2002, 935_000)]);
-    // The same at exactly a bank's limit may have lost the end of the name.
-    let padded = format!("{}{long}", "x ".repeat((140 - len) / 2));
-    let padded = if padded.chars().count() < 140 {
-        format!("y{padded}")
-    } else {
-        padded
-    };
-    assert_eq!(padded.chars().count(), 140);
+    // The same typed up to an app's limit (140, the prefix left out) may have lost the end of
+    // the name.
+    let (prefix, typed_long) = long.split_at("MBVCB.3278126542.012345.".len());
+    let pad = "x".repeat(140 - typed_long.chars().count() - 1);
+    let padded = format!("{prefix}{pad} {typed_long}");
+    assert_eq!(padded.chars().count(), 24 + 140);
     assert_review(&run(&ix, 935_000, &padded), ReviewReason::MaybeTruncated);
+    // And one delivered at the interbank channel's limit, wrapping included.
+    let pad = "x".repeat(210 - len - 1);
+    let delivered = format!("{pad} {long}");
+    assert_eq!(delivered.chars().count(), 210);
+    assert_review(&run(&ix, 935_000, &delivered), ReviewReason::MaybeTruncated);
+
+    // An app's limit counts what the parent typed: 69 characters as delivered, 24 of them
+    // Vietcombank's prefix, are 45 typed ones and whole.
+    let typed = "Kinh gui: hoc phi thang 10 cho HS Le Bao Tuan";
+    let wrapped = format!("MBVCB.3278126542.012345.{typed}");
+    assert_eq!(wrapped.chars().count(), 24 + 45);
+    assert_auto(&run(&ix, 935_000, &wrapped), &[(2002, 935_000)]);
+    // Typed up to 70 and ending in the name, the bank's prefix in front and its reference
+    // behind: the app may have cut the name.
+    let at_70 = format!("{}{typed}", "x ".repeat((70 - typed.chars().count()) / 2));
+    let at_70 = if at_70.chars().count() < 70 {
+        format!("y{at_70}")
+    } else {
+        at_70
+    };
+    assert_eq!(at_70.chars().count(), 70);
+    for raw in [
+        format!("MBVCB.3278126542.012345.{at_70}"),
+        format!("{at_70} FT25252123456789 Trace 123456"),
+        format!("REM Tfr Ac:12345678 {at_70}"),
+    ] {
+        assert_review(&run(&ix, 935_000, &raw), ReviewReason::MaybeTruncated);
+    }
 }
 
 #[test]
