@@ -72,8 +72,9 @@
 //! 9. `given_name_and_class`: a given name (or middle and given name) that only one student of
 //!    the class written carries, with no full name in the memo, is allocated when the amount
 //!    equals what the months written owe, or (no month written) the student's total or the
-//!    balance of exactly one open invoice. Otherwise a given name alone, a class or an amount
-//!    are evidence for suggestions only (`weak_evidence_never_auto`).
+//!    balance of exactly one open invoice. A middle and given name written together are read
+//!    as that pair, not also as the given names in it. Otherwise a given name alone, a class or
+//!    an amount are evidence for suggestions only (`weak_evidence_never_auto`).
 //! 10. `dismissed_pairs`: an invoice the accountant dismissed for this payment is never
 //!     suggested nor allocated, and a payment whose best reading involves one is reviewed.
 //! 11. `long_memos_are_cut`: only the first [`MAX_MEMO_CHARS`] characters of a memo (and of an

@@ -129,12 +129,18 @@ pub(super) fn given_name_and_class(
     if ctx.classes.is_empty() || people.maybe_cut {
         return None;
     }
+    // A middle and given name written together ("THANH KHOA") is read as that pair: the given
+    // names inside it ("KHOA" of another pupil, "THANH" as someone's given name) are not
+    // further candidates. Without a pair, the given names.
     let mut candidates: Vec<(usize, Evidence)> = Vec::new();
-    for &(s, e) in &people.weak {
-        if matches!(e, Evidence::GivenNameOnly | Evidence::PartialName)
-            && !candidates.iter().any(|(c, _)| *c == s)
-        {
-            candidates.push((s, e));
+    for wanted in [Evidence::PartialName, Evidence::GivenNameOnly] {
+        for &(s, e) in &people.weak {
+            if e == wanted && !candidates.iter().any(|(c, _)| *c == s) {
+                candidates.push((s, e));
+            }
+        }
+        if !candidates.is_empty() {
+            break;
         }
     }
     let [(s, how)] = candidates.as_slice() else {

@@ -263,4 +263,26 @@ fn given_name_and_class() {
     );
     // "An" is two pupils' given name, in different classes: the class tells.
     assert!(!run(&ix, 935_000, "BE AN").is_auto());
+
+    // A middle and given name are read as the pair: another "Khôi" of the class, and a pupil
+    // whose given name is "Minh", are no further candidates.
+    let mut rows = invoices();
+    for (id, sid, name) in [(901, 9, "Trần Anh Khôi"), (1001, 10, "Võ Thị Minh")] {
+        let mut r = rows[4].clone();
+        assert_eq!(r.student_name, "Nguyễn Minh Khôi");
+        r.invoice_id = id;
+        r.code = code(id);
+        r.student_id = sid;
+        r.student_code = format!("HS{sid:04}");
+        r.student_name = name.to_string();
+        r.family_key = None;
+        r.open = vnd(800_000);
+        rows.push(r);
+    }
+    let ix = Index::build(&qd(), rows);
+    let d = run(&ix, 935_000, "MINH KHOI 8A3 T9");
+    assert_auto(&d, &[(401, 935_000)]);
+    assert_rule(&d, Rule::GivenNameAndClass);
+    // The given name alone is two pupils' of the class.
+    assert!(!run(&ix, 935_000, "BE KHOI 8A3").is_auto());
 }
