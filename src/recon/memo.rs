@@ -63,22 +63,28 @@ pub fn fold(text: &str) -> String {
         if is_combining_mark(c) {
             continue;
         }
-        // Đ has no decomposition; Ð (eth) is what some keyboards produce for it.
-        let c = match c {
-            'đ' | 'Đ' | 'ð' | 'Ð' => 'D',
-            _ => c,
-        };
-        if c.is_ascii_alphanumeric() {
+        if let Some(c) = word_char(c) {
             if gap && !out.is_empty() {
                 out.push(' ');
             }
             gap = false;
-            out.push(c.to_ascii_uppercase());
+            out.push(c);
         } else {
             gap = true;
         }
     }
     out
+}
+
+/// What [`fold`] makes of a decomposed character that is not a combining mark: an upper-case
+/// ASCII letter or digit of a word, or `None` for a separator.
+fn word_char(c: char) -> Option<char> {
+    // Đ has no decomposition; Ð (eth) is what some keyboards produce for it.
+    let c = match c {
+        'đ' | 'Đ' | 'ð' | 'Ð' => 'D',
+        _ => c,
+    };
+    c.is_ascii_alphanumeric().then(|| c.to_ascii_uppercase())
 }
 
 /// The first `max_chars` characters of `text`, and whether anything was left out.
@@ -276,7 +282,7 @@ fn char_role(c: char) -> CharRole {
         if is_combining_mark(d) {
             continue;
         }
-        if d.is_ascii_alphanumeric() || matches!(d, 'đ' | 'Đ' | 'ð' | 'Ð') {
+        if word_char(d).is_some() {
             return CharRole::Word;
         }
         role = CharRole::Gap;

@@ -409,11 +409,12 @@ pub(super) fn read_people(index: &Index, memo: &Memo, payer: Option<&str>, raw: 
             || people.class_spans.iter().any(|(_, r)| ends(r))
     };
     let reaches = |len: usize, limit: usize| len <= limit && len + LIMIT_SLACK >= limit;
-    let typed = typed_chars(raw, memo);
-    let delivered = raw.chars().count();
+    // Lengths are counted only for a memo that a name or class ends.
+    let typed = ending(&ends_typed).then(|| typed_chars(raw, memo));
+    let delivered = ending(&ends_delivered).then(|| raw.chars().count());
     let at_limit = BANK_MEMO_LIMITS.iter().any(|&(_, limit)| match limit {
-        MemoLimit::Typed(limit) => reaches(typed, limit) && ending(&ends_typed),
-        MemoLimit::Delivered(limit) => reaches(delivered, limit) && ending(&ends_delivered),
+        MemoLimit::Typed(limit) => typed.is_some_and(|len| reaches(len, limit)),
+        MemoLimit::Delivered(limit) => delivered.is_some_and(|len| reaches(len, limit)),
     });
     people.maybe_cut = inside_word || at_limit;
     // Cut inside the given name ("... be NGUYEN BAO V"): the students whose name begins with
