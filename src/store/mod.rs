@@ -23,6 +23,7 @@ pub mod statements;
 pub mod students;
 pub mod subject;
 pub mod tokens;
+mod wal;
 pub mod webhooks;
 
 use crate::error::{Error, Result};
@@ -56,6 +57,8 @@ pub struct Store {
     backend: Backend,
     /// Each school's book as the reconciliation engine reads it, kept across requests.
     pub(crate) books: book::Books,
+    /// SQLite: copies the WAL into the database beside the writer; stops with the last clone.
+    _checkpointer: Option<std::sync::Arc<wal::Checkpointer>>,
 }
 
 impl Store {
@@ -83,6 +86,7 @@ impl Store {
                 intake,
                 backend: Backend::Postgres,
                 books: book::Books::default(),
+                _checkpointer: None,
             })
         } else {
             Err(Error::Internal(
@@ -129,12 +133,15 @@ impl Store {
             .after_connect(sqlite_reader_pragmas)
             .connect_with(opts)
             .await?;
+        let checkpointer = (path != ":memory:")
+            .then(|| std::sync::Arc::new(wal::Checkpointer::spawn(reader.clone())));
         Ok(Self {
             reader,
             intake: writer.clone(),
             writer,
             backend: Backend::Sqlite,
             books: book::Books::default(),
+            _checkpointer: checkpointer,
         })
     }
 
@@ -278,12 +285,21 @@ type PragmaFuture<'c> = std::pin::Pin<
 
 /// The writer commits with `synchronous = FULL`: in WAL mode, NORMAL syncs the WAL only at
 /// checkpoints, so a power cut can lose the last commits after they were acknowledged (to a
-/// cashier, or to a sender that then stops retrying).
+/// cashier, or to a sender that then stops retrying). It checkpoints itself rarely: [`wal`]
+/// copies the WAL into the database from a reader connection, beside it.
 fn sqlite_writer_pragmas(
     conn: &mut sqlx::AnyConnection,
     _meta: sqlx::pool::PoolConnectionMetadata,
 ) -> PragmaFuture<'_> {
-    Box::pin(sqlite_pragmas(conn, "PRAGMA synchronous = FULL"))
+    Box::pin(async move {
+        sqlite_pragmas(conn, "PRAGMA synchronous = FULL").await?;
+        let pragma = format!(
+            "PRAGMA wal_autocheckpoint = {}",
+            wal::WRITER_CHECKPOINT_PAGES
+        );
+        sqlx::query(&pragma).execute(&mut *conn).await?;
+        Ok(())
+    })
 }
 
 /// Readers never commit a write, so their level syncs nothing more; a checkpoint one of them

@@ -381,3 +381,44 @@ async fn sqlite_files_are_private_after_a_fresh_start() {
         assert_eq!(m, Ok(want), "mode of data/{name}");
     }
 }
+
+/// SQLite's writer never checkpoints (it would stall every delivery queued behind it); a task
+/// beside it copies the WAL into the database file. Within seconds of a write, the database
+/// file alone, copied without its WAL, holds what was committed.
+#[tokio::test]
+async fn sqlite_wal_is_copied_into_the_database_beside_the_writer() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let sc = app.school("WAL", "WAX").await;
+    let path = app
+        .db_url
+        .trim_start_matches("sqlite://")
+        .split('?')
+        .next()
+        .expect("path")
+        .to_string();
+    let copy = tempfile::tempdir().expect("tempdir");
+    let alone = copy.path().join("alone.db");
+    let mut found = None;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        std::fs::copy(&path, &alone).expect("copy the database file");
+        let pool = sqlx::AnyPool::connect(&format!("sqlite://{}?mode=rw", alone.display()))
+            .await
+            .expect("open the copy");
+        let n: Result<i64, _> = sqlx::query_scalar("SELECT COUNT(*) FROM schools WHERE id = $1")
+            .bind(sc.school_id)
+            .fetch_one(&pool)
+            .await;
+        pool.close().await;
+        if let Ok(1) = n {
+            found = Some(());
+            break;
+        }
+    }
+    assert!(
+        found.is_some(),
+        "the school created is not in the database file 5 s later: the WAL was not checkpointed"
+    );
+}
