@@ -89,7 +89,8 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let st = student(&row)?;
-        // The audit log names the student by code only: it is read by auditors across schools.
+        // The audit log names the student by id only: a record outlives the student's erasure
+        // and is read by auditors across schools, so it holds no name and no code.
         audit::record(
             &mut tx,
             &Chain::School(school_id),
@@ -98,7 +99,7 @@ impl Store {
                 action: "student.create",
                 entity: "student",
                 entity_id: Some(st.id),
-                details: json!({"student_code": st.student_code}),
+                details: json!({}),
             },
         )
         .await?;

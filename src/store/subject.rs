@@ -6,7 +6,8 @@
 //!
 //! Erasure replaces the personal columns (never an amount, a key or a time) by the student's
 //! pseudonym, in one transaction with its audit record; the database allows these rows no other
-//! change (migration 0015).
+//! change (migrations 0015 and 0017). Their parent links are revoked and lose their label and
+//! guardian's contact, except a family link that still serves a brother or sister.
 
 use super::invoices::{Invoice, InvoiceFilter};
 use super::ledger::Payment;
@@ -37,6 +38,8 @@ pub const REDACTED: &[(&str, &str)] = &[
     ("provider_events", "query"),
     ("statement_lines", "memo"),
     ("statement_lines", "counterparty"),
+    ("parent_links", "label"),
+    ("parent_links", "contact"),
 ];
 
 /// A bank statement's line, as held.
@@ -87,6 +90,8 @@ pub struct Erasure {
     pub payments: u64,
     pub deliveries: u64,
     pub statement_lines: u64,
+    /// Parent links revoked, their label and guardian's contact removed.
+    pub parent_links: u64,
 }
 
 /// Which rows are the student's or name them.
@@ -353,6 +358,7 @@ impl Store {
                 payments: 0,
                 deliveries: 0,
                 statement_lines: 0,
+                parent_links: 0,
             });
         }
         let student = Student {
@@ -403,6 +409,32 @@ impl Store {
             &t.lines,
         )
         .await?;
+        // Their own links, and their family's when no other child of the school is left in it
+        // (read before their family key goes).
+        let links: BTreeSet<i64> = sqlx::query_scalar(
+            "SELECT id FROM parent_links
+             WHERE school_id = $1 AND redacted_at IS NULL
+               AND (student_id = $2
+                    OR (family_key = $3 AND NOT EXISTS (
+                        SELECT 1 FROM students o WHERE o.school_id = $1 AND o.family_key = $3
+                          AND o.id <> $2 AND o.erased_at IS NULL)))",
+        )
+        .bind(school_id)
+        .bind(student_id)
+        .bind(&student.family_key)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        let parent_links = update_ids(
+            &mut tx,
+            "UPDATE parent_links SET label = $1, contact = NULL, redacted_at = $2,
+                revoked_at = COALESCE(revoked_at, $2), revoked_by = COALESCE(revoked_by, $3)
+             WHERE redacted_at IS NULL",
+            &[p.clone(), at.clone(), actor.to_string()],
+            &links,
+        )
+        .await?;
         sqlx::query(
             "UPDATE students SET full_name = $1, student_code = $1, family_key = NULL, erased_at = $2, updated_at = $2
              WHERE id = $3 AND school_id = $4",
@@ -423,7 +455,8 @@ impl Store {
                 entity: "student",
                 entity_id: Some(student_id),
                 details: json!({"reason": reason, "pseudonym": p, "payments": payments,
-                    "deliveries": deliveries, "statement_lines": statement_lines}),
+                    "deliveries": deliveries, "statement_lines": statement_lines,
+                    "parent_links": links}),
             },
         )
         .await?;
@@ -438,6 +471,7 @@ impl Store {
             payments,
             deliveries,
             statement_lines,
+            parent_links,
         })
     }
 }

@@ -745,6 +745,13 @@ async fn held_texts(app: &TestApp) -> String {
         .await,
     );
     all.extend(texts(app, "SELECT query FROM provider_events").await);
+    all.extend(
+        texts(
+            app,
+            "SELECT label || ' ' || COALESCE(contact, '') FROM parent_links",
+        )
+        .await,
+    );
     let pool = sqlx::AnyPool::connect(&app.db_url).await.expect("pool");
     let bodies: Vec<(Vec<u8>,)> = sqlx::query_as("SELECT body FROM provider_events")
         .fetch_all(&pool)
@@ -1005,6 +1012,17 @@ async fn a_student_s_data_is_exported_and_erased_while_the_books_still_add_up(ap
         .await,
         1
     );
+    assert_eq!(er["parent_links"].as_i64(), Some(1), "{er}");
+    let (_, e) = app.get(&export, ADMIN).await;
+    assert_eq!(
+        (
+            e["parent_links"][0]["label"].as_str(),
+            e["parent_links"][0]["contact"].clone(),
+            e["parent_links"][0]["state"].as_str()
+        ),
+        (Some(p.as_str()), Value::Null, Some("revoked")),
+        "{e}"
+    );
 
     // Nothing names them any more; the books are as they were, to the đồng.
     let held = held_texts(&app).await;
@@ -1013,6 +1031,7 @@ async fn a_student_s_data_is_exported_and_erased_while_the_books_still_add_up(ap
         folded.as_str(),
         code.as_str(),
         "NGUYEN VAN BO",
+        "0903 123 456",
     ] {
         assert!(!held.contains(gone), "{gone} is still held");
     }
@@ -1138,6 +1157,117 @@ async fn a_student_s_data_is_exported_and_erased_while_the_books_still_add_up(ap
 on_both_backends!(
     a_student_s_data_is_exported_and_erased_while_the_books_still_add_up,
     a_student_s_data_is_exported_and_erased_while_the_books_still_add_up
+);
+
+/// The link's label and guardian's contact, as held.
+async fn link_held(app: &TestApp, id: i64) -> (String, Option<String>, bool, bool) {
+    let pool = sqlx::AnyPool::connect(&app.db_url).await.expect("pool");
+    let row: (String, Option<String>, Option<String>, Option<String>) = sqlx::query_as(
+        "SELECT label, contact, revoked_at, redacted_at FROM parent_links WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(&pool)
+    .await
+    .expect("link");
+    pool.close().await;
+    (row.0, row.1, row.2.is_some(), row.3.is_some())
+}
+
+/// A student's erasure revokes their own links and strips them of the guardian's label and
+/// contact; a family link keeps them while it still serves a brother or sister, and loses them
+/// with the last child. The database allows a link no other change.
+async fn an_erasure_reaches_the_parent_links_but_spares_a_sibling_s(app: TestApp) {
+    let sc = crate::parents::school_with_families(&app, "PLE", "PE").await;
+    let anh = crate::parents::student_id(&app, &sc, "HS0001").await;
+    let em = crate::parents::student_id(&app, &sc, "HS0002").await;
+    let own = crate::parents::issue(&app, &sc,
+        json!({"for": "student", "student_id": anh, "label": "Bố Nguyễn Văn Hùng", "contact": "0912 345 678"})).await;
+    let family = crate::parents::issue(&app, &sc,
+        json!({"for": "family", "family_key": "GD-NGUYEN-01", "label": "Mẹ Trần Thị Lan", "contact": "0987 654 321"})).await;
+    let (own_id, family_id) = (
+        own["id"].as_i64().expect("id"),
+        family["id"].as_i64().expect("id"),
+    );
+    let family_token = family["token"].as_str().expect("token").to_string();
+    let cookie = crate::parents::open(&app, &family_token).await;
+    let erase = |student: i64| {
+        let app = &app;
+        let path = format!("/api/v1/schools/{}/students/{student}/erase", sc.school_id);
+        async move {
+            let (s, b) = app
+                .post(&path, ADMIN, json!({"reason": "Yêu cầu của phụ huynh ngày 02/10/2025"}))
+                .await;
+            assert_eq!(s, StatusCode::OK, "{b}");
+            b
+        }
+    };
+
+    let first = erase(anh).await;
+    assert_eq!(first["parent_links"].as_i64(), Some(1), "{first}");
+    let p = first["pseudonym"].as_str().expect("pseudonym").to_string();
+    assert_eq!(link_held(&app, own_id).await, (p.clone(), None, true, true));
+    assert_eq!(
+        link_held(&app, family_id).await,
+        ("Mẹ Trần Thị Lan".to_string(), Some("0987 654 321".to_string()), false, false),
+        "the family link still serves HS0002"
+    );
+    let (s, _, _) = app
+        .with_cookie(Method::GET, "/api/v1/parent", &cookie, None, None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "the sibling's guardian keeps their session");
+    let (s, _, gone) = crate::parents::post_link(&app, own["token"].as_str().expect("token"), &[]).await;
+    assert_eq!(s, StatusCode::GONE);
+    assert!(!gone.to_string().contains("0912"), "{gone}");
+
+    let second = erase(em).await;
+    assert_eq!(second["parent_links"].as_i64(), Some(1), "{second}");
+    let q = second["pseudonym"].as_str().expect("pseudonym").to_string();
+    assert_eq!(link_held(&app, family_id).await, (q, None, true, true));
+    let (s, _, _) = app
+        .with_cookie(Method::GET, "/api/v1/parent", &cookie, None, None)
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "the revoked link's session ended");
+    let held = texts(&app, "SELECT label || ' ' || COALESCE(contact, '') FROM parent_links").await.join("\n");
+    for gone in ["Hùng", "Lan", "0912 345 678", "0987 654 321"] {
+        assert!(!held.contains(gone), "{gone} is still held");
+    }
+    // No audit record names a student, so none outlives an erasure holding their name or code.
+    let added = app.student(&sc, "HS7777", "Lý Thị Mai", "9A1").await;
+    erase(added).await;
+    let records = texts(&app, "SELECT details FROM audit_log").await.join("\n");
+    for gone in ["HS7777", "Lý Thị Mai", "HS0001", "Nguyễn Minh Anh"] {
+        assert!(!records.contains(gone), "the audit log holds {gone}");
+    }
+    let out = crate::cli::feerecon(&app.db_url, &["verify-audit"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+
+    // A live link: revoked once, never edited; redacted once, to a pseudonym, never back.
+    let live = crate::parents::issue(&app, &sc,
+        json!({"for": "student", "student_id": crate::parents::student_id(&app, &sc, "HS0003").await, "label": "Ông", "contact": "0900 000 000"})).await;
+    let live = live["id"].as_i64().expect("id");
+    for sql in [
+        format!("UPDATE parent_links SET label = 'Bà' WHERE id = {live}"),
+        format!("UPDATE parent_links SET contact = NULL WHERE id = {live}"),
+        format!("UPDATE parent_links SET label = 'Bà', revoked_at = 'now', revoked_by = 'x' WHERE id = {live}"),
+        format!("UPDATE parent_links SET label = 'not a pseudonym', contact = NULL, redacted_at = 'now', revoked_at = 'now', revoked_by = 'x' WHERE id = {live}"),
+        format!("UPDATE parent_links SET label = 'HS-12345678', contact = 'kept', redacted_at = 'now', revoked_at = 'now', revoked_by = 'x' WHERE id = {live}"),
+        format!("UPDATE parent_links SET label = 'HS-12345678', contact = NULL, redacted_at = 'now' WHERE id = {live}"),
+        format!("UPDATE parent_links SET label = 'HS-ABCDEFGH' WHERE id = {own_id}"),
+        format!("UPDATE parent_links SET redacted_at = NULL WHERE id = {own_id}"),
+        format!("UPDATE parent_links SET label = 'HS-ABCDEFGH', redacted_at = 'again' WHERE id = {own_id}"),
+        format!("UPDATE parent_links SET token_hash = 'x', label = 'HS-12345678', contact = NULL, redacted_at = 'now', revoked_at = 'now', revoked_by = 'x' WHERE id = {live}"),
+    ] {
+        assert!(app.execute_sql(&sql).await.is_err(), "allowed: {sql}");
+    }
+    app.execute_sql(&format!(
+        "UPDATE parent_links SET label = 'HS-12345678', contact = NULL, redacted_at = 'now', revoked_at = 'now', revoked_by = 'x' WHERE id = {live}"
+    ))
+    .await
+    .expect("a redaction that also revokes");
+}
+on_both_backends!(
+    an_erasure_reaches_the_parent_links_but_spares_a_sibling_s,
+    an_erasure_reaches_the_parent_links_but_spares_a_sibling_s
 );
 
 async fn the_processing_log_is_purged_after_a_year_and_not_before(app: TestApp) {
