@@ -396,7 +396,6 @@ const VERIFY_PAGE: i64 = 5_000;
 /// Recomputes every link and MAC of `chain`, in pages so a long chain needs little memory, and
 /// compares it with `anchors`. A break does not stop the walk: later records are checked
 /// against their stored predecessor, so each damage is reported where it is.
-
 pub async fn verify_chain(
     store: &Store,
     chain: &str,

@@ -1195,7 +1195,11 @@ async fn an_erasure_reaches_the_parent_links_but_spares_a_sibling_s(app: TestApp
         let path = format!("/api/v1/schools/{}/students/{student}/erase", sc.school_id);
         async move {
             let (s, b) = app
-                .post(&path, ADMIN, json!({"reason": "Yêu cầu của phụ huynh ngày 02/10/2025"}))
+                .post(
+                    &path,
+                    ADMIN,
+                    json!({"reason": "Yêu cầu của phụ huynh ngày 02/10/2025"}),
+                )
                 .await;
             assert_eq!(s, StatusCode::OK, "{b}");
             b
@@ -1208,14 +1212,24 @@ async fn an_erasure_reaches_the_parent_links_but_spares_a_sibling_s(app: TestApp
     assert_eq!(link_held(&app, own_id).await, (p.clone(), None, true, true));
     assert_eq!(
         link_held(&app, family_id).await,
-        ("Mẹ Trần Thị Lan".to_string(), Some("0987 654 321".to_string()), false, false),
+        (
+            "Mẹ Trần Thị Lan".to_string(),
+            Some("0987 654 321".to_string()),
+            false,
+            false
+        ),
         "the family link still serves HS0002"
     );
     let (s, _, _) = app
         .with_cookie(Method::GET, "/api/v1/parent", &cookie, None, None)
         .await;
-    assert_eq!(s, StatusCode::OK, "the sibling's guardian keeps their session");
-    let (s, _, gone) = crate::parents::post_link(&app, own["token"].as_str().expect("token"), &[]).await;
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "the sibling's guardian keeps their session"
+    );
+    let (s, _, gone) =
+        crate::parents::post_link(&app, own["token"].as_str().expect("token"), &[]).await;
     assert_eq!(s, StatusCode::GONE);
     assert!(!gone.to_string().contains("0912"), "{gone}");
 
@@ -1226,20 +1240,35 @@ async fn an_erasure_reaches_the_parent_links_but_spares_a_sibling_s(app: TestApp
     let (s, _, _) = app
         .with_cookie(Method::GET, "/api/v1/parent", &cookie, None, None)
         .await;
-    assert_eq!(s, StatusCode::UNAUTHORIZED, "the revoked link's session ended");
-    let held = texts(&app, "SELECT label || ' ' || COALESCE(contact, '') FROM parent_links").await.join("\n");
+    assert_eq!(
+        s,
+        StatusCode::UNAUTHORIZED,
+        "the revoked link's session ended"
+    );
+    let held = texts(
+        &app,
+        "SELECT label || ' ' || COALESCE(contact, '') FROM parent_links",
+    )
+    .await
+    .join("\n");
     for gone in ["Hùng", "Lan", "0912 345 678", "0987 654 321"] {
         assert!(!held.contains(gone), "{gone} is still held");
     }
     // No audit record names a student, so none outlives an erasure holding their name or code.
     let added = app.student(&sc, "HS7777", "Lý Thị Mai", "9A1").await;
     erase(added).await;
-    let records = texts(&app, "SELECT details FROM audit_log").await.join("\n");
+    let records = texts(&app, "SELECT details FROM audit_log")
+        .await
+        .join("\n");
     for gone in ["HS7777", "Lý Thị Mai", "HS0001", "Nguyễn Minh Anh"] {
         assert!(!records.contains(gone), "the audit log holds {gone}");
     }
     let out = crate::cli::feerecon(&app.db_url, &["verify-audit"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     // A live link: revoked once, never edited; redacted once, to a pseudonym, never back.
     let live = crate::parents::issue(&app, &sc,
