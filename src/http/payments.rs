@@ -444,12 +444,15 @@ pub struct PaymentQuery {
     pub cursor: Option<String>,
 }
 
-/// A reference to look a payment up by: trimmed, 1 to 200 characters.
+/// A reference to look a payment up by: trimmed, 1 to 200 characters, no control character
+/// but whitespace (as the document's text type says).
 fn reference(text: Option<&str>, field: &'static str) -> Result<Option<String>> {
     match text.map(str::trim) {
         None => Ok(None),
         Some(t)
-            if !t.is_empty() && t.chars().count() <= 200 && !t.chars().any(char::is_control) =>
+            if !t.is_empty()
+                && t.chars().count() <= 200
+                && !t.chars().any(|c| c.is_control() && !c.is_whitespace()) =>
         {
             Ok(Some(t.to_string()))
         }
