@@ -133,32 +133,65 @@ pub struct Ledger {
 impl Ledger {
     pub fn new(booked: Vec<Booked>) -> Self {
         let mut ledger = Ledger::default();
-        for (i, b) in booked.iter().enumerate() {
-            for id in &b.invoice_ids {
-                ledger.by_invoice.entry(*id).or_default().push(i);
-            }
-            if let Some(key) = memo_key(&b.memo) {
-                ledger
-                    .by_transfer
-                    .entry((b.amount.dong(), key))
-                    .or_default()
-                    .push(i);
-            }
+        for b in booked {
+            ledger.insert(b);
         }
-        ledger.booked = booked;
         ledger
+    }
+
+    /// Adds one booked payment (kept across batches, a ledger grows as payments are allocated).
+    pub fn insert(&mut self, b: Booked) {
+        let i = self.booked.len();
+        for id in &b.invoice_ids {
+            self.by_invoice.entry(*id).or_default().push(i);
+        }
+        if let Some(key) = memo_key(&b.memo) {
+            self.by_transfer
+                .entry((b.amount.dong(), key))
+                .or_default()
+                .push(i);
+        }
+        self.booked.push(b);
+    }
+
+    /// The booked payments held.
+    pub fn len(&self) -> usize {
+        self.booked.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.booked.is_empty()
+    }
+
+    /// The same ledger without the payments received before `t`.
+    pub fn since(self, t: DateTime<Utc>) -> Self {
+        Self::new(
+            self.booked
+                .into_iter()
+                .filter(|b| b.received_at >= t)
+                .collect(),
+        )
     }
 
     /// The booked payment the arrival repeats, if any.
     pub fn twin_of(&self, arrival: &Arrival<'_>) -> Option<Twin> {
+        self.same_invoice(arrival)
+            .or_else(|| self.same_transfer(arrival))
+    }
+
+    fn near<'b>(&self, arrival: &'b Arrival<'_>) -> impl Fn(&&Booked) -> bool + 'b {
         let window = Duration::days(DUPLICATE_WINDOW_DAYS);
-        let near = |b: &&Booked| {
+        move |b: &&Booked| {
             b.payment_id != arrival.payment_id
                 && (b.received_at - arrival.received_at).abs() <= window
                 && b.allocated
-        };
-        let distance = |b: &Booked| ((b.received_at - arrival.received_at).abs(), b.payment_id);
-        let by_invoice = arrival
+        }
+    }
+
+    /// Rule 1: a booked payment of an invoice the arrival's code names and that is closed.
+    pub fn same_invoice(&self, arrival: &Arrival<'_>) -> Option<Twin> {
+        let near = self.near(arrival);
+        arrival
             .closed_named
             .iter()
             .flat_map(|(id, code)| {
@@ -169,28 +202,35 @@ impl Ledger {
                     .map(move |i| (&self.booked[*i], code))
             })
             .filter(|(b, _)| near(b))
-            .min_by_key(|(b, _)| distance(b));
-        if let Some((b, code)) = by_invoice {
-            return Some(Twin::SameInvoice {
+            .min_by_key(|(b, _)| distance(b, arrival))
+            .map(|(b, code)| Twin::SameInvoice {
                 payment_id: b.payment_id,
                 received_at: b.received_at,
                 code: code.clone(),
-            });
-        }
+            })
+    }
+
+    /// Rule 2: a booked transfer of the same amount, memo words and sender.
+    pub fn same_transfer(&self, arrival: &Arrival<'_>) -> Option<Twin> {
         let key = memo_key(arrival.memo)?;
         self.by_transfer
             .get(&(arrival.amount.dong(), key))
             .into_iter()
             .flatten()
             .map(|i| &self.booked[*i])
-            .filter(near)
+            .filter(self.near(arrival))
             .filter(|b| same_name(b.payer_name.as_deref(), arrival.payer_name))
-            .min_by_key(|b| distance(b))
+            .min_by_key(|b| distance(b, arrival))
             .map(|b| Twin::SameTransfer {
                 payment_id: b.payment_id,
                 received_at: b.received_at,
             })
     }
+}
+
+/// How far a booked payment is from the arrival: nearest in time first, then the lower id.
+fn distance(b: &Booked, arrival: &Arrival<'_>) -> (Duration, i64) {
+    ((b.received_at - arrival.received_at).abs(), b.payment_id)
 }
 
 /// The booked payment the arrival repeats, if any (one look-up; see [`Ledger`] for many).
@@ -321,6 +361,45 @@ mod tests {
                 prop_assert!((b.received_at - a.received_at).abs() <= Duration::days(DUPLICATE_WINDOW_DAYS));
                 prop_assert!(b.allocated);
                 prop_assert_ne!(b.payment_id, a.payment_id);
+            }
+        }
+
+        // The store keeps the memo-decided transfers of a school as one ledger across batches
+        // and looks the codes named up in another: asking each in turn is asking one ledger
+        // that holds both.
+        #[test]
+        fn a_ledger_grown_and_split_answers_as_one(
+            memos in proptest::collection::vec("(an|binh|t11|lop 6a1| ){0,6}", 1..8),
+            hours in proptest::collection::vec(0i64..24 * 20, 1..8),
+            amounts in proptest::collection::vec(1i64..3, 1..8),
+            cut in 0i64..24 * 20,
+        ) {
+            let booked: Vec<Booked> = memos.iter().zip(&hours).zip(&amounts).enumerate()
+                .map(|(i, ((m, h), a))| booked(i as i64, at(1, 0) + Duration::hours(*h), *a, m, if i % 3 == 0 { &[1] } else { &[] }))
+                .collect();
+            let whole = Ledger::new(booked.clone());
+            let (coded, memos_only): (Vec<Booked>, Vec<Booked>) =
+                booked.iter().cloned().partition(|b| !b.invoice_ids.is_empty());
+            let coded = Ledger::new(coded);
+            let mut grown = Ledger::default();
+            for b in memos_only.iter().chain(coded.booked.iter()) {
+                grown.insert(Booked { invoice_ids: vec![], ..b.clone() });
+            }
+            let closed = vec![(1, "QD".to_string())];
+            for memo in &memos {
+                let a = arrival(memo, amounts[0], &closed);
+                prop_assert_eq!(
+                    whole.twin_of(&a),
+                    coded.same_invoice(&a).or_else(|| grown.same_transfer(&a))
+                );
+                // Pruning keeps what is near enough to the arrivals from `cut` on.
+                let since = at(1, 0) + Duration::hours(cut);
+                let later = Arrival { received_at: since + Duration::days(DUPLICATE_WINDOW_DAYS), ..a };
+                let pruned = Ledger::new(memos_only.clone()).since(since);
+                prop_assert_eq!(
+                    pruned.same_transfer(&later),
+                    Ledger::new(memos_only.clone()).same_transfer(&later)
+                );
             }
         }
     }

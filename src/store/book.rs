@@ -37,6 +37,30 @@ pub struct Book {
     pub index: Index,
     /// The position of the school's audit chain this book reflects.
     pub seq: i64,
+    /// The school's transfers allocated from their memo or by hand, as the duplicate rules read
+    /// them, once a batch has read them.
+    pub transfers: Option<Transfers>,
+    /// The school's open reviews, as rule `period_in_review` reads them.
+    pub reviews: Option<KeptReviews>,
+}
+
+/// A school's open reviews, current only while `at_seq` is the book's position: opening one
+/// from the intake batch adds it here, closing one (a match, a dismissal, a refund, another
+/// instance) moves the chain without it, and the next batch reads them again.
+pub struct KeptReviews {
+    pub list: Vec<crate::plan::intake::OpenReview>,
+    pub at_seq: i64,
+}
+
+/// A school's payments allocated other than by a payment code and received from `from` on,
+/// kept beside the book so that a review's duplicate look-up costs the review, not the
+/// window's payments. Current only while `at_seq` is the book's position: a change the intake
+/// batch did not make itself (a hand match, a reversal, another instance) moves the chain
+/// without it, and the next batch reads them again.
+pub struct Transfers {
+    pub ledger: crate::recon::duplicates::Ledger,
+    pub from: chrono::DateTime<chrono::Utc>,
+    pub at_seq: i64,
 }
 
 type Slot = Arc<tokio::sync::Mutex<Option<Book>>>;
@@ -198,6 +222,8 @@ async fn read_book(conn: &mut sqlx::AnyConnection, school: &School) -> Result<Bo
     Ok(Book {
         index: Index::build(&prefix, invoices),
         seq,
+        transfers: None,
+        reviews: None,
     })
 }
 

@@ -4,7 +4,7 @@
 //! an accountant matches it or dismisses suggestions, and a dismissed pair is never suggested
 //! again.
 
-use super::book::{catch_up, written};
+use super::book::{catch_up, written, Transfers};
 use super::ledger::{insert_allocations, load_payment, lock_ledger};
 use super::{now, paginate, rows_per_insert, values_rows, Page, Store, Tx};
 use crate::audit::{self, Chain, Entry};
@@ -616,7 +616,7 @@ pub(super) async fn reconcile_in(
             .iter()
             .filter_map(|(id, ..)| todo.iter().find(|p| p.id == *id).copied())
             .collect();
-        let found = twins(tx, school, &prefix, &arriving, index).await?;
+        let found = twins(tx, school, &prefix, &arriving, index, None).await?;
         for (payment_id, kind, reason, _) in reviews.iter_mut() {
             if let Some(twin) = found.get(payment_id) {
                 *kind = ExceptionKind::Ledger(LedgerIssue::Duplicate);
@@ -878,6 +878,7 @@ pub(super) async fn twins(
     prefix: &SchoolPrefix,
     arriving: &[&ToReconcile],
     open: &Index,
+    kept: Option<(&mut Option<Transfers>, i64)>,
 ) -> Result<HashMap<i64, Twin>> {
     // Invoices named by code, with the payments that pay them.
     let named: Vec<Vec<String>> = arriving
@@ -917,61 +918,67 @@ pub(super) async fn twins(
                 .push(invoice_id);
         }
     }
-    // Transfers that may be repeated: the amount of one whose memo can decide, near in time,
-    // allocated from the memo or by hand (a repeat of a payment allocated by its code names the
-    // same code, found above).
+    // Transfers that may be repeated: near in time, allocated from the memo or by hand (a
+    // repeat of a payment allocated by its code names the same code, found above).
     let window = chrono::Duration::days(DUPLICATE_WINDOW_DAYS);
     let repeatable: Vec<&&ToReconcile> = arriving
         .iter()
         .filter(|p| duplicates::memo_key(p.memo.as_deref().unwrap_or("")).is_some())
         .collect();
-    if let (Some(lo), Some(hi)) = (
+    // A payment being decided is never its own or another arrival's twin (new payments are in
+    // no kept ledger).
+    let arriving_ids: BTreeSet<i64> = arriving.iter().map(|p| p.id).collect();
+    let read: duplicates::Ledger;
+    let transfers: Option<&duplicates::Ledger> = match (
         repeatable.iter().map(|p| p.received_at).min(),
         repeatable.iter().map(|p| p.received_at).max(),
     ) {
-        let amounts: BTreeSet<i64> = repeatable.iter().map(|p| p.amount.dong()).collect();
-        // Allocated after they were received: the partial index on allocations not made by a
-        // code finds the few candidates without reading the window's payments.
-        // Of the arriving amounts only (a repeat has the same amount), at most 500 at a time.
-        let mut rows = Vec::new();
-        let amounts: Vec<i64> = amounts.into_iter().collect();
-        for chunk in amounts.chunks(500) {
-            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 4)).collect();
-            let sql = format!(
-                "SELECT p.id, p.received_at, p.amount, p.memo, p.payer_name FROM payments p
-                 WHERE p.id IN (SELECT a.payment_id FROM allocations a
-                                WHERE a.school_id = $1 AND a.method <> 'payment_code' AND a.created_at >= $2)
-                   AND p.received_at >= $2 AND p.received_at <= $3 AND p.amount IN ({})",
-                list.join(",")
-            );
-            let mut q = sqlx::query(&sql)
-                .bind(school.id)
-                .bind(super::format_time(lo - window))
-                .bind(super::format_time(hi + window));
-            for a in chunk {
-                q = q.bind(*a);
+        (Some(lo), Some(hi)) => {
+            let from = lo - window;
+            match kept {
+                // Kept by the book and current: what was read before, and what batches added.
+                Some((slot, seq)) => {
+                    let current = matches!(slot, Some(t) if t.at_seq == seq && t.from <= from);
+                    if !current {
+                        let ledger =
+                            duplicates::Ledger::new(memo_allocated(tx, school, from, None).await?);
+                        *slot = Some(Transfers {
+                            ledger,
+                            from,
+                            at_seq: seq,
+                        });
+                    } else if let Some(t) = slot.as_mut() {
+                        // Older than any arrival can repeat: let them go, now and then.
+                        if from - t.from > chrono::Duration::days(1) {
+                            let ledger = std::mem::take(&mut t.ledger);
+                            t.ledger = ledger.since(from);
+                            t.from = from;
+                        }
+                    }
+                    slot.as_ref().map(|t| &t.ledger)
+                }
+                None => {
+                    let amounts: BTreeSet<i64> =
+                        repeatable.iter().map(|p| p.amount.dong()).collect();
+                    let mut booked =
+                        memo_allocated(tx, school, from, Some((hi + window, amounts))).await?;
+                    booked.retain(|b| !arriving_ids.contains(&b.payment_id));
+                    read = duplicates::Ledger::new(booked);
+                    Some(&read)
+                }
             }
-            rows.extend(q.fetch_all(&mut **tx).await?);
         }
-        for r in rows {
-            let amount: i64 = r.try_get("amount")?;
-            let id: i64 = r.try_get("id")?;
-            let at: String = r.try_get("received_at")?;
-            let b = booked_entry(&mut booked, id, &at)?;
-            b.amount = Vnd::new(amount).map_err(|e| Error::Internal(e.to_string()))?;
-            b.memo = r.try_get::<Option<String>, _>("memo")?.unwrap_or_default();
-            b.payer_name = r.try_get("payer_name")?;
-        }
+        _ => None,
+    };
+    for id in &arriving_ids {
+        booked.remove(id);
     }
-    for p in arriving {
-        booked.remove(&p.id);
-    }
-    if booked.is_empty() {
+    if booked.is_empty() && transfers.map_or(true, |t| t.is_empty()) {
         return Ok(HashMap::new());
     }
     let mut booked: Vec<Booked> = booked.into_values().collect();
     booked.sort_by_key(|b| b.payment_id);
-    let ledger = duplicates::Ledger::new(booked);
+    let coded = duplicates::Ledger::new(booked);
     let mut out = HashMap::new();
     for (p, codes) in arriving.iter().zip(&named) {
         let closed: Vec<(i64, String)> = codes
@@ -987,9 +994,72 @@ pub(super) async fn twins(
             payer_name: p.payer_name.as_deref(),
             closed_named: &closed,
         };
-        if let Some(twin) = ledger.twin_of(&arrival) {
+        let twin = coded
+            .same_invoice(&arrival)
+            .or_else(|| transfers.and_then(|t| t.same_transfer(&arrival)));
+        if let Some(twin) = twin {
             out.insert(p.id, twin);
         }
+    }
+    Ok(out)
+}
+
+/// The school's payments allocated after `from` other than by a payment code and received from
+/// `from` on (up to a time and of some amounts only, when given): the transfers the duplicate
+/// rules compare memos with. The partial index on allocations not made by a code finds them
+/// without reading the window's payments.
+async fn memo_allocated(
+    tx: &mut Tx,
+    school: &School,
+    from: DateTime<Utc>,
+    only: Option<(DateTime<Utc>, BTreeSet<i64>)>,
+) -> Result<Vec<Booked>> {
+    let base = "SELECT p.id, p.received_at, p.amount, p.memo, p.payer_name FROM payments p
+                WHERE p.id IN (SELECT a.payment_id FROM allocations a
+                               WHERE a.school_id = $1 AND a.method <> 'payment_code' AND a.created_at >= $2)
+                  AND p.received_at >= $2";
+    let mut rows = Vec::new();
+    match only {
+        None => {
+            rows = sqlx::query(base)
+                .bind(school.id)
+                .bind(super::format_time(from))
+                .fetch_all(&mut **tx)
+                .await?;
+        }
+        Some((to, amounts)) => {
+            // Of the arriving amounts only (a repeat has the same amount), 500 at a time.
+            let amounts: Vec<i64> = amounts.into_iter().collect();
+            for chunk in amounts.chunks(500) {
+                let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 4)).collect();
+                let sql = format!(
+                    "{base} AND p.received_at <= $3 AND p.amount IN ({})",
+                    list.join(",")
+                );
+                let mut q = sqlx::query(&sql)
+                    .bind(school.id)
+                    .bind(super::format_time(from))
+                    .bind(super::format_time(to));
+                for a in chunk {
+                    q = q.bind(*a);
+                }
+                rows.extend(q.fetch_all(&mut **tx).await?);
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let amount: i64 = r.try_get("amount")?;
+        let at: String = r.try_get("received_at")?;
+        out.push(Booked {
+            payment_id: r.try_get("id")?,
+            received_at: parse_time(&at)?,
+            amount: Vnd::new(amount).map_err(|e| Error::Internal(e.to_string()))?,
+            memo: r.try_get::<Option<String>, _>("memo")?.unwrap_or_default(),
+            payer_name: r.try_get("payer_name")?,
+            invoice_ids: vec![],
+            allocated: true,
+        });
     }
     Ok(out)
 }

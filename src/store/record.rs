@@ -9,20 +9,22 @@
 //! the school's book (`book.rs`), so no payment is ever written without either its
 //! allocations or its exception.
 
-use super::book::{catch_up_all, Book};
+use super::book::{catch_up_all, Book, KeptReviews, Transfers};
 use super::recon::{twins, StoredSuggestions, ToReconcile};
 use super::seen::{self, Seen};
 use super::webhooks::{insert_events, NewEvent};
 use super::{format_time, now, rows_per_insert, values_rows, Store, Tx};
 use crate::audit::{self, Chain, Entry};
-use crate::domain::ledger::receipt_number;
+use crate::domain::ledger::{receipt_number, AllocationMethod};
 use crate::domain::money::Vnd;
 use crate::error::{Error, Result};
 use crate::plan::fees::{FeeRow, ScheduleRow};
 use crate::plan::intake::{
-    self, Allocate, Create, Job as PlanJob, NewPayment, Planned, Recorded, Refusal, Snapshot,
+    self, Allocate, Create, Job as PlanJob, NewPayment, OpenReview, Planned, Recorded, Refusal,
+    Snapshot,
 };
 use crate::plan::queue::{ExceptionKind, LedgerIssue};
+use crate::recon::duplicates::Booked;
 use crate::recon::Index;
 use crate::store::ledger::vietnam;
 use crate::store::org::School;
@@ -225,25 +227,106 @@ impl Store {
                 let schools: BTreeSet<i64> = jobs.iter().map(|j| j.school.id).collect();
                 lock_ledgers(&mut tx, &schools).await?;
             }
-            let seen = seen::read(&mut tx, &jobs, &engine, &engine).await?;
+            // The open reviews a book keeps are taken as current if the chain has not moved
+            // since; the chain's position comes with the same statement, so they are checked
+            // after it, and read when it moved.
+            let kept_reviews: BTreeMap<i64, i64> = guards
+                .iter()
+                .filter_map(|(s, g)| match g.as_ref() {
+                    Some(Book {
+                        seq,
+                        reviews: Some(r),
+                        ..
+                    }) if r.at_seq == *seq => Some((s.id, *seq)),
+                    _ => None,
+                })
+                .collect();
+            let to_read: BTreeSet<i64> = engine
+                .iter()
+                .filter(|id| !kept_reviews.contains_key(id))
+                .copied()
+                .collect();
+            let mut seen = seen::read(&mut tx, &jobs, &engine, &to_read).await?;
             drop(jobs);
+            let moved: BTreeSet<i64> = kept_reviews
+                .iter()
+                .filter(|(id, seq)| seen.chain_seqs.get(id) != Some(seq))
+                .map(|(id, _)| *id)
+                .collect();
+            if !moved.is_empty() {
+                let again = seen::read(&mut tx, &[], &BTreeSet::new(), &moved).await?;
+                seen.open_reviews.extend(again.open_reviews);
+            }
+            for (s, g) in guards.iter() {
+                if let (
+                    Some(Book {
+                        reviews: Some(r), ..
+                    }),
+                    false,
+                ) = (
+                    g.as_ref(),
+                    moved.contains(&s.id) || !kept_reviews.contains_key(&s.id),
+                ) {
+                    seen.open_reviews.extend(r.list.iter().cloned());
+                }
+            }
+            seen.open_reviews.sort_by_key(|r| r.payment_id);
             {
                 let mut books: Vec<(&School, &mut Option<Book>)> =
                     guards.iter_mut().map(|(s, g)| (*s, &mut **g)).collect();
                 catch_up_all(&mut tx, &mut books, &seen.chain_seqs).await?;
             }
-            let recorded = {
-                let mut books: BTreeMap<i64, &mut Index> = guards
-                    .iter_mut()
-                    .filter_map(|(s, g)| g.as_mut().map(|b: &mut Book| (s.id, &mut b.index)))
-                    .collect();
-                record_batch_in(&mut tx, items, &mut books, Loaded { seen, schedules }).await?
+            // Caught up, each book keeps its school's open reviews at its position.
+            for (s, g) in guards.iter_mut() {
+                if let Some(b) = g.as_mut() {
+                    b.reviews = Some(KeptReviews {
+                        list: seen
+                            .open_reviews
+                            .iter()
+                            .filter(|r| r.school_id == s.id)
+                            .cloned()
+                            .collect(),
+                        at_seq: b.seq,
+                    });
+                }
+            }
+            let mut recorded = {
+                let mut books: BTreeMap<i64, &mut Index> = BTreeMap::new();
+                let mut kept: KeptTransfers<'_> = BTreeMap::new();
+                for (s, g) in guards.iter_mut() {
+                    if let Some(b) = g.as_mut() {
+                        books.insert(s.id, &mut b.index);
+                        kept.insert(s.id, (&mut b.transfers, b.seq));
+                    }
+                }
+                record_batch_in(
+                    &mut tx,
+                    items,
+                    &mut books,
+                    &mut kept,
+                    Loaded { seen, schedules },
+                )
+                .await?
             };
             // The books now hold what the batch wrote: their position is the chains' new
-            // length (a school that got no record keeps the position it was caught up to).
+            // length (a school that got no record keeps the position it was caught up to), and
+            // the transfers they keep, if current, what it allocated.
             for (school, book) in guards.iter_mut() {
                 if let (Some(b), Some(n)) = (book.as_mut(), recorded.chain_lengths.get(&school.id))
                 {
+                    if let Some(r) = b.reviews.as_mut().filter(|r| r.at_seq == b.seq) {
+                        r.list
+                            .extend(recorded.reviews.remove(&school.id).unwrap_or_default());
+                        r.at_seq = *n;
+                    }
+                    if let Some(t) = b.transfers.as_mut().filter(|t| t.at_seq == b.seq) {
+                        for p in recorded.transfers.remove(&school.id).unwrap_or_default() {
+                            if p.received_at >= t.from {
+                                t.ledger.insert(p);
+                            }
+                        }
+                        t.at_seq = *n;
+                    }
                     b.seq = *n;
                 }
             }
@@ -268,6 +351,7 @@ pub(super) async fn record_batch_in(
     tx: &mut Tx,
     items: &mut [BatchItem],
     books: &mut BTreeMap<i64, &mut Index>,
+    kept: &mut KeptTransfers<'_>,
     loaded: Loaded,
 ) -> Result<BatchWritten> {
     let Loaded { seen, schedules } = loaded;
@@ -344,7 +428,7 @@ pub(super) async fn record_batch_in(
     // A review that one earlier in the batch claims against names its payment.
     intake::name_batch_claimants(&mut plans, &ids);
     // A payment in review that repeats one already booked is a refund candidate.
-    refine_reviews(tx, items, &mut plans, &ids, books).await?;
+    refine_reviews(tx, items, &mut plans, &ids, books, kept).await?;
 
     // The payment each item became.
     let payment_of = |idx: usize, plan: &Planned| -> Option<i64> {
@@ -469,6 +553,34 @@ pub(super) async fn record_batch_in(
             exception_ids
         }
     };
+    let mut transfers: BTreeMap<i64, Vec<Booked>> = BTreeMap::new();
+    let mut reviews: BTreeMap<i64, Vec<OpenReview>> = BTreeMap::new();
+    for (idx, item) in items.iter().enumerate() {
+        if let (Some(job), Some(Planned::Create(c)), Some(id)) =
+            (&item.job, &plans[idx], ids.get(&idx))
+        {
+            if let Some(r) = &c.review {
+                reviews.entry(job.school.id).or_default().push(OpenReview {
+                    school_id: job.school.id,
+                    payment_id: *id,
+                    top: intake::review_claims(r),
+                });
+            }
+            if c.allocations.is_empty() || c.method == AllocationMethod::PaymentCode {
+                continue;
+            }
+            let p = &job.payment;
+            transfers.entry(job.school.id).or_default().push(Booked {
+                payment_id: *id,
+                received_at: p.received_at,
+                amount: p.amount,
+                memo: p.memo.clone().unwrap_or_default(),
+                payer_name: p.payer_name.clone(),
+                invoice_ids: vec![],
+                allocated: true,
+            });
+        }
+    }
     let outcomes = plans
         .into_iter()
         .enumerate()
@@ -486,6 +598,8 @@ pub(super) async fn record_batch_in(
     Ok(BatchWritten {
         outcomes,
         chain_lengths,
+        transfers,
+        reviews,
     })
 }
 
@@ -495,7 +609,15 @@ pub(super) struct BatchWritten {
     pub outcomes: Vec<Option<Outcome>>,
     /// school id → its chain's length after the batch, for each school it wrote records of.
     pub chain_lengths: BTreeMap<i64, i64>,
+    /// school id → the payments the batch allocated other than by a payment code, as the
+    /// duplicate rules read them.
+    pub transfers: BTreeMap<i64, Vec<Booked>>,
+    /// school id → the reviews the batch opened, as rule `period_in_review` reads them.
+    pub reviews: BTreeMap<i64, Vec<OpenReview>>,
 }
+
+/// school id → the transfers its book keeps, and the book's position.
+pub(super) type KeptTransfers<'a> = BTreeMap<i64, (&'a mut Option<Transfers>, i64)>;
 
 /// Turns the reviews of payments that repeat a transfer already booked into refund candidates
 /// (rules in [`crate::recon::duplicates`]).
@@ -505,6 +627,7 @@ async fn refine_reviews(
     plans: &mut [Option<Planned>],
     ids: &HashMap<usize, i64>,
     books: &BTreeMap<i64, &mut Index>,
+    kept: &mut KeptTransfers<'_>,
 ) -> Result<()> {
     let mut by_school: BTreeMap<i64, (School, Vec<(usize, ToReconcile)>)> = BTreeMap::new();
     for (idx, item) in items.iter().enumerate() {
@@ -542,7 +665,8 @@ async fn refine_reviews(
         let prefix = crate::domain::code::SchoolPrefix::parse(&school.payment_prefix)
             .map_err(|e| Error::Internal(e.to_string()))?;
         let refs: Vec<&ToReconcile> = arriving.iter().map(|(_, p)| p).collect();
-        let found = twins(tx, &school, &prefix, &refs, index).await?;
+        let slot = kept.get_mut(&school_id).map(|(t, seq)| (&mut **t, *seq));
+        let found = twins(tx, &school, &prefix, &refs, index, slot).await?;
         for (idx, p) in &arriving {
             if let (
                 Some(twin),

@@ -379,7 +379,7 @@ async fn import_lines_in(
     let results = {
         let loaded = Loaded::read(tx, &items, &BTreeSet::from([school.id])).await?;
         let mut books = std::collections::BTreeMap::from([(school.id, &mut *index)]);
-        record_batch_in(tx, &mut items, &mut books, loaded)
+        record_batch_in(tx, &mut items, &mut books, &mut Default::default(), loaded)
             .await?
             .outcomes
     };

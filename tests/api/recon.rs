@@ -760,9 +760,68 @@ async fn duplicate_flow(app: TestApp) {
         invoice_status(&app, &sc, "QD3CFPSA").await,
         ("paid".to_string(), 1_235_000)
     );
+
+    // After hand work on the queue (the refund above), the transfers the service keeps in
+    // memory are read again: one more repeat is still called one.
+    let third = transfer(
+        &app,
+        &path,
+        &key,
+        16,
+        "hoc phi Tran Thi Bich Ngoc lop 7A2",
+        1_566_800,
+    )
+    .await;
+    let queue = open_exceptions(&app, &sc).await;
+    let e = exception_of(&queue, third);
+    assert_eq!(e["kind"], "duplicate", "{e}");
 }
 
 crate::on_both_backends!(duplicates, duplicate_flow);
+
+/// The open reviews the service keeps in memory follow what the accountant does: a review
+/// dismissed by hand no longer claims its month against the next transfer.
+async fn kept_reviews_follow_hand_work_flow(app: TestApp) {
+    let (sc, key, path) = sepay_school(&app, "6868123456789").await;
+    let (_, huy_code) = invoice_of(&app, &sc, "HS0005").await;
+    let first = transfer(&app, &path, &key, 41, "nop tien hoc Pham Gia Huy", 500_000).await;
+    let e1 = exception_of(&open_exceptions(&app, &sc).await, first);
+    assert_eq!(e1["kind"], "amount_mismatch", "{e1}");
+    let (s, b) = app
+        .post(
+            &format!(
+                "/api/v1/schools/{}/exceptions/{}/dismiss",
+                sc.school_id, e1["id"]
+            ),
+            &sc.accountant,
+            json!({"reason": "not for this school"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let second = transfer(
+        &app,
+        &path,
+        &key,
+        42,
+        "hoc phi T9 Pham Gia Huy 6A2",
+        1_385_000,
+    )
+    .await;
+    assert_eq!(
+        app.count(&format!("allocations WHERE payment_id = {second}"))
+            .await,
+        1
+    );
+    assert_eq!(
+        invoice_status(&app, &sc, &huy_code).await,
+        ("paid".to_string(), 1_385_000)
+    );
+}
+
+crate::on_both_backends!(
+    kept_reviews_follow_hand_work,
+    kept_reviews_follow_hand_work_flow
+);
 
 /// The open exception of a payment.
 fn exception_of(queue: &[Value], payment_id: i64) -> Value {
