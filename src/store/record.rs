@@ -276,9 +276,10 @@ impl Store {
                     guards.iter_mut().map(|(s, g)| (*s, &mut **g)).collect();
                 catch_up_all(&mut tx, &mut books, &seen.chain_seqs).await?;
             }
-            // Caught up, each book keeps its school's open reviews at its position.
+            // Caught up, each book whose reviews were read keeps them at its position.
             for (s, g) in guards.iter_mut() {
-                if let Some(b) = g.as_mut() {
+                let current = kept_reviews.contains_key(&s.id) && !moved.contains(&s.id);
+                if let (Some(b), false) = (g.as_mut(), current) {
                     b.reviews = Some(KeptReviews {
                         list: seen
                             .open_reviews
