@@ -1,13 +1,13 @@
 //! The rules in their order: codes first (rules 1 to 4), then student codes and names.
 
 use super::candidates::Ctx;
-use super::reading::{read_people, Mention};
+use super::reading::{read_people, Mention, People};
 use super::siblings::{shares_written, sibling_readings};
 use super::student::given_name_and_class;
 use super::suggestions::{auto, review, review_earlier, suggestion};
 use super::{Decision, Evidence, Incoming, Index, ReviewReason, Rule, Suggestion};
 use crate::recon::codes::{self, Found};
-use crate::recon::memo;
+use crate::recon::memo::{self, Memo};
 use crate::recon::period;
 
 /// [`decide`](super::decide) on a memo and order reference already cut to [`MAX_MEMO_CHARS`].
@@ -25,7 +25,18 @@ pub(super) fn decide_read(
         classes: people.classes.clone(),
         stated: period::read(incoming.memo),
     };
+    let decision = rules(index, incoming, &memo, &people, &ctx);
+    ctx.render_notes(decision)
+}
 
+/// The rules on a transfer read: its memo, the people it names and its context.
+fn rules(
+    index: &Index,
+    incoming: &Incoming,
+    memo: &Memo,
+    people: &People,
+    ctx: &Ctx<'_>,
+) -> Decision {
     // Codes: the order reference first (the payer's app put it there), then memo order.
     let mut found: Vec<(codes::Hit, bool)> = Vec::new();
     if let Some(r) = incoming.order_ref {
@@ -220,7 +231,7 @@ pub(super) fn decide_read(
     // Rules 5, 6 and 8: student codes and names.
     if people.mentions.is_empty() {
         let suggestions = suggest();
-        if let Some(d) = given_name_and_class(&ctx, &people, &suggestions) {
+        if let Some(d) = given_name_and_class(ctx, people, &suggestions) {
             return d;
         }
         let reason = if people.weak.is_empty() {
@@ -275,7 +286,7 @@ pub(super) fn decide_read(
     match students.as_slice() {
         [s] => ctx.decide_student(*s, evidence, &suggest),
         _ => {
-            let shares = shares_written(&memo, incoming, &named_at, &students);
+            let shares = shares_written(memo, incoming, &named_at, &students);
             ctx.decide_siblings(&students, &shares, evidence, &suggest)
         }
     }

@@ -344,6 +344,9 @@ pub struct Suggestion {
     /// not known): among suggestions of equal evidence, the closer fit ranks first.
     #[serde(skip)]
     gap: i64,
+    /// The period's words before they are written into `period` (see [`suggestions::Note`]).
+    #[serde(skip)]
+    note: Option<suggestions::Note>,
 }
 
 impl Suggestion {

@@ -63,29 +63,21 @@ impl Ctx<'_> {
                     self.amount_evidence(owed)
                 };
                 out.push(self.fitted(
-                    suggestion_with(
+                    noted(
                         self.fill(&targets),
                         with(&[Evidence::PeriodStated, amount]),
-                        Some(self.read_from(&targets)),
+                        Note::ReadFrom(targets),
                     ),
                     owed,
                 ));
             }
         }
-        let why_not = if self.stated.is_empty() {
-            "no month written".to_string()
-        } else {
-            format!("not the month written (\"{}\")", self.stated.words())
-        };
         if open.len() > 1 && self.amount.dong() == self.owed(&open) {
             out.push(self.fitted(
-                suggestion_with(
+                noted(
                     self.fill(&open),
                     with(&[Evidence::AmountEqualsStudentTotal]),
-                    Some(format!(
-                        "{}, all open: the amount is their total, {why_not}",
-                        self.periods(&open)
-                    )),
+                    Note::AllOpen(open.clone()),
                 ),
                 0,
             ));
@@ -94,31 +86,87 @@ impl Ctx<'_> {
             let inv = &index.invoices[i];
             if inv.open == self.amount {
                 out.push(self.fitted(
-                    suggestion_with(
+                    noted(
                         vec![(inv.id, inv.open)],
                         with(&[Evidence::AmountEqualsBalance]),
-                        Some(format!(
-                            "{}: its balance is the amount, {why_not}",
-                            inv.period
-                        )),
+                        Note::BalanceIsAmount(i),
                     ),
                     0,
                 ));
             }
         }
+        let owed = self.owed(&open);
         out.push(self.fitted(
-            suggestion_with(
+            noted(
                 self.fill(&open),
                 with(&[Evidence::OldestOpen]),
-                Some(format!(
-                    "{}: the oldest open first, {why_not}",
-                    index.invoices[oldest].period
-                )),
+                Note::OldestOpen(oldest),
             ),
-            self.owed(&open),
+            owed,
         ));
         out
     }
+}
+
+/// What a student's suggestion says of its period, put in words only for the suggestions a
+/// review keeps: a pupil's name that dozens of pupils carry gives hundreds of candidates, and
+/// wording each was most of the cost of deciding such a transfer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Note {
+    /// The months written: these invoices (indices).
+    ReadFrom(Vec<usize>),
+    /// All the student's open invoices: the amount is their total.
+    AllOpen(Vec<usize>),
+    /// This invoice's balance is the amount.
+    BalanceIsAmount(usize),
+    /// The oldest open invoice first.
+    OldestOpen(usize),
+}
+
+impl Ctx<'_> {
+    /// "2025-11, read from \"T11\"", "2025-10: its balance is the amount, no month written".
+    fn note_words(&self, note: &Note) -> String {
+        let why_not = || {
+            if self.stated.is_empty() {
+                "no month written".to_string()
+            } else {
+                format!("not the month written (\"{}\")", self.stated.words())
+            }
+        };
+        let period = |i: usize| self.index.invoices[i].period.as_str();
+        match note {
+            Note::ReadFrom(invoices) => self.read_from(invoices),
+            Note::AllOpen(invoices) => format!(
+                "{}, all open: the amount is their total, {}",
+                self.periods(invoices),
+                why_not()
+            ),
+            Note::BalanceIsAmount(i) => {
+                format!("{}: its balance is the amount, {}", period(*i), why_not())
+            }
+            Note::OldestOpen(i) => {
+                format!("{}: the oldest open first, {}", period(*i), why_not())
+            }
+        }
+    }
+
+    /// The decision with its suggestions' notes in words.
+    pub(super) fn render_notes(&self, mut decision: Decision) -> Decision {
+        if let Decision::Review { suggestions, .. } = &mut decision {
+            for s in suggestions {
+                if let Some(note) = s.note.take() {
+                    s.period = Some(self.note_words(&note));
+                }
+            }
+        }
+        decision
+    }
+}
+
+fn noted(allocations: Vec<(i64, Vnd)>, evidence: Vec<Evidence>, note: Note) -> Suggestion {
+    let mut s = suggestion_with(allocations, evidence, None);
+    s.note = Some(note);
+    s
 }
 
 pub(super) fn suggestion(allocations: Vec<(i64, Vnd)>, evidence: Vec<Evidence>) -> Suggestion {
@@ -136,6 +184,7 @@ pub(super) fn suggestion_with(
         evidence,
         strength: Strength::Weak,
         period,
+        note: None,
         gap: i64::MAX,
     };
     let score = s.score();
@@ -163,12 +212,8 @@ pub(super) fn review_earlier(
     let mut ranked: Vec<(usize, Suggestion)> = suggestions.into_iter().enumerate().collect();
     // Rule 9: the evidence (a month written outweighs an amount, which outweighs the oldest
     // open), then the amount's fit, then the order found (each student's oldest open first).
-    ranked.sort_by(|(ia, a), (ib, b)| {
-        b.score()
-            .cmp(&a.score())
-            .then(a.gap.cmp(&b.gap))
-            .then(ia.cmp(ib))
-    });
+    // Keys computed once: a much-shared name gives hundreds of candidates.
+    ranked.sort_by_cached_key(|(i, s)| (std::cmp::Reverse(s.score()), s.gap, *i));
     let mut out: Vec<Suggestion> = Vec::new();
     for (_, s) in ranked {
         if !out.iter().any(|o| o.allocations == s.allocations) {
