@@ -150,9 +150,19 @@ pub(super) fn read_people(index: &Index, memo: &Memo, payer: Option<&str>, raw: 
             }
             candidates.sort_unstable();
             candidates.dedup();
+            // Namesakes are compared once: a popular name is carried by dozens of pupils.
+            let mut compared: Vec<(&[String], Option<names::NameMatch>)> = Vec::new();
             for s in candidates {
-                if let Some(m) = names::compare_words(&words[span.clone()], &index.students[s].name)
-                {
+                let name = index.students[s].name.as_slice();
+                let found = match compared.iter().find(|(n, _)| *n == name) {
+                    Some((_, m)) => m.clone(),
+                    None => {
+                        let m = names::compare_words(&words[span.clone()], name);
+                        compared.push((name, m.clone()));
+                        m
+                    }
+                };
+                if let Some(m) = found {
                     // Out of written order, a name does not begin or end with a word of the
                     // memo's own phrases ("chuyen TIEN HUYNH QUOC" is no "Huynh Quoc Tien").
                     if !m.ordered && (memo.tokens[i].filler || memo.tokens[i + k - 1].filler) {
