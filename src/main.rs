@@ -17,6 +17,12 @@ use std::path::PathBuf;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
+// A school's index is millions of small allocations kept for hours beside short-lived request
+// ones; glibc's allocator spent a fifth of the intake writer's time on its free lists there
+// (`perf`, benches/recon.rs), mimalloc's size-class pages do not.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "feerecon",
