@@ -14,6 +14,7 @@ pub mod invoices;
 pub mod limits;
 pub mod openapi;
 pub mod org;
+pub mod pages;
 pub mod parents;
 pub mod payments;
 pub mod privacy;
@@ -203,6 +204,7 @@ pub fn app(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(extract::JSON_LIMIT))
+        .layer(axum::middleware::from_fn(pages::headers))
         // A body not sent in time ends the request: nobody holds a connection open by sending
         // a byte a minute.
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(

@@ -690,18 +690,20 @@ async fn receipt(
     Ok(Json(build_receipt(&st, &caller, school_id, id).await?))
 }
 
+/// The receipt's one inline style, named by hash in its Content-Security-Policy.
+const RECEIPT_CSS: &str = r#"body{font-family:"Times New Roman",serif;max-width:46em;margin:2em auto;color:#000}
+h1{font-size:1.4em;text-align:center;margin:.2em 0}.c{text-align:center}
+table{border-collapse:collapse;width:100%;margin:.8em 0}td,th{border:1px solid #444;padding:.25em .5em;text-align:left}
+td.n,th.n{text-align:right}.muted{color:#444;font-size:.9em}
+@media print{body{margin:0}}
+"#;
+
 #[derive(Template)]
 #[template(
     ext = "html",
     source = r#"<!doctype html>
 <html lang="vi"><head><meta charset="utf-8"><title>Biên lai {{ r.receipt_no }}</title>
-<style>
-body{font-family:"Times New Roman",serif;max-width:46em;margin:2em auto;color:#000}
-h1{font-size:1.4em;text-align:center;margin:.2em 0}.c{text-align:center}
-table{border-collapse:collapse;width:100%;margin:.8em 0}td,th{border:1px solid #444;padding:.25em .5em;text-align:left}
-td.n,th.n{text-align:right}.muted{color:#444;font-size:.9em}
-@media print{body{margin:0}}
-</style></head><body>
+<style>{{ css|safe }}</style></head><body>
 <p class="c"><strong>{{ r.school_name }}</strong></p>
 <h1>BIÊN LAI THU TIỀN{% if r.payment.reverses_payment_id.is_some() %} (HỦY){% endif %}</h1>
 <p class="c">Số: <strong>{{ r.receipt_no }}</strong> · {{ r.received_at_local }} (giờ Việt Nam)</p>
@@ -725,6 +727,7 @@ td.n,th.n{text-align:right}.muted{color:#444;font-size:.9em}
 </body></html>"#
 )]
 struct ReceiptPage<'a> {
+    css: &'static str,
     r: &'a Receipt,
     payer: &'a str,
     channel: &'static str,
@@ -765,6 +768,7 @@ async fn receipt_html(
         Channel::Ewallet => "Ví điện tử",
     };
     let page = ReceiptPage {
+        css: RECEIPT_CSS,
         r: &r,
         payer: r.payment.payer_name.as_deref().unwrap_or("—"),
         channel,
@@ -773,8 +777,16 @@ async fn receipt_html(
         .render()
         .map_err(|e| Error::Internal(format!("receipt template: {e}")))?;
     let students = r.invoices.iter().map(|i| i.student_id);
-    Ok(super::privacy::Disclosed::students(students)
-        .attach(([(header::CACHE_CONTROL, "no-store")], Html(html))))
+    Ok(super::privacy::Disclosed::students(students).attach((
+        [
+            (header::CACHE_CONTROL, "no-store".to_string()),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                super::pages::policy_with_style(RECEIPT_CSS),
+            ),
+        ],
+        Html(html),
+    )))
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

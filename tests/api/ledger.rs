@@ -228,7 +228,17 @@ both_backends! {
             .bearer_auth(&sc.cashier).send().await.expect("send");
         assert_eq!(r.status(), StatusCode::OK);
         assert!(r.headers()["content-type"].to_str().expect("ct").starts_with("text/html"));
+        let header = |name: &str| r.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        let policy = header("content-security-policy");
+        assert!(!policy.contains("unsafe-inline") && policy.contains("frame-ancestors 'none'") && policy.contains("default-src 'none'"), "{policy}");
+        assert_eq!(header("x-content-type-options"), "nosniff");
+        assert_eq!(header("referrer-policy"), "no-referrer");
         let html = r.text().await.expect("html");
+        // The one inline style is the one the policy names by hash, so the page keeps its look.
+        let css = html.split_once("<style>").and_then(|(_, rest)| rest.split_once("</style>")).map(|(css, _)| css).expect("style");
+        assert!(policy.contains(&feerecon::http::pages::style_hash(css)), "{policy}");
+        assert_eq!(html.matches("<style").count(), 1);
+        assert!(!html.contains("<script") && !html.contains(" style="));
         for needle in ["BIÊN LAI THU TIỀN", p["receipt_no"].as_str().expect("no"), "Một triệu năm trăm nghìn đồng", "1.500.000 ₫",
                        "THCS Lê Quý Đôn", "Nguyễn Minh Anh", "Tiền ăn bán trú", "Tiền mặt", "Không có phí", "+07:00"] {
             assert!(html.contains(needle), "missing {needle}");
