@@ -23,12 +23,9 @@ pub fn style_hash(css: &str) -> String {
     )
 }
 
-/// A page's policy allowing its one inline style, and nothing else.
+/// [`STRICT_POLICY`] allowing one inline style, and nothing else.
 pub fn policy_with_style(css: &str) -> String {
-    format!(
-        "default-src 'none'; style-src {}; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        style_hash(css)
-    )
+    format!("{STRICT_POLICY}; style-src {}", style_hash(css))
 }
 
 fn is_html(headers: &HeaderMap) -> bool {

@@ -320,10 +320,7 @@ fn private_headers(headers: &mut HeaderMap) {
         (header::CACHE_CONTROL, "no-store"),
         (header::REFERRER_POLICY, "no-referrer"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
+        (header::CONTENT_SECURITY_POLICY, super::pages::STRICT_POLICY),
     ] {
         headers.insert(name, HeaderValue::from_static(value));
     }

@@ -690,6 +690,10 @@ async fn receipt(
     Ok(Json(build_receipt(&st, &caller, school_id, id).await?))
 }
 
+/// The receipt's policy, naming [`RECEIPT_CSS`] by hash: computed once.
+static RECEIPT_POLICY: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| super::pages::policy_with_style(RECEIPT_CSS));
+
 /// The receipt's one inline style, named by hash in its Content-Security-Policy.
 const RECEIPT_CSS: &str = r#"body{font-family:"Times New Roman",serif;max-width:46em;margin:2em auto;color:#000}
 h1{font-size:1.4em;text-align:center;margin:.2em 0}.c{text-align:center}
@@ -780,10 +784,7 @@ async fn receipt_html(
     Ok(super::privacy::Disclosed::students(students).attach((
         [
             (header::CACHE_CONTROL, "no-store".to_string()),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                super::pages::policy_with_style(RECEIPT_CSS),
-            ),
+            (header::CONTENT_SECURITY_POLICY, RECEIPT_POLICY.clone()),
         ],
         Html(html),
     )))

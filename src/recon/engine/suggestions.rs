@@ -95,14 +95,13 @@ impl Ctx<'_> {
                 ));
             }
         }
-        let owed = self.owed(&open);
         out.push(self.fitted(
             noted(
                 self.fill(&open),
                 with(&[Evidence::OldestOpen]),
                 Note::OldestOpen(oldest),
             ),
-            owed,
+            self.owed(&open),
         ));
         out
     }
